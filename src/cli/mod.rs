@@ -1,0 +1,107 @@
+//! The `lanternfish` command line: argument parsing and dispatch. Every command returns
+//! `anyhow::Result`; an error prints one line starting with `error:` and exits with code 1
+//! (bad arguments exit with clap's code 2), never a panic.
+
+mod info;
+mod quantize;
+mod tensor;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lanternfish",
+    version,
+    about = "Run DeepSeek-architecture GGUF models offline on any GPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a GGUF model: architecture, hyper-parameters, tokenizer, tensors and bytes per type.
+    Info(info::InfoArgs),
+    /// Dequantize one tensor to a numpy .npy file of f32 (shape outermost first).
+    Tensor(tensor::TensorArgs),
+    /// Write a copy of a GGUF model with its weights in another quant type or K-quant mix.
+    Quantize(quantize::QuantizeArgs),
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args),
+        Command::Tensor(args) => tensor::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A sibling path for writing `path` atomically: write there, then rename over `path`.
+fn temp_path_for(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes a file through `write` into a temporary sibling and renames it into place, so a
+/// failure or a kill never leaves a half-written file under the final name.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let temp = temp_path_for(path);
+    let result = (|| {
+        let file = std::fs::File::create(&temp)
+            .with_context(|| format!("cannot create {}", temp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        std::fs::rename(&temp, path)
+            .with_context(|| format!("cannot rename {} to {}", temp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Human-readable byte count (binary units).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,1 @@
+//! wgpu device selection and compute kernels.

@@ -1,0 +1,22 @@
+//! # lanternfish: DeepSeek-architecture GGUF inference on any GPU
+//!
+//! Brief overview: [`gguf`] maps a GGUF file (or a set of split files) and gives zero-copy views of
+//! its metadata and tensor bytes; the block formats live in the `lanternfish-quant` crate
+//! (re-exported as [`quant`]); [`gpu`] owns wgpu device selection and compute kernels; [`cli`]
+//! holds the `lanternfish` command-line front end.
+//!
+//! ```no_run
+//! let model = lanternfish::gguf::GgufModel::open("model.gguf".as_ref())?;
+//! println!("{} tensors", model.tensors().count());
+//! # Ok::<(), lanternfish::Error>(())
+//! ```
+
+pub mod cli;
+pub mod error;
+pub mod gguf;
+pub mod gpu;
+pub mod npy;
+pub mod quantize;
+
+pub use error::{Error, Result};
+pub use lanternfish_quant as quant;
