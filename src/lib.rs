@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod npy;
 pub mod quantize;
+pub mod synth;
 
 pub use error::{Error, Result};
 pub use lanternfish_quant as quant;

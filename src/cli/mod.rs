@@ -4,6 +4,7 @@
 
 mod info;
 mod quantize;
+mod synth;
 mod tensor;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ enum Command {
     Tensor(tensor::TensorArgs),
     /// Write a copy of a GGUF model with its weights in another quant type or K-quant mix.
     Quantize(quantize::QuantizeArgs),
+    /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Tensor(args) => tensor::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::Synth(args) => synth::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

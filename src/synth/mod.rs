@@ -1,0 +1,277 @@
+//! Synthetic deepseek2 models: random weights with the real shapes and metadata of a preset, the
+//! real DeepSeek-V3 tokenizer and chat template, written as a GGUF. Tests and benchmarks use these
+//! instead of downloaded weights.
+//!
+//! The same seed gives the same weights whatever the thread count, quant type or MLA layout (each
+//! row has its own random stream), so files of one seed differ only by their encoding.
+
+mod presets;
+mod rng;
+mod tensors;
+
+pub use presets::SynthConfig;
+pub use tensors::{Init, Layout, TensorSpec, tensor_specs};
+
+use std::io::Write;
+
+use lanternfish_quant::{GgmlType, quantize_row};
+
+use crate::gguf::{GgufFile, GgufWriter, MetaValue};
+use crate::quantize::{QuantMix, target_type};
+use crate::{Error, Result};
+use rng::Rng;
+
+static TOKENIZER_FULL: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3.gguf");
+static TOKENIZER_MINI: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3-mini.gguf");
+
+/// How a synthetic model's weights are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightType {
+    /// Every matrix in this float type (F32, F16 or BF16).
+    Float(GgmlType),
+    /// A quant type or mix, with llama.cpp's per-tensor rules.
+    Quant(QuantMix),
+}
+
+impl WeightType {
+    /// `f32`, `f16`, `bf16` or any name `QuantMix` accepts.
+    pub fn from_name(name: &str) -> Option<WeightType> {
+        match name.to_ascii_lowercase().as_str() {
+            "f32" => Some(WeightType::Float(GgmlType::F32)),
+            "f16" => Some(WeightType::Float(GgmlType::F16)),
+            "bf16" => Some(WeightType::Float(GgmlType::Bf16)),
+            other => QuantMix::from_name(other).map(WeightType::Quant),
+        }
+    }
+
+    fn file_type(self) -> u32 {
+        match self {
+            WeightType::Float(GgmlType::F32) => 0,
+            WeightType::Float(GgmlType::Bf16) => 32,
+            WeightType::Float(_) => 1,
+            WeightType::Quant(mix) => mix.file_type(),
+        }
+    }
+}
+
+/// Everything that determines a synthetic model file.
+#[derive(Clone, Debug)]
+pub struct SynthOptions {
+    pub config: SynthConfig,
+    pub weights: WeightType,
+    pub layout: Layout,
+    pub seed: u64,
+}
+
+/// The bundled tokenizer a preset uses (a vocab-only GGUF).
+pub fn tokenizer_gguf(config: &SynthConfig) -> Result<GgufFile> {
+    let (name, bytes) = if config.full_vocab {
+        ("deepseek-v3.gguf", TOKENIZER_FULL)
+    } else {
+        ("deepseek-v3-mini.gguf", TOKENIZER_MINI)
+    };
+    GgufFile::from_bytes(name.as_ref(), bytes.to_vec())
+}
+
+/// The type each tensor is stored in.
+fn tensor_type(options: &SynthOptions, spec: &TensorSpec) -> GgmlType {
+    let name = spec.name.as_str();
+    let quantizable = crate::quantize::mix::is_quantizable(name, &spec.shape);
+    match options.weights {
+        _ if !quantizable => GgmlType::F32,
+        WeightType::Float(ty) => ty,
+        WeightType::Quant(mix) => {
+            target_type(mix, name, &spec.shape, options.config.n_layer, true).unwrap_or(GgmlType::F32)
+        }
+    }
+}
+
+/// Writes the model to `sink`; `progress` is called with (tensor index, tensor count).
+pub fn write_model<W: Write>(options: &SynthOptions, sink: W, progress: &dyn Fn(usize, usize)) -> Result<()> {
+    let c = &options.config;
+    let tokenizer = tokenizer_gguf(c)?;
+    let n_vocab = tokenizer
+        .get("tokenizer.ggml.tokens")
+        .and_then(|v| v.as_array())
+        .map(|a| a.len() as u64)
+        .ok_or_else(|| Error::Metadata {
+            key: "tokenizer.ggml.tokens".into(),
+            what: "missing from the bundled tokenizer".into(),
+        })?;
+    let mut writer = GgufWriter::new();
+    write_metadata(&mut writer, options, n_vocab);
+    for (key, value) in tokenizer.metadata() {
+        if key.starts_with("tokenizer.") {
+            writer.set(key, MetaValue::from(value));
+        }
+    }
+    let specs = tensor_specs(c, n_vocab, options.layout);
+    let types: Vec<GgmlType> = specs.iter().map(|s| tensor_type(options, s)).collect();
+    let invalid = |e: crate::gguf::WriteError| Error::Tensor {
+        name: "synthetic model".into(),
+        what: e.to_string(),
+    };
+    for (s, ty) in specs.iter().zip(&types) {
+        writer.add_tensor_info(&s.name, *ty, &s.shape).map_err(invalid)?;
+    }
+    let mut stream = writer.start(sink).map_err(invalid)?;
+    for (i, (s, ty)) in specs.iter().zip(&types).enumerate() {
+        progress(i, specs.len());
+        let data = generate(options, s, *ty);
+        stream.write_tensor(&data).map_err(invalid)?;
+    }
+    stream.finish().map_err(invalid)?;
+    progress(specs.len(), specs.len());
+    Ok(())
+}
+
+fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
+    let c = &o.config;
+    let u32v = |v: u64| MetaValue::U32(v as u32);
+    let arch = |k: &str| format!("deepseek2.{k}");
+    w.set("general.architecture", MetaValue::String("deepseek2".into()));
+    w.set("general.type", MetaValue::String("model".into()));
+    w.set("general.name", MetaValue::String(format!("lanternfish synthetic {} seed {}", c.name, o.seed)));
+    w.set("general.file_type", MetaValue::U32(o.weights.file_type()));
+    w.set("general.quantization_version", MetaValue::U32(2));
+    w.set(&arch("block_count"), u32v(c.n_layer));
+    w.set(&arch("context_length"), u32v(163_840));
+    w.set(&arch("embedding_length"), u32v(c.n_embd));
+    w.set(&arch("feed_forward_length"), u32v(c.n_ff));
+    w.set(&arch("attention.head_count"), u32v(c.n_head));
+    w.set(&arch("rope.scaling.type"), MetaValue::String("yarn".into()));
+    w.set(&arch("rope.scaling.factor"), MetaValue::F32(40.0));
+    w.set(&arch("rope.scaling.original_context_length"), u32v(4096));
+    w.set(&arch("rope.scaling.yarn_log_multiplier"), MetaValue::F32(c.yarn_log_multiplier));
+    w.set(&arch("rope.scaling.yarn_beta_fast"), MetaValue::F32(32.0));
+    w.set(&arch("rope.scaling.yarn_beta_slow"), MetaValue::F32(1.0));
+    w.set(&arch("rope.freq_base"), MetaValue::F32(10_000.0));
+    w.set(&arch("rope.dimension_count"), u32v(c.qk_rope));
+    w.set(&arch("attention.layer_norm_rms_epsilon"), MetaValue::F32(1e-6));
+    w.set(&arch("attention.q_lora_rank"), u32v(c.q_lora_rank));
+    w.set(&arch("attention.kv_lora_rank"), u32v(c.kv_lora_rank));
+    match o.layout {
+        Layout::Mla => {
+            w.set(&arch("attention.head_count_kv"), u32v(1));
+            w.set(&arch("attention.key_length"), u32v(c.kv_lora_rank + c.qk_rope));
+            w.set(&arch("attention.value_length"), u32v(c.kv_lora_rank));
+            w.set(&arch("attention.key_length_mla"), u32v(c.qk_nope + c.qk_rope));
+            w.set(&arch("attention.value_length_mla"), u32v(c.v_head));
+        }
+        Layout::Legacy => {
+            w.set(&arch("attention.head_count_kv"), u32v(c.n_head));
+            w.set(&arch("attention.key_length"), u32v(c.qk_nope + c.qk_rope));
+            w.set(&arch("attention.value_length"), u32v(c.v_head));
+        }
+    }
+    w.set(&arch("expert_count"), u32v(c.n_expert));
+    w.set(&arch("expert_used_count"), u32v(c.n_expert_used));
+    w.set(&arch("expert_shared_count"), u32v(c.n_expert_shared));
+    w.set(&arch("expert_feed_forward_length"), u32v(c.expert_ff));
+    w.set(&arch("expert_group_count"), u32v(c.n_group));
+    w.set(&arch("expert_group_used_count"), u32v(c.n_group_used));
+    w.set(&arch("expert_gating_func"), MetaValue::U32(c.gating));
+    w.set(&arch("expert_weights_scale"), MetaValue::F32(c.weights_scale));
+    w.set(&arch("expert_weights_norm"), MetaValue::Bool(c.weights_norm));
+    w.set(&arch("leading_dense_block_count"), u32v(c.n_dense_lead));
+    w.set(&arch("vocab_size"), u32v(n_vocab));
+}
+
+/// The encoded bytes of one tensor, generated row by row on all cores.
+fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType) -> Vec<u8> {
+    let row_len = spec.shape[0] as usize;
+    let n_rows: u64 = spec.shape[1..].iter().product();
+    let row_bytes = row_len / ty.block_elems() * ty.block_bytes();
+    let mut out = vec![0u8; n_rows as usize * row_bytes];
+    let kv_b = (spec.init == Init::KvB).then(|| KvB::new(o, spec));
+    let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows_per_thread = (n_rows as usize).div_ceil(n_threads).max(1);
+    std::thread::scope(|scope| {
+        for (chunk_idx, chunk) in out.chunks_mut(rows_per_thread * row_bytes.max(1)).enumerate() {
+            let kv_b = kv_b.as_ref();
+            scope.spawn(move || {
+                let mut row = vec![0f32; row_len];
+                for (i, dst) in chunk.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+                    let row_idx = (chunk_idx * rows_per_thread + i) as u64;
+                    match (spec.init, kv_b) {
+                        (_, Some(kv_b)) => kv_b.fill_row(&spec.name, row_idx, &mut row),
+                        (Init::NormWeight, _) => {
+                            let mut rng = Rng::stream_for(o.seed, &spec.name, row_idx);
+                            row.iter_mut().for_each(|v| *v = 1.0 + 0.1 * rng.normal());
+                        }
+                        (Init::Normal(std), _) => {
+                            let mut rng = Rng::stream_for(o.seed, &spec.name, row_idx);
+                            row.iter_mut().for_each(|v| *v = std * rng.normal());
+                        }
+                        (Init::KvB, None) => row.fill(0.0),
+                    }
+                    // `ty` is F32/F16/BF16 or a type chosen by the mix rules, all of which the
+                    // quant crate encodes; row lengths were fixed by the fallback rules.
+                    let _ = quantize_row(ty, &row, dst);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// The HF `kv_b_proj` weight of one layer, `[H·(dn+dv), r]` with N(0, 1/r) entries, from which
+/// `attn_kv_b` (legacy) or `attn_k_b`/`attn_v_b` (MLA) are cut as in spec §3.4.
+struct KvB {
+    dn: usize,
+    dv: usize,
+    r: usize,
+    /// Row-major `[H·(dn+dv), r]`.
+    weight: Vec<f32>,
+}
+
+impl KvB {
+    fn new(o: &SynthOptions, spec: &TensorSpec) -> KvB {
+        let c = &o.config;
+        let (n_head, dn, dv, r) = (
+            c.n_head as usize,
+            c.qk_nope as usize,
+            c.v_head as usize,
+            c.kv_lora_rank as usize,
+        );
+        let layer = spec.name.split('.').nth(1).unwrap_or("0");
+        let stream_name = format!("blk.{layer}.kv_b_proj");
+        let std = 1.0 / (r as f32).sqrt();
+        let mut weight = vec![0f32; n_head * (dn + dv) * r];
+        for (o_row, out) in weight.chunks_exact_mut(r).enumerate() {
+            let mut rng = Rng::stream_for(o.seed, &stream_name, o_row as u64);
+            out.iter_mut().for_each(|v| *v = std * rng.normal());
+        }
+        KvB {
+            dn,
+            dv,
+            r,
+            weight,
+        }
+    }
+
+    fn at(&self, out_row: usize, c: usize) -> f32 {
+        self.weight[out_row * self.r + c]
+    }
+
+    /// Row `row_idx` (over all dimensions but the first) of the named tensor.
+    fn fill_row(&self, name: &str, row_idx: u64, row: &mut [f32]) {
+        let row_idx = row_idx as usize;
+        let per_head = self.dn + self.dv;
+        if name.ends_with("attn_k_b.weight") {
+            // {dn, r, H}: slice h, row c holds W_UK,h[:, c].
+            let (h, c) = (row_idx / self.r, row_idx % self.r);
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = self.at(h * per_head + j, c);
+            }
+        } else if name.ends_with("attn_v_b.weight") {
+            // {r, dv, H}: slice h, row j holds W_UV,h[j, :].
+            let (h, j) = (row_idx / self.dv, row_idx % self.dv);
+            let start = (h * per_head + self.dn + j) * self.r;
+            row.copy_from_slice(&self.weight[start..start + self.r]);
+        } else {
+            // attn_kv_b {r, H·(dn+dv)}: row o is kv_b_proj row o.
+            row.copy_from_slice(&self.weight[row_idx * self.r..(row_idx + 1) * self.r]);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Shapes of the synthetic model presets: tiny ones for tests and the real shapes of DeepSeek-V2-Lite
+//! and V3 (spec §2 and §8) for benchmarks.
+
+/// The hyper-parameters of a synthetic deepseek2 model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthConfig {
+    pub name: &'static str,
+    pub n_layer: u64,
+    /// d
+    pub n_embd: u64,
+    /// F: FFN width of the leading dense layers.
+    pub n_ff: u64,
+    /// H
+    pub n_head: u64,
+    /// rq; 0 = no q compression (`attn_q`).
+    pub q_lora_rank: u64,
+    /// r
+    pub kv_lora_rank: u64,
+    /// dn
+    pub qk_nope: u64,
+    /// dr
+    pub qk_rope: u64,
+    /// dv
+    pub v_head: u64,
+    /// E
+    pub n_expert: u64,
+    /// k
+    pub n_expert_used: u64,
+    /// S
+    pub n_expert_shared: u64,
+    /// f
+    pub expert_ff: u64,
+    pub n_dense_lead: u64,
+    pub n_group: u64,
+    pub n_group_used: u64,
+    /// 1 = softmax (V2), 2 = sigmoid with selection bias (V3).
+    pub gating: u32,
+    pub weights_scale: f32,
+    pub weights_norm: bool,
+    /// `rope.scaling.yarn_log_multiplier` = 0.1 × mscale_all_dim.
+    pub yarn_log_multiplier: f32,
+    /// Which bundled tokenizer: the full DeepSeek-V3 vocabulary or its 4096-row cut.
+    pub full_vocab: bool,
+}
+
+impl SynthConfig {
+    /// Every preset name.
+    pub const PRESETS: &'static [&'static str] = &["tiny-v2", "tiny-v3", "v2-lite", "v3"];
+
+    pub fn preset(name: &str) -> Option<SynthConfig> {
+        let tiny = SynthConfig {
+            name: "tiny-v2",
+            n_layer: 4,
+            n_embd: 256,
+            n_ff: 512,
+            n_head: 4,
+            q_lora_rank: 0,
+            kv_lora_rank: 64,
+            qk_nope: 32,
+            qk_rope: 16,
+            v_head: 32,
+            n_expert: 16,
+            n_expert_used: 4,
+            n_expert_shared: 2,
+            expert_ff: 64,
+            n_dense_lead: 1,
+            n_group: 1,
+            n_group_used: 1,
+            gating: 1,
+            weights_scale: 1.0,
+            weights_norm: false,
+            yarn_log_multiplier: 0.0707,
+            full_vocab: false,
+        };
+        Some(match name {
+            "tiny-v2" => tiny,
+            // V3-style: q-LoRA, dv ≠ dn, sigmoid + bias, group top-k, renormalised and scaled weights.
+            "tiny-v3" => SynthConfig {
+                name: "tiny-v3",
+                q_lora_rank: 96,
+                v_head: 48,
+                n_expert_shared: 1,
+                n_group: 4,
+                n_group_used: 2,
+                gating: 2,
+                weights_scale: 2.5,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                ..tiny
+            },
+            "v2-lite" => SynthConfig {
+                name: "v2-lite",
+                n_layer: 27,
+                n_embd: 2048,
+                n_ff: 10944,
+                n_head: 16,
+                q_lora_rank: 0,
+                kv_lora_rank: 512,
+                qk_nope: 128,
+                qk_rope: 64,
+                v_head: 128,
+                n_expert: 64,
+                n_expert_used: 6,
+                n_expert_shared: 2,
+                expert_ff: 1408,
+                full_vocab: true,
+                ..tiny
+            },
+            "v3" => SynthConfig {
+                name: "v3",
+                n_layer: 61,
+                n_embd: 7168,
+                n_ff: 18432,
+                n_head: 128,
+                q_lora_rank: 1536,
+                kv_lora_rank: 512,
+                qk_nope: 128,
+                qk_rope: 64,
+                v_head: 128,
+                n_expert: 256,
+                n_expert_used: 8,
+                n_expert_shared: 1,
+                expert_ff: 2048,
+                n_dense_lead: 3,
+                n_group: 8,
+                n_group_used: 4,
+                gating: 2,
+                weights_scale: 2.5,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                full_vocab: true,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! The tensor list of a synthetic deepseek2 model (names and GGUF shapes of spec §3) and how each
+//! one is initialised.
+//!
+//! Scales follow the golden tiny models (`shared/golden/tools/make_tiny.py`): every matrix
+//! N(0, 1/fan_in) so each sub-layer moves the residual stream by about its own size; embeddings
+//! N(0, 1); output head and router N(0, 4/d) (logits with std ≈ 2 and decisive routing); RMSNorm
+//! weights 1 + 0.1·N(0, 1); the V3 selection bias N(0, 0.25²).
+
+use super::presets::SynthConfig;
+
+/// How a tensor's values are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// N(0, std²)
+    Normal(f32),
+    /// 1 + 0.1·N(0, 1)
+    NormWeight,
+    /// Rows of MLA's `attn_kv_b` (legacy) or slices of it (`attn_k_b`, `attn_v_b`): both layouts
+    /// are cut from the same random kv_b so one seed gives the same model in either layout.
+    KvB,
+}
+
+/// The MLA tensor layout to write (spec §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `attn_k_b` + `attn_v_b` and the `*_mla` keys (llama.cpp converters since April 2025).
+    Mla,
+    /// `attn_kv_b` (older files).
+    Legacy,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    /// GGUF order: `shape[0]` is the contiguous dimension.
+    pub shape: Vec<u64>,
+    pub init: Init,
+}
+
+fn spec(name: String, shape: &[u64], init: Init) -> TensorSpec {
+    TensorSpec {
+        name,
+        shape: shape.to_vec(),
+        init,
+    }
+}
+
+/// A weight of `fan_in` inputs: N(0, 1/fan_in).
+fn linear(name: String, shape: &[u64]) -> TensorSpec {
+    let fan_in = shape[0] as f32;
+    spec(name, shape, Init::Normal(1.0 / fan_in.sqrt()))
+}
+
+/// Every tensor of the model, in the order they are written.
+pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<TensorSpec> {
+    let d = c.n_embd;
+    let head_std = 2.0 / (d as f32).sqrt();
+    let q_width = c.n_head * (c.qk_nope + c.qk_rope);
+    let mut specs = vec![spec("token_embd.weight".into(), &[d, n_vocab], Init::Normal(1.0))];
+    for il in 0..c.n_layer {
+        let blk = |t: &str| format!("blk.{il}.{t}.weight");
+        specs.push(spec(blk("attn_norm"), &[d], Init::NormWeight));
+        if c.q_lora_rank > 0 {
+            specs.push(linear(blk("attn_q_a"), &[d, c.q_lora_rank]));
+            specs.push(spec(blk("attn_q_a_norm"), &[c.q_lora_rank], Init::NormWeight));
+            specs.push(linear(blk("attn_q_b"), &[c.q_lora_rank, q_width]));
+        } else {
+            specs.push(linear(blk("attn_q"), &[d, q_width]));
+        }
+        specs.push(linear(blk("attn_kv_a_mqa"), &[d, c.kv_lora_rank + c.qk_rope]));
+        specs.push(spec(blk("attn_kv_a_norm"), &[c.kv_lora_rank], Init::NormWeight));
+        match layout {
+            Layout::Mla => {
+                let k_b = [c.qk_nope, c.kv_lora_rank, c.n_head];
+                specs.push(spec(blk("attn_k_b"), &k_b, Init::KvB));
+                let v_b = [c.kv_lora_rank, c.v_head, c.n_head];
+                specs.push(spec(blk("attn_v_b"), &v_b, Init::KvB));
+            }
+            Layout::Legacy => {
+                let kv_b = [c.kv_lora_rank, c.n_head * (c.qk_nope + c.v_head)];
+                specs.push(spec(blk("attn_kv_b"), &kv_b, Init::KvB));
+            }
+        }
+        specs.push(linear(blk("attn_output"), &[c.n_head * c.v_head, d]));
+        specs.push(spec(blk("ffn_norm"), &[d], Init::NormWeight));
+        if il < c.n_dense_lead {
+            specs.push(linear(blk("ffn_gate"), &[d, c.n_ff]));
+            specs.push(linear(blk("ffn_up"), &[d, c.n_ff]));
+            specs.push(linear(blk("ffn_down"), &[c.n_ff, d]));
+            continue;
+        }
+        let (e, f) = (c.n_expert, c.expert_ff);
+        specs.push(spec(blk("ffn_gate_inp"), &[d, e], Init::Normal(head_std)));
+        if c.gating == 2 {
+            specs.push(spec(format!("blk.{il}.exp_probs_b.bias"), &[e], Init::Normal(0.25)));
+        }
+        specs.push(linear(blk("ffn_gate_exps"), &[d, f, e]));
+        specs.push(linear(blk("ffn_up_exps"), &[d, f, e]));
+        specs.push(linear(blk("ffn_down_exps"), &[f, d, e]));
+        let shared = f * c.n_expert_shared;
+        specs.push(linear(blk("ffn_gate_shexp"), &[d, shared]));
+        specs.push(linear(blk("ffn_up_shexp"), &[d, shared]));
+        specs.push(linear(blk("ffn_down_shexp"), &[shared, d]));
+    }
+    specs.push(spec("output_norm.weight".into(), &[d], Init::NormWeight));
+    specs.push(spec("output.weight".into(), &[d, n_vocab], Init::Normal(head_std)));
+    specs
+}
