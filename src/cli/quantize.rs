@@ -66,12 +66,24 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         }
         writer.set(key, MetaValue::from(value));
     }
-    writer.set("general.file_type", MetaValue::U32(args.mix.file_type()));
+    // llama-quantize re-adds these two keys at the end, in this order; doing the same makes our
+    // output byte-identical to its output for the same rules.
+    for key in ["general.quantization_version", "general.file_type"] {
+        writer.remove(key);
+    }
     writer.set("general.quantization_version", MetaValue::U32(2));
+    writer.set("general.file_type", MetaValue::U32(args.mix.file_type()));
 
+    // llama-quantize writes tensors sorted by name and grouped by layer (non-layer tensors
+    // first); following it keeps our files byte-identical to its files.
+    let mut ordered: Vec<_> = model.tensors().collect();
+    ordered.sort_by_cached_key(|t| {
+        let layer = crate::quantize::mix::layer_of(&t.name).map_or(-1, |l| l as i64);
+        (layer, t.name.clone())
+    });
     let mut plan = Vec::new();
     let mut in_bytes = 0u64;
-    for info in model.tensors() {
+    for info in ordered {
         let target = target_type(args.mix, &info.name, &info.shape, n_layer, has_output)
             .unwrap_or(info.ggml_type);
         if target != info.ggml_type {
