@@ -34,6 +34,9 @@ pub enum Error {
     /// The GPU device reported an error.
     #[error("GPU error in {what}: {message}")]
     Gpu { what: String, message: String },
+    /// The tokenizer metadata cannot be used, or text cannot be tokenized.
+    #[error("tokenizer: {what}")]
+    Tokenizer { what: String },
 }
 
 /// `Result` with the engine's [`Error`].

@@ -18,6 +18,7 @@ pub mod gpu;
 pub mod npy;
 pub mod quantize;
 pub mod synth;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use lanternfish_quant as quant;

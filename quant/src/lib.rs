@@ -56,7 +56,12 @@ pub struct UnsupportedType(pub GgmlType);
 
 impl std::fmt::Display for UnsupportedType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unsupported tensor type {} (ggml id {})", self.0, self.0.id())
+        write!(
+            f,
+            "unsupported tensor type {} (ggml id {})",
+            self.0,
+            self.0.id()
+        )
     }
 }
 
@@ -65,13 +70,16 @@ impl std::error::Error for UnsupportedType {}
 fn dequantize_blocks<B: BlockFormat>(src: &[u8], dst: &mut [f32]) {
     let block_bytes = std::mem::size_of::<B>();
     assert!(
-        src.len() % block_bytes == 0 && src.len() / block_bytes * B::ELEMS == dst.len(),
+        src.len().is_multiple_of(block_bytes) && src.len() / block_bytes * B::ELEMS == dst.len(),
         "{}: {} bytes do not decode to {} values",
         B::TYPE,
         src.len(),
         dst.len()
     );
-    for (chunk, out) in src.chunks_exact(block_bytes).zip(dst.chunks_exact_mut(B::ELEMS)) {
+    for (chunk, out) in src
+        .chunks_exact(block_bytes)
+        .zip(dst.chunks_exact_mut(B::ELEMS))
+    {
         // Blocks in a GGUF file are only as aligned as the tensor start (and 18/22/34-byte blocks
         // are not even 4-byte aligned), so read each one unaligned.
         let block: B = bytemuck::pod_read_unaligned(chunk);
@@ -82,13 +90,16 @@ fn dequantize_blocks<B: BlockFormat>(src: &[u8], dst: &mut [f32]) {
 fn quantize_blocks<B: BlockFormat>(src: &[f32], dst: &mut [u8]) {
     let block_bytes = std::mem::size_of::<B>();
     assert!(
-        src.len() % B::ELEMS == 0 && src.len() / B::ELEMS * block_bytes == dst.len(),
+        src.len().is_multiple_of(B::ELEMS) && src.len() / B::ELEMS * block_bytes == dst.len(),
         "{}: {} values do not encode to {} bytes",
         B::TYPE,
         src.len(),
         dst.len()
     );
-    for (x, out) in src.chunks_exact(B::ELEMS).zip(dst.chunks_exact_mut(block_bytes)) {
+    for (x, out) in src
+        .chunks_exact(B::ELEMS)
+        .zip(dst.chunks_exact_mut(block_bytes))
+    {
         out.copy_from_slice(bytemuck::bytes_of(&B::quantize(x)));
     }
 }
