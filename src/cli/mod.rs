@@ -6,6 +6,7 @@ mod info;
 mod quantize;
 mod synth;
 mod tensor;
+mod tokenize;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Tensor(tensor::TensorArgs),
     /// Write a copy of a GGUF model with its weights in another quant type or K-quant mix.
     Quantize(quantize::QuantizeArgs),
+    /// Token ids of a text, with the model's tokenizer.
+    Tokenize(tokenize::TokenizeArgs),
     /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
     Synth(synth::SynthArgs),
 }
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Tensor(args) => tensor::run(&args),
         Command::Quantize(args) => quantize::run(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Tokenize(args) => tokenize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
