@@ -1,24 +1,76 @@
 #!/usr/bin/env bash
-# The project's test command: everything CI checks, runnable on a developer machine.
+# The project's test command, the same steps CI runs (.ci/run calls this after installing lavapipe):
+#
 #   scripts/check.sh
-# Needs a Vulkan driver: a real GPU's, or Mesa's software one (apt-get install mesa-vulkan-drivers
-# libvulkan1). GPU tests fail, never skip, when no adapter exists (REQUIRE_GPU=1 is set here).
+#
+# Steps: formatting, clippy with warnings as errors, the test models (if scripts/fetch-test-models.sh
+# exists), all tests, and docs with warnings as errors. Each step prints its duration, and a summary
+# follows at the end. The first failing step stops the run with its name.
+#
+# Needs a Vulkan driver: a real GPU's, or Mesa's software one (Debian/Ubuntu: apt-get install
+# mesa-vulkan-drivers libvulkan1). GPU tests fail, never skip, when no adapter exists (REQUIRE_GPU=1
+# is set here). For the faster Mesa 25 lavapipe: eval "$(scripts/lavapipe-mesa25.sh /tmp/mesa25)"
+# Cargo runs with --locked, so a Cargo.lock that needs changes fails instead of being rewritten.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}" REQUIRE_GPU=1
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+export XDG_RUNTIME_DIR
 
+SUMMARY=()
+CURRENT=""
+
+on_exit() {
+    local status=$?
+    if [ ${#SUMMARY[@]} -gt 0 ]; then
+        echo
+        echo "== summary"
+        printf '%s\n' "${SUMMARY[@]}"
+    fi
+    if [ "$status" -ne 0 ] && [ -n "$CURRENT" ]; then
+        echo "check.sh: step '$CURRENT' failed with status $status" >&2
+    fi
+}
+trap on_exit EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f s", b - a }'; }
+
+# Runs one named step and records how long it took.
 step() {
-    local name=$1 start=$SECONDS
+    local name=$1
     shift
-    echo "==> $name: $*"
+    CURRENT=$name
+    echo
+    echo "== $name: $*"
+    local start
+    start=$(now)
     "$@"
-    echo "==> $name: ok in $((SECONDS - start)) s"
+    local line
+    line=$(printf '%-10s %10s' "$name" "$(elapsed "$start" "$(now)")")
+    echo "== $line"
+    SUMMARY+=("$line")
+    CURRENT=""
 }
 
+show_device() {
+    if command -v vulkaninfo > /dev/null; then
+        # The Vulkan devices and drivers the GPU tests can use; .ci/run prints the full summary.
+        vulkaninfo --summary 2>&1 | grep -E 'deviceName|deviceType|driverInfo' ||
+            echo "vulkaninfo found no Vulkan device"
+    else
+        echo "vulkaninfo not installed (apt-get install vulkan-tools); wgpu will pick its own adapter"
+    fi
+    echo "REQUIRE_GPU=${REQUIRE_GPU:-unset} LANTERNFISH_ADAPTER=${LANTERNFISH_ADAPTER:-unset}"
+}
+
+TOTAL_START=$(now)
+show_device
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
-step fetch-test-models scripts/fetch-test-models.sh
+if [ -f scripts/fetch-test-models.sh ]; then
+    step models bash scripts/fetch-test-models.sh
+fi
 step test cargo test --workspace --locked
-step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-echo "==> all checks passed"
+step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+SUMMARY+=("$(printf '%-10s %10s' total "$(elapsed "$TOTAL_START" "$(now)")")" "all checks passed")

@@ -37,6 +37,9 @@ pub enum Error {
     /// The tokenizer metadata cannot be used, or text cannot be tokenized.
     #[error("tokenizer: {what}")]
     Tokenizer { what: String },
+    /// A chat template does not compile, raised an exception, or failed while rendering.
+    #[error("chat template: {what}")]
+    ChatTemplate { what: String },
 }
 
 /// `Result` with the engine's [`Error`].

@@ -2,8 +2,9 @@
 //!
 //! Brief overview: [`gguf`] maps a GGUF file (or a set of split files) and gives zero-copy views of
 //! its metadata and tensor bytes; the block formats live in the `lanternfish-quant` crate
-//! (re-exported as [`quant`]); [`gpu`] owns wgpu device selection and compute kernels; [`cli`]
-//! holds the `lanternfish` command-line front end.
+//! (re-exported as [`quant`]); [`model`] reads a `deepseek2` file's config and checks its tensors;
+//! [`cpu`] is the plain f32 reference forward pass; [`gpu`] owns wgpu device selection and compute
+//! kernels; [`cli`] holds the `lanternfish` command-line front end.
 //!
 //! ```no_run
 //! let model = lanternfish::gguf::GgufModel::open("model.gguf".as_ref())?;
@@ -11,10 +12,13 @@
 //! # Ok::<(), lanternfish::Error>(())
 //! ```
 
+pub mod chat_template;
 pub mod cli;
+pub mod cpu;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
+pub mod model;
 pub mod npy;
 pub mod quantize;
 pub mod synth;

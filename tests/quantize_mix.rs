@@ -7,7 +7,10 @@ use lanternfish::quant::GgmlType;
 use lanternfish::quantize::{QuantMix, target_type};
 
 fn check(file: &str, mix: QuantMix) {
-    let path = format!("{}/tests/golden/llamacpp-mix/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/golden/llamacpp-mix/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
     let n_layer = manifest["block_count"].as_u64().unwrap();
@@ -16,12 +19,19 @@ fn check(file: &str, mix: QuantMix) {
     let mut mismatches = Vec::new();
     for t in tensors {
         let name = t[0].as_str().unwrap();
-        let shape: Vec<u64> = t[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        let shape: Vec<u64> = t[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
         let expected = GgmlType::from_name(t[2].as_str().unwrap()).unwrap();
         // Tensors llama.cpp leaves alone are F32 in these converted files.
         let ours = target_type(mix, name, &shape, n_layer, has_output).unwrap_or(GgmlType::F32);
         if ours != expected {
-            mismatches.push(format!("{name} {shape:?}: llama.cpp {expected}, ours {ours}"));
+            mismatches.push(format!(
+                "{name} {shape:?}: llama.cpp {expected}, ours {ours}"
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{file}:\n{}", mismatches.join("\n"));

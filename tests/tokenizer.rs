@@ -44,7 +44,11 @@ fn gguf_from_metadata(meta: Vec<(String, MetaValue)>) -> GgufModel {
 }
 
 fn v3_gguf() -> GgufModel {
-    GgufModel::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tokenizers/deepseek-v3.gguf")).unwrap()
+    GgufModel::open(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/tokenizers/deepseek-v3.gguf"),
+    )
+    .unwrap()
 }
 
 fn v3() -> &'static Tokenizer {

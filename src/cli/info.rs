@@ -198,7 +198,11 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             str_key("tokenizer.ggml.pre").unwrap_or_else(|| "-".into()),
             tokens.unwrap_or(0),
             merges.unwrap_or(0),
-            if model.get("tokenizer.chat_template").is_some() { "yes" } else { "no" }
+            if model.get("tokenizer.chat_template").is_some() {
+                "yes"
+            } else {
+                "no"
+            }
         );
     }
     println!(
@@ -222,7 +226,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         }
     }
     if args.tensors {
-        println!("{:<48} {:<8} {:<28} {:>12}", "name", "type", "shape (ne)", "bytes");
+        println!(
+            "{:<48} {:<8} {:<28} {:>12}",
+            "name", "type", "shape (ne)", "bytes"
+        );
         for t in model.tensors() {
             println!(
                 "{:<48} {:<8} {:<28} {:>12}",

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::gguf::{GgufModel, GgufWriter, KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT, MetaValue};
+use crate::gguf::{
+    GgufModel, GgufWriter, KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT, MetaValue,
+};
 use crate::quant::GgmlType;
 use crate::quantize::{QuantMix, convert_rows, target_type};
 
@@ -26,8 +28,12 @@ pub struct QuantizeArgs {
 }
 
 fn parse_mix(name: &str) -> Result<QuantMix, String> {
-    QuantMix::from_name(name)
-        .ok_or_else(|| format!("unknown type {name:?}; choose one of {}", QuantMix::NAMES.join(", ")))
+    QuantMix::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown type {name:?}; choose one of {}",
+            QuantMix::NAMES.join(", ")
+        )
+    })
 }
 
 fn is_float(ty: GgmlType) -> bool {
@@ -88,7 +94,11 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
             .unwrap_or(info.ggml_type);
         if target != info.ggml_type {
             if !info.ggml_type.is_supported() {
-                bail!("tensor {} has type {}, which lanternfish cannot decode", info.name, info.ggml_type);
+                bail!(
+                    "tensor {} has type {}, which lanternfish cannot decode",
+                    info.name,
+                    info.ggml_type
+                );
             }
             if !is_float(info.ggml_type) && !args.allow_requantize {
                 bail!(
@@ -122,8 +132,9 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
                 stream.write_tensor(data)?;
                 entry.1 += data.len() as u64;
             } else {
-                let converted = convert_rows(info.ggml_type, data, *target, info.row_len() as usize)
-                    .with_context(|| format!("tensor {}", info.name))?;
+                let converted =
+                    convert_rows(info.ggml_type, data, *target, info.row_len() as usize)
+                        .with_context(|| format!("tensor {}", info.name))?;
                 stream.write_tensor(&converted)?;
                 entry.1 += converted.len() as u64;
             }
@@ -134,7 +145,9 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     })?;
     progress.finish_and_clear();
 
-    let out_bytes = std::fs::metadata(&args.output).map(|m| m.len()).unwrap_or(0);
+    let out_bytes = std::fs::metadata(&args.output)
+        .map(|m| m.len())
+        .unwrap_or(0);
     eprintln!(
         "wrote {} as {}: {} → {} in {:.1} s",
         args.output.display(),
@@ -144,7 +157,11 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     for (ty, (count, bytes)) in &per_type {
-        eprintln!("  {:<6} {count:>5} tensors {:>12}", ty.name(), super::human_bytes(*bytes));
+        eprintln!(
+            "  {:<6} {count:>5} tensors {:>12}",
+            ty.name(),
+            super::human_bytes(*bytes)
+        );
     }
     Ok(())
 }

@@ -32,7 +32,11 @@ pub fn run(args: &TensorArgs) -> Result<()> {
         } else {
             format!("similar: {}", similar.join(", "))
         };
-        bail!("{}: no tensor named {} ({hint})", args.file.display(), args.name);
+        bail!(
+            "{}: no tensor named {} ({hint})",
+            args.file.display(),
+            args.name
+        );
     };
     if !info.ggml_type.is_supported() {
         bail!(

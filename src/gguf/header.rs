@@ -20,6 +20,8 @@ pub const GGUF_MAGIC: u32 = 0x4655_4747;
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// The largest number of dimensions a tensor may have.
 pub const MAX_DIMS: usize = 4;
+/// The most key/value or tensor-info records reserved for before they are read.
+const MAX_RESERVE: u64 = 4096;
 
 /// One tensor-info record, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +126,11 @@ fn rebuild(bytes: &[u8], raw: RawValue) -> Option<Value<'_>> {
             len,
             start,
             end,
-        } => Some(Value::Array(ArrayRef::new(elem_type, len, bytes.get(start..end)?))),
+        } => Some(Value::Array(ArrayRef::new(
+            elem_type,
+            len,
+            bytes.get(start..end)?,
+        ))),
     }
 }
 
@@ -133,14 +139,21 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
     let mut cur = Cursor::new(bytes);
     let magic = cur.u32(&|| "magic".into())?;
     if magic != GGUF_MAGIC {
-        return parse_error(0, format!("not a GGUF file (magic {:02x?})", magic.to_le_bytes()));
+        return parse_error(
+            0,
+            format!("not a GGUF file (magic {:02x?})", magic.to_le_bytes()),
+        );
     }
     let version = cur.u32(&|| "version".into())?;
     match version {
         2 | 3 => {}
+        0 => return parse_error(4, "unsupported GGUF version 0"),
         1 => return parse_error(4, "GGUF version 1 is no longer supported"),
         v if v & 0xFFFF == 0 => {
-            return parse_error(4, format!("big-endian GGUF (version field {v:#x}) is not supported"));
+            return parse_error(
+                4,
+                format!("big-endian GGUF (version field {v:#x}) is not supported"),
+            );
         }
         v => return parse_error(4, format!("unsupported GGUF version {v}")),
     }
@@ -152,10 +165,15 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
     // least 8 + 4 + 8 + 4 + 8. Counts beyond what the file can hold are rejected before any
     // allocation.
     if n_kv > (cur.remaining() / 13) as u64 {
-        return parse_error(n_kv_at, format!("file is truncated: {n_kv} key/value records cannot fit"));
+        return parse_error(
+            n_kv_at,
+            format!("file is truncated: {n_kv} key/value records cannot fit"),
+        );
     }
-    let mut keys = Vec::with_capacity(n_kv as usize);
-    let mut index = HashMap::with_capacity(n_kv as usize);
+    // The count is bounded by the file's length, but a multi-gigabyte model file would still
+    // allow a huge reservation; reserve at most a modest amount and let real records grow it.
+    let mut keys = Vec::with_capacity(n_kv.min(MAX_RESERVE) as usize);
+    let mut index = HashMap::with_capacity(n_kv.min(MAX_RESERVE) as usize);
     for i in 0..n_kv {
         let key_at = cur.pos();
         let key = cur.string(&|| format!("key of record {i}"))?;
@@ -168,7 +186,10 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
         let type_at = cur.pos();
         let type_id = cur.u32(&|| format!("type of key {key}"))?;
         let Some(ty) = ValueType::from_id(type_id) else {
-            return parse_error(type_at, format!("key {key} has unknown value type id {type_id}"));
+            return parse_error(
+                type_at,
+                format!("key {key} has unknown value type id {type_id}"),
+            );
         };
         let start = cur.pos();
         let value = read_value(&mut cur, ty, key)?;
@@ -201,8 +222,8 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
             format!("file is truncated: {n_tensors} tensor-info records cannot fit"),
         );
     }
-    let mut infos = Vec::with_capacity(n_tensors as usize);
-    let mut names: HashMap<&str, ()> = HashMap::with_capacity(n_tensors as usize);
+    let mut infos = Vec::with_capacity(n_tensors.min(MAX_RESERVE) as usize);
+    let mut names: HashMap<&str, ()> = HashMap::with_capacity(n_tensors.min(MAX_RESERVE) as usize);
     for i in 0..n_tensors {
         let (info, record_at) = read_tensor_info(&mut cur, i)?;
         if names.insert(info.0, ()).is_some() {
@@ -219,7 +240,9 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
     if n_tensors > 0 && data_start > file_len {
         return parse_error(
             cur.pos(),
-            format!("file is truncated: data section starts at byte {data_start}, file has {file_len}"),
+            format!(
+                "file is truncated: data section starts at byte {data_start}, file has {file_len}"
+            ),
         );
     }
     for ((name, shape, ggml_type, rel_offset, offset_at), record_at) in infos {
@@ -271,7 +294,10 @@ fn read_tensor_info<'a>(cur: &mut Cursor<'a>, i: u64) -> ParseResult<(RawTensor<
     let dims_at = cur.pos();
     let n_dims = cur.u32(&|| format!("dimension count of tensor {name}"))?;
     if n_dims == 0 || n_dims as usize > MAX_DIMS {
-        return parse_error(dims_at, format!("tensor {name} has {n_dims} dimensions (must be 1..4)"));
+        return parse_error(
+            dims_at,
+            format!("tensor {name} has {n_dims} dimensions (must be 1..4)"),
+        );
     }
     let mut shape = Vec::with_capacity(n_dims as usize);
     let mut n_elements: u64 = 1;
@@ -287,7 +313,10 @@ fn read_tensor_info<'a>(cur: &mut Cursor<'a>, i: u64) -> ParseResult<(RawTensor<
     let type_at = cur.pos();
     let type_id = cur.u32(&|| format!("type of tensor {name}"))?;
     let Some(ggml_type) = GgmlType::from_id(type_id) else {
-        return parse_error(type_at, format!("tensor {name} has unknown type id {type_id}"));
+        return parse_error(
+            type_at,
+            format!("tensor {name} has unknown type id {type_id}"),
+        );
     };
     if !shape[0].is_multiple_of(ggml_type.block_elems() as u64) {
         return parse_error(
@@ -319,7 +348,10 @@ fn read_alignment(header: &Header, bytes: &[u8]) -> ParseResult<u64> {
         .unwrap_or(0);
     match value.as_u64() {
         Some(a) if a.is_power_of_two() && a <= 1 << 30 => Ok(a),
-        _ => parse_error(at, format!("{KEY} = {value} is not a power of two up to 2^30")),
+        _ => parse_error(
+            at,
+            format!("{KEY} = {value} is not a power of two up to 2^30"),
+        ),
     }
 }
 
@@ -331,5 +363,8 @@ pub fn align_up(value: u64, align: u64) -> Option<u64> {
 
 /// Byte range of a tensor's data, as `usize`, for slicing the file.
 pub(crate) fn data_range(info: &TensorInfo) -> Range<usize> {
-    info.offset as usize..(info.offset + info.n_bytes) as usize
+    // Saturating: `TensorInfo` has public fields, so a hand-made one must not overflow here; an
+    // out-of-range result makes the caller's `get` return `None`.
+    let end = info.offset.saturating_add(info.n_bytes);
+    usize::try_from(info.offset).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(usize::MAX)
 }

@@ -12,8 +12,7 @@ pub use cursor::ParseError;
 pub use file::GgufFile;
 pub use header::{DEFAULT_ALIGNMENT, GGUF_MAGIC, Header, MAX_DIMS, TensorInfo, align_up, parse};
 pub use model::{
-    GgufModel, KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT, split_file_name,
-    split_paths,
+    GgufModel, KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT, split_file_name, split_paths,
 };
 pub use value::{ArrayIter, ArrayRef, Value, ValueType};
 pub use writer::{GgufWriter, MetaValue, TensorStream, WriteError};

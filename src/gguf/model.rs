@@ -58,6 +58,13 @@ impl GgufModel {
 
     /// Builds a model from already opened files (part 0 first).
     pub fn from_parts(mut parts: Vec<GgufFile>) -> Result<GgufModel> {
+        if parts.is_empty() {
+            // `metadata` and `get` index part 0, so a model always has one.
+            return Err(Error::Split {
+                path: PathBuf::new(),
+                what: "a model needs at least one GGUF file".into(),
+            });
+        }
         let mut index = HashMap::new();
         let mut order = Vec::new();
         for (p, part) in parts.iter_mut().enumerate() {
@@ -110,9 +117,7 @@ impl GgufModel {
 
     /// All tensors, part by part in file order.
     pub fn tensors(&self) -> impl Iterator<Item = &TensorInfo> {
-        self.order
-            .iter()
-            .map(|&(p, t)| &self.parts[p].tensors()[t])
+        self.order.iter().map(|&(p, t)| &self.parts[p].tensors()[t])
     }
 
     /// The tensor named `name`.

@@ -283,7 +283,9 @@ impl<'a> ArrayRef<'a> {
     /// The elements as strings (empty iterator if the array is not of strings).
     pub fn strings(&self) -> impl Iterator<Item = &'a str> + 'a {
         let is_string = self.elem_type == ValueType::String;
-        self.iter().filter(move |_| is_string).filter_map(|v| v.as_str())
+        self.iter()
+            .filter(move |_| is_string)
+            .filter_map(|v| v.as_str())
     }
 }
 
@@ -370,7 +372,10 @@ pub(crate) fn read_value<'a>(
             match elem_type.fixed_size() {
                 Some(size) => {
                     let Some(n_bytes) = count.checked_mul(size as u64) else {
-                        return parse_error(count_at, format!("array {key} length {count} is too large"));
+                        return parse_error(
+                            count_at,
+                            format!("array {key} length {count} is too large"),
+                        );
                     };
                     cur.take(n_bytes, &|| format!("{count} elements of array {key}"))?;
                 }
@@ -399,7 +404,10 @@ pub(crate) fn read_value<'a>(
             let size = fixed.fixed_size().unwrap_or(1);
             let bytes = cur.take(size as u64, &what)?;
             if fixed == ValueType::Bool && bytes[0] > 1 {
-                return parse_error(at, format!("key {key}: bool value {} is not 0 or 1", bytes[0]));
+                return parse_error(
+                    at,
+                    format!("key {key}: bool value {} is not 0 or 1", bytes[0]),
+                );
             }
             match decode_scalar(fixed, bytes) {
                 Some(v) => Ok(v),

@@ -13,6 +13,8 @@ use super::header::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, align_up};
 use super::model::{KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS_COUNT};
 use super::value::{Value, ValueType};
 
+const KEY_ALIGNMENT: &str = "general.alignment";
+
 /// An owned metadata value for writing.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MetaValue {
@@ -108,7 +110,9 @@ impl From<Value<'_>> for MetaValue {
             Value::U64(v) => MetaValue::U64(v),
             Value::I64(v) => MetaValue::I64(v),
             Value::F64(v) => MetaValue::F64(v),
-            Value::Array(a) => MetaValue::Array(a.elem_type(), a.iter().map(MetaValue::from).collect()),
+            Value::Array(a) => {
+                MetaValue::Array(a.elem_type(), a.iter().map(MetaValue::from).collect())
+            }
         }
     }
 }
@@ -171,11 +175,14 @@ impl GgufWriter {
     /// differs from the default.
     pub fn set_alignment(&mut self, alignment: u64) -> WriteResult<()> {
         if !alignment.is_power_of_two() || alignment > 1 << 30 {
-            return invalid(format!("alignment {alignment} is not a power of two up to 2^30"));
+            return invalid(format!(
+                "alignment {alignment} is not a power of two up to 2^30"
+            ));
         }
         self.alignment = alignment;
-        if alignment != DEFAULT_ALIGNMENT {
-            self.set("general.alignment", MetaValue::U32(alignment as u32));
+        // Going back to the default must not leave an earlier non-default value recorded.
+        if alignment != DEFAULT_ALIGNMENT || self.kvs.iter().any(|(k, _)| k == KEY_ALIGNMENT) {
+            self.set(KEY_ALIGNMENT, MetaValue::U32(alignment as u32));
         }
         Ok(())
     }
@@ -199,7 +206,12 @@ impl GgufWriter {
     }
 
     /// Declares a tensor whose bytes will be streamed after the header.
-    pub fn add_tensor_info(&mut self, name: &str, ggml_type: GgmlType, shape: &[u64]) -> WriteResult<()> {
+    pub fn add_tensor_info(
+        &mut self,
+        name: &str,
+        ggml_type: GgmlType,
+        shape: &[u64],
+    ) -> WriteResult<()> {
         self.push_tensor(name, ggml_type, shape, None)
     }
 
@@ -222,7 +234,10 @@ impl GgufWriter {
         data: Option<Vec<u8>>,
     ) -> WriteResult<()> {
         if shape.is_empty() || shape.len() > MAX_DIMS {
-            return invalid(format!("tensor {name}: {} dimensions (must be 1..4)", shape.len()));
+            return invalid(format!(
+                "tensor {name}: {} dimensions (must be 1..4)",
+                shape.len()
+            ));
         }
         if self.tensors.iter().any(|t| t.name == name) {
             return invalid(format!("duplicate tensor name {name}"));
@@ -258,12 +273,37 @@ impl GgufWriter {
 
     /// Encodes the header (everything before the data section, padded to the alignment).
     pub fn header_bytes(&self) -> WriteResult<Vec<u8>> {
+        // A reader lays the data out by `general.alignment`; a value set with `set` that differs
+        // from the alignment the writer pads to would make a file whose tensors are misplaced.
+        if let Some((_, value)) = self.kvs.iter().find(|(k, _)| k == KEY_ALIGNMENT) {
+            let recorded = match value {
+                MetaValue::U8(v) => Some(u64::from(*v)),
+                MetaValue::U16(v) => Some(u64::from(*v)),
+                MetaValue::U32(v) => Some(u64::from(*v)),
+                MetaValue::U64(v) => Some(*v),
+                MetaValue::I8(v) => u64::try_from(*v).ok(),
+                MetaValue::I16(v) => u64::try_from(*v).ok(),
+                MetaValue::I32(v) => u64::try_from(*v).ok(),
+                MetaValue::I64(v) => u64::try_from(*v).ok(),
+                _ => None,
+            };
+            if recorded != Some(self.alignment) {
+                return invalid(format!(
+                    "{KEY_ALIGNMENT} is {value:?} but the data are aligned to {} (use set_alignment)",
+                    self.alignment
+                ));
+            }
+        }
         let mut out = Vec::new();
         out.extend_from_slice(&GGUF_MAGIC.to_le_bytes());
         out.extend_from_slice(&3u32.to_le_bytes());
         out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
         for (key, value) in &self.kvs {
+            if key.is_empty() {
+                // The reader rejects empty keys.
+                return invalid("a metadata key is empty");
+            }
             write_string(&mut out, key);
             out.extend_from_slice(&value.value_type().id().to_le_bytes());
             value
@@ -279,7 +319,9 @@ impl GgufWriter {
             }
             out.extend_from_slice(&t.ggml_type.id().to_le_bytes());
             out.extend_from_slice(&offset.to_le_bytes());
-            offset = align_up(offset + t.n_bytes, self.alignment)
+            offset = offset
+                .checked_add(t.n_bytes)
+                .and_then(|end| align_up(end, self.alignment))
                 .ok_or_else(|| WriteError::Invalid("data section overflows".into()))?;
         }
         let padded = align_up(out.len() as u64, self.alignment).unwrap_or(out.len() as u64);

@@ -1,1 +1,14 @@
 //! wgpu device selection and compute kernels.
+//!
+//! [`Gpu`] opens a device on the best adapter (or the one `LANTERNFISH_ADAPTER` names) with the
+//! adapter's own limits. Its `checked` helpers run wgpu calls inside error scopes so that
+//! validation and out-of-memory errors come back as [`crate::Error::Gpu`]. [`ops`] holds one
+//! module per kernel in `shaders/kernels/`.
+
+pub mod adapter;
+mod checked;
+pub mod context;
+pub mod ops;
+mod readback;
+
+pub use context::Gpu;

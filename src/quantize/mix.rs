@@ -108,9 +108,7 @@ pub fn target_type(
         return None;
     }
     let base = mix.base();
-    let more_bits = |name: &str| {
-        layer_of(name).is_some_and(|i| use_more_bits(i, n_layer.max(1)))
-    };
+    let more_bits = |name: &str| layer_of(name).is_some_and(|i| use_more_bits(i, n_layer.max(1)));
     let is_output = name == "output.weight" || (!has_output && name == "token_embd.weight");
     let wanted = if is_output {
         if base == GgmlType::Q8_0 {
@@ -122,7 +120,9 @@ pub fn target_type(
         let is_attn_v_like = name.contains("attn_v.weight") || name.contains("attn_kv_b.weight");
         let is_ffn_down = name.contains("ffn_down");
         match mix {
-            QuantMix::Q4KM | QuantMix::Q5KM if (is_attn_v_like || is_ffn_down) && more_bits(name) => {
+            QuantMix::Q4KM | QuantMix::Q5KM
+                if (is_attn_v_like || is_ffn_down) && more_bits(name) =>
+            {
                 GgmlType::Q6K
             }
             _ => base,
@@ -183,10 +183,22 @@ mod tests {
             target_type(m, "blk.2.attn_k_b.weight", &[128, 512, 16], n, true),
             Some(GgmlType::Q5_0)
         );
-        assert_eq!(target_type(m, "output.weight", &[2048, 102400], n, true), Some(GgmlType::Q6K));
-        assert_eq!(target_type(m, "token_embd.weight", &[2048, 102400], n, true), Some(GgmlType::Q4K));
-        assert_eq!(target_type(m, "blk.1.attn_norm.weight", &[2048], n, true), None);
-        assert_eq!(target_type(m, "blk.1.ffn_gate_inp.weight", &[2048, 64], n, true), None);
+        assert_eq!(
+            target_type(m, "output.weight", &[2048, 102400], n, true),
+            Some(GgmlType::Q6K)
+        );
+        assert_eq!(
+            target_type(m, "token_embd.weight", &[2048, 102400], n, true),
+            Some(GgmlType::Q4K)
+        );
+        assert_eq!(
+            target_type(m, "blk.1.attn_norm.weight", &[2048], n, true),
+            None
+        );
+        assert_eq!(
+            target_type(m, "blk.1.ffn_gate_inp.weight", &[2048, 64], n, true),
+            None
+        );
         // Dense FFN of layer 0: 10944 wide, Q6_K (more bits) → Q8_0.
         assert_eq!(
             target_type(m, "blk.0.ffn_down.weight", &[10944, 2048], n, true),
@@ -197,10 +209,22 @@ mod tests {
     #[test]
     fn tied_embeddings_follow_the_output_rule() {
         let m = QuantMix::Uniform(GgmlType::Q4_0);
-        assert_eq!(target_type(m, "token_embd.weight", &[576, 49152], 30, false), Some(GgmlType::Q8_0));
-        assert_eq!(target_type(m, "token_embd.weight", &[512, 49152], 30, false), Some(GgmlType::Q6K));
         assert_eq!(
-            target_type(QuantMix::Uniform(GgmlType::Q8_0), "output.weight", &[512, 10], 1, true),
+            target_type(m, "token_embd.weight", &[576, 49152], 30, false),
+            Some(GgmlType::Q8_0)
+        );
+        assert_eq!(
+            target_type(m, "token_embd.weight", &[512, 49152], 30, false),
+            Some(GgmlType::Q6K)
+        );
+        assert_eq!(
+            target_type(
+                QuantMix::Uniform(GgmlType::Q8_0),
+                "output.weight",
+                &[512, 10],
+                1,
+                true
+            ),
             Some(GgmlType::Q8_0)
         );
     }

@@ -80,14 +80,17 @@ fn tensor_type(options: &SynthOptions, spec: &TensorSpec) -> GgmlType {
     match options.weights {
         _ if !quantizable => GgmlType::F32,
         WeightType::Float(ty) => ty,
-        WeightType::Quant(mix) => {
-            target_type(mix, name, &spec.shape, options.config.n_layer, true).unwrap_or(GgmlType::F32)
-        }
+        WeightType::Quant(mix) => target_type(mix, name, &spec.shape, options.config.n_layer, true)
+            .unwrap_or(GgmlType::F32),
     }
 }
 
 /// Writes the model to `sink`; `progress` is called with (tensor index, tensor count).
-pub fn write_model<W: Write>(options: &SynthOptions, sink: W, progress: &dyn Fn(usize, usize)) -> Result<()> {
+pub fn write_model<W: Write>(
+    options: &SynthOptions,
+    sink: W,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
     let c = &options.config;
     let tokenizer = tokenizer_gguf(c)?;
     let n_vocab = tokenizer
@@ -112,7 +115,9 @@ pub fn write_model<W: Write>(options: &SynthOptions, sink: W, progress: &dyn Fn(
         what: e.to_string(),
     };
     for (s, ty) in specs.iter().zip(&types) {
-        writer.add_tensor_info(&s.name, *ty, &s.shape).map_err(invalid)?;
+        writer
+            .add_tensor_info(&s.name, *ty, &s.shape)
+            .map_err(invalid)?;
     }
     let mut stream = writer.start(sink).map_err(invalid)?;
     for (i, (s, ty)) in specs.iter().zip(&types).enumerate() {
@@ -129,9 +134,15 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     let c = &o.config;
     let u32v = |v: u64| MetaValue::U32(v as u32);
     let arch = |k: &str| format!("deepseek2.{k}");
-    w.set("general.architecture", MetaValue::String("deepseek2".into()));
+    w.set(
+        "general.architecture",
+        MetaValue::String("deepseek2".into()),
+    );
     w.set("general.type", MetaValue::String("model".into()));
-    w.set("general.name", MetaValue::String(format!("lanternfish synthetic {} seed {}", c.name, o.seed)));
+    w.set(
+        "general.name",
+        MetaValue::String(format!("lanternfish synthetic {} seed {}", c.name, o.seed)),
+    );
     w.set("general.file_type", MetaValue::U32(o.weights.file_type()));
     w.set("general.quantization_version", MetaValue::U32(2));
     w.set(&arch("block_count"), u32v(c.n_layer));
@@ -142,20 +153,32 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     w.set(&arch("rope.scaling.type"), MetaValue::String("yarn".into()));
     w.set(&arch("rope.scaling.factor"), MetaValue::F32(40.0));
     w.set(&arch("rope.scaling.original_context_length"), u32v(4096));
-    w.set(&arch("rope.scaling.yarn_log_multiplier"), MetaValue::F32(c.yarn_log_multiplier));
+    w.set(
+        &arch("rope.scaling.yarn_log_multiplier"),
+        MetaValue::F32(c.yarn_log_multiplier),
+    );
     w.set(&arch("rope.scaling.yarn_beta_fast"), MetaValue::F32(32.0));
     w.set(&arch("rope.scaling.yarn_beta_slow"), MetaValue::F32(1.0));
     w.set(&arch("rope.freq_base"), MetaValue::F32(10_000.0));
     w.set(&arch("rope.dimension_count"), u32v(c.qk_rope));
-    w.set(&arch("attention.layer_norm_rms_epsilon"), MetaValue::F32(1e-6));
+    w.set(
+        &arch("attention.layer_norm_rms_epsilon"),
+        MetaValue::F32(1e-6),
+    );
     w.set(&arch("attention.q_lora_rank"), u32v(c.q_lora_rank));
     w.set(&arch("attention.kv_lora_rank"), u32v(c.kv_lora_rank));
     match o.layout {
         Layout::Mla => {
             w.set(&arch("attention.head_count_kv"), u32v(1));
-            w.set(&arch("attention.key_length"), u32v(c.kv_lora_rank + c.qk_rope));
+            w.set(
+                &arch("attention.key_length"),
+                u32v(c.kv_lora_rank + c.qk_rope),
+            );
             w.set(&arch("attention.value_length"), u32v(c.kv_lora_rank));
-            w.set(&arch("attention.key_length_mla"), u32v(c.qk_nope + c.qk_rope));
+            w.set(
+                &arch("attention.key_length_mla"),
+                u32v(c.qk_nope + c.qk_rope),
+            );
             w.set(&arch("attention.value_length_mla"), u32v(c.v_head));
         }
         Layout::Legacy => {
@@ -171,8 +194,14 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     w.set(&arch("expert_group_count"), u32v(c.n_group));
     w.set(&arch("expert_group_used_count"), u32v(c.n_group_used));
     w.set(&arch("expert_gating_func"), MetaValue::U32(c.gating));
-    w.set(&arch("expert_weights_scale"), MetaValue::F32(c.weights_scale));
-    w.set(&arch("expert_weights_norm"), MetaValue::Bool(c.weights_norm));
+    w.set(
+        &arch("expert_weights_scale"),
+        MetaValue::F32(c.weights_scale),
+    );
+    w.set(
+        &arch("expert_weights_norm"),
+        MetaValue::Bool(c.weights_norm),
+    );
     w.set(&arch("leading_dense_block_count"), u32v(c.n_dense_lead));
     w.set(&arch("vocab_size"), u32v(n_vocab));
 }
@@ -187,7 +216,10 @@ fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType) -> Vec<u8> {
     let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows_per_thread = (n_rows as usize).div_ceil(n_threads).max(1);
     std::thread::scope(|scope| {
-        for (chunk_idx, chunk) in out.chunks_mut(rows_per_thread * row_bytes.max(1)).enumerate() {
+        for (chunk_idx, chunk) in out
+            .chunks_mut(rows_per_thread * row_bytes.max(1))
+            .enumerate()
+        {
             let kv_b = kv_b.as_ref();
             scope.spawn(move || {
                 let mut row = vec![0f32; row_len];
@@ -242,12 +274,7 @@ impl KvB {
             let mut rng = Rng::stream_for(o.seed, &stream_name, o_row as u64);
             out.iter_mut().for_each(|v| *v = std * rng.normal());
         }
-        KvB {
-            dn,
-            dv,
-            r,
-            weight,
-        }
+        KvB { dn, dv, r, weight }
     }
 
     fn at(&self, out_row: usize, c: usize) -> f32 {

@@ -56,19 +56,34 @@ pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<Tensor
     let d = c.n_embd;
     let head_std = 2.0 / (d as f32).sqrt();
     let q_width = c.n_head * (c.qk_nope + c.qk_rope);
-    let mut specs = vec![spec("token_embd.weight".into(), &[d, n_vocab], Init::Normal(1.0))];
+    let mut specs = vec![spec(
+        "token_embd.weight".into(),
+        &[d, n_vocab],
+        Init::Normal(1.0),
+    )];
     for il in 0..c.n_layer {
         let blk = |t: &str| format!("blk.{il}.{t}.weight");
         specs.push(spec(blk("attn_norm"), &[d], Init::NormWeight));
         if c.q_lora_rank > 0 {
             specs.push(linear(blk("attn_q_a"), &[d, c.q_lora_rank]));
-            specs.push(spec(blk("attn_q_a_norm"), &[c.q_lora_rank], Init::NormWeight));
+            specs.push(spec(
+                blk("attn_q_a_norm"),
+                &[c.q_lora_rank],
+                Init::NormWeight,
+            ));
             specs.push(linear(blk("attn_q_b"), &[c.q_lora_rank, q_width]));
         } else {
             specs.push(linear(blk("attn_q"), &[d, q_width]));
         }
-        specs.push(linear(blk("attn_kv_a_mqa"), &[d, c.kv_lora_rank + c.qk_rope]));
-        specs.push(spec(blk("attn_kv_a_norm"), &[c.kv_lora_rank], Init::NormWeight));
+        specs.push(linear(
+            blk("attn_kv_a_mqa"),
+            &[d, c.kv_lora_rank + c.qk_rope],
+        ));
+        specs.push(spec(
+            blk("attn_kv_a_norm"),
+            &[c.kv_lora_rank],
+            Init::NormWeight,
+        ));
         match layout {
             Layout::Mla => {
                 let k_b = [c.qk_nope, c.kv_lora_rank, c.n_head];
@@ -92,7 +107,11 @@ pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<Tensor
         let (e, f) = (c.n_expert, c.expert_ff);
         specs.push(spec(blk("ffn_gate_inp"), &[d, e], Init::Normal(head_std)));
         if c.gating == 2 {
-            specs.push(spec(format!("blk.{il}.exp_probs_b.bias"), &[e], Init::Normal(0.25)));
+            specs.push(spec(
+                format!("blk.{il}.exp_probs_b.bias"),
+                &[e],
+                Init::Normal(0.25),
+            ));
         }
         specs.push(linear(blk("ffn_gate_exps"), &[d, f, e]));
         specs.push(linear(blk("ffn_up_exps"), &[d, f, e]));
@@ -103,6 +122,10 @@ pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<Tensor
         specs.push(linear(blk("ffn_down_shexp"), &[shared, d]));
     }
     specs.push(spec("output_norm.weight".into(), &[d], Init::NormWeight));
-    specs.push(spec("output.weight".into(), &[d, n_vocab], Init::Normal(head_std)));
+    specs.push(spec(
+        "output.weight".into(),
+        &[d, n_vocab],
+        Init::Normal(head_std),
+    ));
     specs
 }

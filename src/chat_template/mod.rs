@@ -1,0 +1,294 @@
+//! Chat templates (spec §7.4): renders a model's Jinja `tokenizer.chat_template` into the prompt
+//! text, byte for byte as Hugging Face's `apply_chat_template` does in Python.
+//!
+//! Hugging Face compiles templates in `jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True,
+//! lstrip_blocks=True)` with loop controls, a `tojson` filter that is `json.dumps`, and the globals
+//! `raise_exception` and `strftime_now`; it renders with `messages`, `tools`, `documents`,
+//! `add_generation_prompt` and the special-token strings (`bos_token`, `eos_token`, …). This module
+//! builds the same environment in minijinja: Python string methods come from minijinja-contrib's
+//! `pycompat`, and values print as Python would (`None`, `True`, `['a']`, see `python.rs`).
+//!
+//! Known differences from Jinja2 (none affects the DeepSeek templates): the `~` operator and
+//! filters other than `string`/`tojson` spell `none`/`true` in minijinja's way; string literals
+//! know fewer escapes (no `\x41`, `\N{…}`, octal); `repr` escapes unassigned code points that
+//! Python would; Hugging Face's `{% generation %}` tag is not supported; `strftime_now` formats UTC
+//! rather than local time.
+//!
+//! The rendered text contains the special tokens as text (BOS included), so encode it with
+//! special-token parsing on and without adding another BOS.
+
+mod builtin;
+mod message;
+mod python;
+mod strftime;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
+use minijinja::{Environment, ErrorKind, State};
+
+pub use builtin::Builtin;
+pub use message::{ChatMessage, FunctionCall, RenderOptions, ToolCall};
+
+use crate::gguf::GgufModel;
+use crate::{Error, Result};
+
+/// The GGUF key holding the template source.
+pub const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
+
+/// Template variable → GGUF key of the token id whose text it holds (llama.cpp's key names,
+/// including its spelling of "seperator").
+const SPECIAL_TOKEN_KEYS: [(&str, &str); 6] = [
+    ("bos_token", "tokenizer.ggml.bos_token_id"),
+    ("eos_token", "tokenizer.ggml.eos_token_id"),
+    ("unk_token", "tokenizer.ggml.unknown_token_id"),
+    ("sep_token", "tokenizer.ggml.seperator_token_id"),
+    ("pad_token", "tokenizer.ggml.padding_token_id"),
+    ("cls_token", "tokenizer.ggml.cls_token_id"),
+];
+
+/// Name of the compiled template inside the environment (shows up in error positions).
+const TEMPLATE_NAME: &str = "chat_template";
+
+/// Context variable through which [`RenderOptions::now`] reaches `strftime_now`.
+const NOW_VAR: &str = "__lanternfish_now";
+
+/// Where a template's source came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateOrigin {
+    /// The model file's `tokenizer.chat_template`.
+    Gguf,
+    /// A built-in one, chosen for a file without a template or by name.
+    Builtin(Builtin),
+    /// Source text given by the caller.
+    Custom,
+}
+
+/// A compiled chat template plus the special-token strings it is rendered with.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source: String,
+    origin: TemplateOrigin,
+    special_tokens: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("origin", &self.origin)
+            .field("source_len", &self.source.len())
+            .field("special_tokens", &self.special_tokens)
+            .finish()
+    }
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; `bos` and `eos` are the texts of the BOS and EOS tokens.
+    pub fn new(source: &str, bos: &str, eos: &str) -> Result<ChatTemplate> {
+        let mut template = ChatTemplate::compile(source, TemplateOrigin::Custom)?;
+        template.set_special_token("bos_token", bos);
+        template.set_special_token("eos_token", eos);
+        Ok(template)
+    }
+
+    /// A built-in template with the given BOS and EOS texts.
+    pub fn builtin(which: Builtin, bos: &str, eos: &str) -> Result<ChatTemplate> {
+        let mut template = ChatTemplate::new(which.source(), bos, eos)?;
+        template.origin = TemplateOrigin::Builtin(which);
+        Ok(template)
+    }
+
+    /// The model's own template, or for a file without one the built-in [`Builtin::for_model`]
+    /// picks (logged). Special-token strings come from `tokenizer.ggml.tokens` at the ids in
+    /// `tokenizer.ggml.{bos,eos,…}_token_id`; a token the file does not name stays undefined in
+    /// the template, as in Hugging Face when the tokenizer has none.
+    pub fn from_gguf(model: &GgufModel) -> Result<ChatTemplate> {
+        let mut template = match model.get(KEY_CHAT_TEMPLATE) {
+            Some(value) => {
+                let source = value.as_str().ok_or_else(|| Error::Metadata {
+                    key: KEY_CHAT_TEMPLATE.into(),
+                    what: format!("expected a string, found {}", value.value_type().name()),
+                })?;
+                ChatTemplate::compile(source, TemplateOrigin::Gguf)?
+            }
+            None => {
+                let which = Builtin::for_model(model);
+                let arch = model.get("general.architecture").and_then(|v| v.as_str());
+                tracing::info!(
+                    architecture = arch.unwrap_or("unknown"),
+                    template = which.name(),
+                    "the model file has no {KEY_CHAT_TEMPLATE}; using a built-in chat template"
+                );
+                ChatTemplate::compile(which.source(), TemplateOrigin::Builtin(which))?
+            }
+        };
+        for (var, key) in SPECIAL_TOKEN_KEYS {
+            if let Some(text) = token_text(model, key)? {
+                template.set_special_token(var, &text);
+            }
+        }
+        Ok(template)
+    }
+
+    fn compile(source: &str, origin: TemplateOrigin) -> Result<ChatTemplate> {
+        let mut env = Environment::new();
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| template_error("cannot configure the template syntax", &e))?;
+        env.set_syntax(syntax);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_formatter(|out, _state, value| {
+            out.write_str(&python::py_str(value))
+                .map_err(minijinja::Error::from)
+        });
+        env.add_filter("tojson", python::tojson);
+        env.add_filter("string", |value: Value| python::py_str(&value));
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        // Jinja2's lexer turns every \r\n and \r of the source into \n; minijinja keeps them.
+        let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
+        env.add_template_owned(TEMPLATE_NAME, normalized)
+            .map_err(|e| template_error("does not compile", &e))?;
+        Ok(ChatTemplate {
+            env,
+            source: source.into(),
+            origin,
+            special_tokens: BTreeMap::new(),
+        })
+    }
+
+    /// Sets (or adds) a special-token variable such as `pad_token`.
+    pub fn set_special_token(&mut self, name: &str, text: &str) {
+        self.special_tokens.insert(name.into(), text.into());
+    }
+
+    /// The template's source as given (before newline normalization).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn origin(&self) -> TemplateOrigin {
+        self.origin
+    }
+
+    /// The text of special token `name` (`bos_token`, `eos_token`, …) if the template has one.
+    pub fn special_token(&self, name: &str) -> Option<&str> {
+        self.special_tokens.get(name).map(String::as_str)
+    }
+
+    /// Renders a conversation. Errors (a `raise_exception` call, a type error such as adding
+    /// `None` to a string) become [`Error::ChatTemplate`].
+    pub fn render(&self, messages: &[ChatMessage], opts: &RenderOptions) -> Result<String> {
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| template_error("is missing", &e))?;
+        let mut ctx: BTreeMap<String, Value> = self
+            .special_tokens
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        for (key, value) in &opts.extra {
+            ctx.insert(key.clone(), Value::from(Serde(value)));
+        }
+        ctx.insert("messages".into(), Value::from(Serde(messages)));
+        ctx.insert(
+            "tools".into(),
+            opts.tools
+                .as_ref()
+                .map_or(Value::from(()), |t| Value::from(Serde(t))),
+        );
+        ctx.insert("documents".into(), Value::from(()));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::from(opts.add_generation_prompt),
+        );
+        if let Some(now) = opts.now {
+            ctx.insert(NOW_VAR.into(), Value::from(unix_seconds(now)));
+        }
+        template
+            .render(Value::from(ctx))
+            .map_err(|e| template_error("failed", &e))
+    }
+}
+
+/// The text of the token whose id is stored under `key`, if the key exists.
+fn token_text(model: &GgufModel, key: &str) -> Result<Option<String>> {
+    let Some(id) = model.get(key) else {
+        return Ok(None);
+    };
+    let bad = |what: String| Error::Metadata {
+        key: key.into(),
+        what,
+    };
+    let id = id
+        .as_u64()
+        .ok_or_else(|| bad(format!("expected a token id, found {id}")))?;
+    let tokens = model
+        .get("tokenizer.ggml.tokens")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad("tokenizer.ggml.tokens is missing or not an array".into()))?;
+    let text = usize::try_from(id)
+        .ok()
+        .and_then(|i| tokens.get(i))
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(|| {
+            bad(format!(
+                "token id {id} is not in tokenizer.ggml.tokens ({} entries)",
+                tokens.len()
+            ))
+        })?;
+    Ok(Some(text))
+}
+
+/// `raise_exception(message)`: Hugging Face raises `TemplateError(message)`; the message is kept
+/// verbatim after a marker so the caller can tell a template's own complaint from a bug.
+fn raise_exception(message: String) -> std::result::Result<Value, minijinja::Error> {
+    Err(minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!("raise_exception: {message}"),
+    ))
+}
+
+/// `strftime_now(format)`: the render's pinned time if [`RenderOptions::now`] gave one.
+fn strftime_now(state: &State, format: String) -> String {
+    let pinned = state.lookup(NOW_VAR).and_then(|v| v.as_i64());
+    let now = match pinned {
+        Some(secs) => from_unix_seconds(secs),
+        None => SystemTime::now(),
+    };
+    strftime::strftime(&format, now)
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_unix_seconds(secs: i64) -> SystemTime {
+    let magnitude = std::time::Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
+/// A minijinja error as [`Error::ChatTemplate`], with its causes (minijinja nests the error of a
+/// failed function call inside the render error).
+fn template_error(stage: &str, e: &minijinja::Error) -> Error {
+    let mut what = format!("template {stage}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        what.push_str(": ");
+        what.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::ChatTemplate { what }
+}

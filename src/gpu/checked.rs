@@ -1,0 +1,71 @@
+//! Device calls that report errors as [`Error::Gpu`] instead of through wgpu's uncaptured-error
+//! handler, which panics by default.
+//!
+//! Each helper runs its wgpu calls inside error scopes. Scopes are thread-local in wgpu, so the
+//! helpers are safe to call from several threads on one device.
+
+use wgpu::util::DeviceExt;
+use wgpu::{Buffer, BufferUsages, Device, ErrorFilter, ShaderModule};
+
+use super::Gpu;
+use crate::{Error, Result};
+
+impl Gpu {
+    /// Runs `f` inside validation, out-of-memory and internal error scopes, and turns the first
+    /// error any of them caught into [`Error::Gpu`] with `what` as its context.
+    pub fn checked<T>(&self, what: &str, f: impl FnOnce(&Device) -> T) -> Result<T> {
+        let internal = self.device.push_error_scope(ErrorFilter::Internal);
+        let out_of_memory = self.device.push_error_scope(ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(ErrorFilter::Validation);
+        let value = f(&self.device);
+        // Scopes must be popped in the reverse order of pushing.
+        let caught = [validation.pop(), out_of_memory.pop(), internal.pop()]
+            .into_iter()
+            .find_map(pollster::block_on);
+        match caught {
+            None => Ok(value),
+            Some(error) => Err(Error::Gpu {
+                what: what.to_owned(),
+                message: error.to_string(),
+            }),
+        }
+    }
+
+    /// Creates an uninitialized buffer of `size` bytes.
+    pub fn create_buffer(&self, label: &str, size: u64, usage: BufferUsages) -> Result<Buffer> {
+        self.checked(
+            &format!("creating buffer {label} of {size} bytes"),
+            |device| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            },
+        )
+    }
+
+    /// Creates a buffer holding `contents`.
+    pub fn upload(&self, label: &str, contents: &[u8], usage: BufferUsages) -> Result<Buffer> {
+        let what = format!("uploading buffer {label} of {} bytes", contents.len());
+        self.checked(&what, |device| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        })
+    }
+
+    /// Compiles WGSL `source`; parse and validation errors come back as [`Error::Gpu`] naming
+    /// `label`.
+    pub fn create_shader_module(&self, label: &str, source: &str) -> Result<ShaderModule> {
+        self.checked(&format!("compiling shader {label}"), |device| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+        })
+    }
+}
