@@ -21,6 +21,8 @@ pub mod gpu;
 pub mod model;
 pub mod npy;
 pub mod quantize;
+pub mod rng;
+pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
 

@@ -3,7 +3,10 @@
 //! (bad arguments exit with clap's code 2), never a panic.
 
 mod info;
+mod logits;
+mod prompt;
 mod quantize;
+mod run;
 mod synth;
 mod tensor;
 mod tokenize;
@@ -32,6 +35,10 @@ enum Command {
     Tensor(tensor::TensorArgs),
     /// Write a copy of a GGUF model with its weights in another quant type or K-quant mix.
     Quantize(quantize::QuantizeArgs),
+    /// The model's logits for a prompt, as a numpy file.
+    Logits(logits::LogitsArgs),
+    /// Generate text from a prompt.
+    Run(run::RunArgs),
     /// Token ids of a text, with the model's tokenizer.
     Tokenize(tokenize::TokenizeArgs),
     /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
@@ -53,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::Quantize(args) => quantize::run(&args),
         Command::Synth(args) => synth::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
+        Command::Logits(args) => logits::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@
 //! row has its own random stream), so files of one seed differ only by their encoding.
 
 mod presets;
-mod rng;
+
 mod tensors;
 
 pub use presets::SynthConfig;
@@ -18,8 +18,8 @@ use lanternfish_quant::{GgmlType, quantize_row};
 
 use crate::gguf::{GgufFile, GgufWriter, MetaValue};
 use crate::quantize::{QuantMix, target_type};
+use crate::rng::Rng;
 use crate::{Error, Result};
-use rng::Rng;
 
 static TOKENIZER_FULL: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3.gguf");
 static TOKENIZER_MINI: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3-mini.gguf");

@@ -1,4 +1,4 @@
-//! A small deterministic random source for synthetic weights: SplitMix64 for uniform bits and the
+//! A small deterministic random source (synthetic weights, sampling): SplitMix64 for uniform bits and the
 //! Box–Muller transform for normal deviates. Reproducible across platforms and thread counts
 //! because every row of every tensor gets its own stream (see `stream_for`).
 
@@ -36,7 +36,7 @@ impl Rng {
     }
 
     /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
