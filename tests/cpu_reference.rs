@@ -239,6 +239,11 @@ fn check_quantized(model: &str, quant: &str) {
 }
 
 #[test]
+fn tiny_v2_q4_k_m_matches_hf_on_dequantized_weights() {
+    check_quantized("tiny-v2", "Q4_K_M");
+}
+
+#[test]
 fn tiny_v3_q4_k_m_matches_hf_on_dequantized_weights() {
     check_quantized("tiny-v3", "Q4_K_M");
 }

@@ -20,10 +20,10 @@ fn lanternfish(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn quantize_matches_llama_quantize(mix: &str, expected: &str) {
+fn quantize_matches_llama_quantize(source: &str, mix: &str, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.gguf");
-    let src = golden("tiny-v3-F16.gguf");
+    let src = golden(source);
     let result = lanternfish(&[
         "quantize",
         src.to_str().unwrap(),
@@ -47,12 +47,13 @@ fn quantize_matches_llama_quantize(mix: &str, expected: &str) {
 
 #[test]
 fn q4_k_m_is_byte_identical_to_llama_quantize() {
-    quantize_matches_llama_quantize("q4_k_m", "tiny-v3-Q4_K_M.gguf");
+    quantize_matches_llama_quantize("tiny-v3-F16.gguf", "q4_k_m", "tiny-v3-Q4_K_M.gguf");
+    quantize_matches_llama_quantize("tiny-v2-F16.gguf", "q4_k_m", "tiny-v2-Q4_K_M.gguf");
 }
 
 #[test]
 fn q4_0_is_byte_identical_to_llama_quantize() {
-    quantize_matches_llama_quantize("q4_0", "tiny-v3-Q4_0.gguf");
+    quantize_matches_llama_quantize("tiny-v3-F16.gguf", "q4_0", "tiny-v3-Q4_0.gguf");
 }
 
 #[test]
