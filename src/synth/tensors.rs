@@ -129,3 +129,30 @@ pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<Tensor
     ));
     specs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_and_params(preset: &str, layout: Layout) -> (usize, u64) {
+        let config = SynthConfig::preset(preset).expect("preset exists");
+        let n_vocab = if preset == "v3" { 129_280 } else { 102_400 };
+        let specs = tensor_specs(&config, n_vocab, layout);
+        let params = specs.iter().map(|s| s.shape.iter().product::<u64>()).sum();
+        (specs.len(), params)
+    }
+
+    /// Tensor counts of real files (spec §3.2: V2-Lite legacy 377, MLA 404; V3 legacy 1025, MLA
+    /// 1086) and llama.cpp's parameter counts (spec §8: 15.71 B and 671.03 B).
+    #[test]
+    fn real_presets_have_the_real_models_tensors() {
+        let (n, params) = count_and_params("v2-lite", Layout::Legacy);
+        assert_eq!(n, 377);
+        assert_eq!((params as f64 / 1e7).round() / 100.0, 15.71);
+        assert_eq!(count_and_params("v2-lite", Layout::Mla).0, 404);
+        let (n, params) = count_and_params("v3", Layout::Legacy);
+        assert_eq!(n, 1025);
+        assert_eq!((params as f64 / 1e7).round() / 100.0, 671.03);
+        assert_eq!(count_and_params("v3", Layout::Mla).0, 1086);
+    }
+}
