@@ -1,3 +1,8 @@
 //! One module per WGSL kernel family in `shaders/kernels/`, with the same stem.
 
+pub mod argmax;
 pub mod axpy;
+pub mod elementwise;
+pub mod moe_router;
+pub mod rmsnorm;
+pub mod rope;

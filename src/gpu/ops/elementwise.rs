@@ -1,0 +1,377 @@
+//! `elementwise`: f32 vector operations with one thread per element: `silu_mul` (SwiGLU,
+//! `silu(gate) ⊙ up`) and `add` (residual add); see `shaders/kernels/elementwise.wgsl`.
+//!
+//! This module also holds the small pipeline helper (`Family`) that the other f32 kernel
+//! families (`rmsnorm`, `rope`, `argmax`, `moe_router`) share: a bind group layout of read-only
+//! storage inputs, then storage outputs, then a uniform `Params`, and encoding of one dispatch.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::{BindGroupLayout, Buffer, BufferUsages, CommandEncoder, ComputePipeline, ShaderStages};
+
+use crate::gpu::Gpu;
+use crate::{Error, Result};
+
+/// The kernel's name: the WGSL file stem.
+pub const LABEL: &str = "elementwise";
+
+const SOURCE: &str = include_str!("../../../shaders/kernels/elementwise.wgsl");
+
+/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
+const WORKGROUP_SIZE: u32 = 64;
+
+/// Mirrors the WGSL `Params` struct (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct ElementwiseParams {
+    n: u32,
+    _pad: [u32; 3],
+}
+
+/// Which entry point of `elementwise.wgsl` to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementwiseOp {
+    /// `out = silu(a) ⊙ b` (SwiGLU with `a` = gate, `b` = up).
+    SiluMul,
+    /// `out = a + b`.
+    Add,
+}
+
+impl ElementwiseOp {
+    fn entry_point(self) -> &'static str {
+        match self {
+            ElementwiseOp::SiluMul => "silu_mul",
+            ElementwiseOp::Add => "add",
+        }
+    }
+}
+
+/// The compiled `elementwise` pipelines, one per entry point.
+pub struct Elementwise {
+    silu_mul: Family,
+    add: Family,
+}
+
+impl Elementwise {
+    /// Compiles the shader and builds both pipelines.
+    pub fn new(gpu: &Gpu) -> Result<Elementwise> {
+        let params = size_of::<ElementwiseParams>() as u64;
+        let build = |op: ElementwiseOp| {
+            let label = format!("{LABEL}/{}", op.entry_point());
+            Family::new(gpu, &label, SOURCE, op.entry_point(), 2, 1, params)
+        };
+        Ok(Elementwise {
+            silu_mul: build(ElementwiseOp::SiluMul)?,
+            add: build(ElementwiseOp::Add)?,
+        })
+    }
+
+    /// Records `out[..n] = op(a[..n], b[..n])` into `encoder`. The buffers hold f32 values and
+    /// `out` must not alias `a` or `b`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut CommandEncoder,
+        op: ElementwiseOp,
+        [a, b, out]: [&Buffer; 3],
+        n: u32,
+    ) -> Result<()> {
+        let family = match op {
+            ElementwiseOp::SiluMul => &self.silu_mul,
+            ElementwiseOp::Add => &self.add,
+        };
+        let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE))?;
+        let params = ElementwiseParams { n, _pad: [0; 3] };
+        family.encode(
+            gpu,
+            encoder,
+            &[a, b, out],
+            bytemuck::bytes_of(&params),
+            groups,
+        )
+    }
+
+    /// Returns `op(a, b)` computed on the GPU (uploads, one dispatch, readback).
+    pub fn run(&self, gpu: &Gpu, op: ElementwiseOp, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+        let label = format!("{LABEL}/{}", op.entry_point());
+        if a.len() != b.len() {
+            return Err(gpu_error(
+                &label,
+                format!("a has {} elements but b has {}", a.len(), b.len()),
+            ));
+        }
+        if a.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = len_u32(gpu, &label, a.len())?;
+        let a_buffer = upload_f32(gpu, "elementwise.a", a)?;
+        let b_buffer = upload_f32(gpu, "elementwise.b", b)?;
+        let out = output_buffer(gpu, "elementwise.out", size_of_val(a) as u64)?;
+        submit(gpu, &label, |encoder| {
+            self.encode(gpu, encoder, op, [&a_buffer, &b_buffer, &out], n)
+        })?;
+        gpu.read_f32("elementwise.out", &out, a.len())
+    }
+}
+
+/// `silu(gate) ⊙ up` on the GPU, building the pipelines for this one call.
+pub fn swiglu(gpu: &Gpu, gate: &[f32], up: &[f32]) -> Result<Vec<f32>> {
+    Elementwise::new(gpu)?.run(gpu, ElementwiseOp::SiluMul, gate, up)
+}
+
+/// `a + b` on the GPU, building the pipelines for this one call.
+pub fn add(gpu: &Gpu, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+    Elementwise::new(gpu)?.run(gpu, ElementwiseOp::Add, a, b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers for the f32 kernel families.
+
+/// One compute pipeline with the binding convention of `shaders/kernels/`: `n_read` read-only
+/// storage buffers, then `n_write` read-write storage buffers, then the uniform `Params` of
+/// `params_size` bytes in the last binding.
+pub(crate) struct Family {
+    label: String,
+    pipeline: ComputePipeline,
+    layout: BindGroupLayout,
+    n_storage: usize,
+}
+
+impl Family {
+    /// Compiles `source` and builds the pipeline for `entry_point`.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        label: &str,
+        source: &str,
+        entry_point: &str,
+        n_read: u32,
+        n_write: u32,
+        params_size: u64,
+    ) -> Result<Family> {
+        let module = gpu.create_shader_module(label, source)?;
+        gpu.checked(&format!("creating pipeline {label}"), |device| {
+            let mut entries: Vec<wgpu::BindGroupLayoutEntry> = (0..n_read + n_write)
+                .map(|binding| storage_entry(binding, binding < n_read))
+                .collect();
+            entries.push(uniform_entry(n_read + n_write, params_size));
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Family {
+                label: label.to_owned(),
+                pipeline,
+                layout,
+                n_storage: (n_read + n_write) as usize,
+            }
+        })
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Records one dispatch of `groups` (x, y) workgroups with `storage` bound in order and
+    /// `params` uploaded into a fresh uniform buffer.
+    pub(crate) fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut CommandEncoder,
+        storage: &[&Buffer],
+        params: &[u8],
+        (groups_x, groups_y): (u32, u32),
+    ) -> Result<()> {
+        if storage.len() != self.n_storage {
+            return Err(gpu_error(
+                &self.label,
+                format!(
+                    "{} storage buffers given, the kernel binds {}",
+                    storage.len(),
+                    self.n_storage
+                ),
+            ));
+        }
+        let params_buffer = gpu.upload(
+            &format!("{}.params", self.label),
+            params,
+            BufferUsages::UNIFORM,
+        )?;
+        gpu.checked(&format!("encoding {}", self.label), |device| {
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
+                .iter()
+                .copied()
+                .chain([&params_buffer])
+                .enumerate()
+                .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                    binding: binding as u32,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&self.label),
+                layout: &self.layout,
+                entries: &entries,
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&self.label),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups_x, groups_y, 1);
+        })
+    }
+}
+
+pub(crate) fn gpu_error(what: &str, message: String) -> Error {
+    Error::Gpu {
+        what: what.to_owned(),
+        message,
+    }
+}
+
+/// Lays `n_groups` workgroups out as `(x, y)` with both at most `max_per_dim`, or `None` when
+/// even a square grid is too small.
+pub(crate) fn grid(n_groups: u32, max_per_dim: u32) -> Option<(u32, u32)> {
+    let groups_x = n_groups.min(max_per_dim).max(1);
+    let groups_y = n_groups.div_ceil(groups_x);
+    (groups_y <= max_per_dim).then_some((groups_x, groups_y))
+}
+
+/// [`grid`] with the device's limit, as an error when it does not fit.
+pub(crate) fn grid_for(gpu: &Gpu, label: &str, n_groups: u32) -> Result<(u32, u32)> {
+    grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
+        .ok_or_else(|| gpu_error(label, format!("{n_groups} workgroups do not fit a 2D grid")))
+}
+
+/// `len` as u32, checking that `len` f32 values fit one storage binding.
+pub(crate) fn len_u32(gpu: &Gpu, label: &str, len: usize) -> Result<u32> {
+    let bytes = (len * size_of::<f32>()) as u64;
+    let limit = gpu.limits.max_storage_buffer_binding_size;
+    u32::try_from(len)
+        .ok()
+        .filter(|_| bytes <= limit)
+        .ok_or_else(|| {
+            gpu_error(
+                label,
+                format!(
+                    "{len} elements need a {bytes}-byte binding but the limit is {limit} bytes"
+                ),
+            )
+        })
+}
+
+/// A storage buffer holding `values`.
+pub(crate) fn upload_f32(gpu: &Gpu, label: &str, values: &[f32]) -> Result<Buffer> {
+    gpu.upload(
+        label,
+        bytemuck::cast_slice(values),
+        BufferUsages::STORAGE | BufferUsages::COPY_SRC,
+    )
+}
+
+/// A storage buffer of `size` bytes (at least 4) that can be read back.
+pub(crate) fn output_buffer(gpu: &Gpu, label: &str, size: u64) -> Result<Buffer> {
+    gpu.create_buffer(
+        label,
+        size.max(4),
+        BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+    )
+}
+
+/// Records commands with `f` into a fresh encoder and submits them.
+pub(crate) fn submit(
+    gpu: &Gpu,
+    label: &str,
+    f: impl FnOnce(&mut CommandEncoder) -> Result<()>,
+) -> Result<()> {
+    let mut encoder = gpu.checked(&format!("creating encoder {label}"), |device| {
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    })?;
+    f(&mut encoder)?;
+    gpu.checked(&format!("submitting {label}"), |_| {
+        gpu.queue.submit([encoder.finish()]);
+    })
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: wgpu::BufferSize::new(size),
+        },
+        count: None,
+    }
+}
+
+/// Parses and validates `source` with naga and returns the size of its `Params` struct.
+#[cfg(test)]
+pub(crate) fn validated_params_size(label: &str, source: &str) -> usize {
+    use wgpu::naga;
+    let module = match naga::front::wgsl::parse_str(source) {
+        Ok(module) => module,
+        Err(error) => panic!("{}", error.emit_to_string(source)),
+    };
+    let flags = naga::valid::ValidationFlags::all();
+    let capabilities = naga::valid::Capabilities::empty();
+    if let Err(error) = naga::valid::Validator::new(flags, capabilities).validate(&module) {
+        panic!("{}", error.emit_to_string(source));
+    }
+    let params = module
+        .types
+        .iter()
+        .find(|(_, ty)| ty.name.as_deref() == Some("Params"))
+        .map(|(_, ty)| &ty.inner);
+    match params {
+        Some(naga::TypeInner::Struct { span, .. }) => *span as usize,
+        other => panic!("no struct Params in {label}.wgsl: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wgsl_validates_and_params_match() {
+        assert_eq!(
+            validated_params_size(LABEL, SOURCE),
+            size_of::<ElementwiseParams>()
+        );
+    }
+
+    #[test]
+    fn grid_spills_into_the_second_dimension() {
+        assert_eq!(grid(1, 65535), Some((1, 1)));
+        assert_eq!(grid(65536, 65535), Some((65535, 2)));
+        assert_eq!(grid(u32::MAX, 65535), None);
+    }
+}
