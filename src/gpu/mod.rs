@@ -10,5 +10,6 @@ mod checked;
 pub mod context;
 pub mod ops;
 mod readback;
+pub mod shader;
 
 pub use context::Gpu;

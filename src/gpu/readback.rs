@@ -38,9 +38,11 @@ impl Gpu {
         self.device
             .poll(PollType::wait_indefinitely())
             .map_err(|error| gpu_error(error.to_string()))?;
+        // Another thread's poll may be running our callback right now, so wait for it (bounded)
+        // instead of expecting it to have run already.
         receiver
-            .try_recv()
-            .map_err(|_| gpu_error("the map callback did not run after waiting".to_owned()))?
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .map_err(|_| gpu_error("the map callback did not run within 60 s".to_owned()))?
             .map_err(|error| gpu_error(error.to_string()))?;
         let bytes = staging
             .get_mapped_range(..)

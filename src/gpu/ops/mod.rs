@@ -2,7 +2,9 @@
 
 pub mod argmax;
 pub mod axpy;
+pub mod dequantize;
 pub mod elementwise;
+pub mod matvec;
 pub mod moe_router;
 pub mod rmsnorm;
 pub mod rope;

@@ -1,0 +1,37 @@
+// Byte-level reads from the raw GGUF weight bytes.
+//
+// GGUF blocks of 18, 22, 34, 110 or 210 bytes are not 4-byte aligned, so the weights are bound as
+// `array<u32>` (little-endian words) and every field is read by byte address: the containing word
+// is loaded and shifted. `weights` is declared by the kernel file this is composed with (see
+// shaders/README.md); WGSL resolves module-scope names in any order.
+
+// The byte at address `byte`, zero-extended.
+fn read_u8(byte: u32) -> u32 {
+    return (weights[byte >> 2u] >> ((byte & 3u) * 8u)) & 0xFFu;
+}
+
+// The byte at address `byte`, sign-extended (an i8 level or scale).
+fn read_i8(byte: u32) -> i32 {
+    return (i32(read_u8(byte)) << 24u) >> 24u;
+}
+
+// The little-endian u16 at `byte` (any alignment).
+fn read_u16(byte: u32) -> u32 {
+    return read_u8(byte) | (read_u8(byte + 1u) << 8u);
+}
+
+// The little-endian u32 at `byte` (any alignment): the low part of the containing word and the
+// high part of the next one.
+fn read_u32(byte: u32) -> u32 {
+    let word = byte >> 2u;
+    let shift = (byte & 3u) * 8u;
+    if shift == 0u {
+        return weights[word];
+    }
+    return (weights[word] >> shift) | (weights[word + 1u] << (32u - shift));
+}
+
+// The IEEE half at `byte`, widened to f32 (exact: every f16 is an f32).
+fn read_f16(byte: u32) -> f32 {
+    return unpack2x16float(read_u16(byte)).x;
+}

@@ -1,0 +1,43 @@
+// dequantize: out[e] = W[e] for e in 0..n, decoding raw GGUF blocks of one type to f32.
+//
+// Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
+// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which
+// provides `dequantize_value(base, i)`. Element e lives in block b = e / BLOCK_ELEMS at byte
+// b * BLOCK_BYTES, position e % BLOCK_ELEMS. This is the exactness test vehicle for the quant
+// files: each output is one call of the same function the matvec kernel uses.
+//
+// Dispatch: one thread per element, WORKGROUP_SIZE (64) per workgroup, ceil(n / 64) workgroups
+// laid out as (min(groups, max_per_dim), ceil(groups / that), 1). Threads at e >= n return.
+//
+// Bindings, group 0:
+//   0  weights  array<u32>  raw block bytes, little-endian words, zero-padded to 4 bytes
+//   1  out      array<f32>  [n]
+//   2  params   Params      uniform { n }
+//
+// Driven by src/gpu/ops/dequantize.rs, whose DequantizeParams mirrors Params (16 bytes).
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+struct Params {
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> weights: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) n_groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let e = (group.y * n_groups.x + group.x) * WORKGROUP_SIZE + lane;
+    if e >= params.n {
+        return;
+    }
+    out[e] = dequantize_value((e / BLOCK_ELEMS) * BLOCK_BYTES, e % BLOCK_ELEMS);
+}

@@ -1,0 +1,133 @@
+//! `dequantize`: raw GGUF blocks of one type to f32 on the GPU; see
+//! `shaders/kernels/dequantize.wgsl`. It evaluates the same `dequantize_value` as the matvec
+//! kernel, so it is the vehicle for testing each `shaders/quant/` file against
+//! `lanternfish_quant::dequantize_row`.
+
+use bytemuck::{Pod, Zeroable};
+use lanternfish_quant::GgmlType;
+use wgpu::BufferUsages;
+
+use crate::gpu::Gpu;
+use crate::gpu::shader::{self, Kernel, Pipeline};
+use crate::{Error, Result};
+
+/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
+const WORKGROUP_SIZE: u32 = 64;
+
+/// Mirrors the WGSL `Params` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct DequantizeParams {
+    n: u32,
+    _pad: [u32; 3],
+}
+
+/// A compiled `dequantize` pipeline for one weight type.
+pub struct Dequantize {
+    ty: GgmlType,
+    label: String,
+    pipeline: Pipeline,
+}
+
+impl Dequantize {
+    /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
+    /// becomes [`Error::Gpu`].
+    pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Dequantize> {
+        let label = format!("dequantize.{}", ty.name());
+        let source = shader::compose(Kernel::Dequantize, ty)?;
+        let bindings = [Some(true), Some(false), None];
+        let size = size_of::<DequantizeParams>() as u64;
+        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        Ok(Dequantize {
+            ty,
+            label,
+            pipeline,
+        })
+    }
+
+    /// Decodes `bytes`, whole blocks of the pipeline's type, to f32. Input and output must each
+    /// fit in one storage binding.
+    pub fn run(&self, gpu: &Gpu, bytes: &[u8]) -> Result<Vec<f32>> {
+        let label = self.label.as_str();
+        let gpu_error = |message: String| Error::Gpu {
+            what: label.to_owned(),
+            message,
+        };
+        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
+        if !bytes.len().is_multiple_of(block_bytes) {
+            return Err(gpu_error(format!(
+                "{} bytes are not whole {block_bytes}-byte blocks",
+                bytes.len()
+            )));
+        }
+        let n_elems = bytes.len() / block_bytes * block_elems;
+        if n_elems == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = gpu.limits.max_storage_buffer_binding_size;
+        let out_bytes = (n_elems * size_of::<f32>()) as u64;
+        let n = u32::try_from(n_elems)
+            .ok()
+            .filter(|_| out_bytes.max(bytes.len() as u64 + 4) <= limit.min(u64::from(u32::MAX)))
+            .ok_or_else(|| {
+                gpu_error(format!(
+                    "{n_elems} elements do not fit one {limit}-byte storage binding"
+                ))
+            })?;
+        let n_groups = n.div_ceil(WORKGROUP_SIZE);
+        let (groups_x, groups_y) =
+            shader::grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
+                .ok_or_else(|| gpu_error(format!("{n_groups} workgroups do not fit a 2D grid")))?;
+
+        let weights = gpu.upload(
+            "dequantize.weights",
+            &shader::pad_to_words(bytes),
+            BufferUsages::STORAGE,
+        )?;
+        let out = gpu.create_buffer(
+            "dequantize.out",
+            out_bytes,
+            BufferUsages::STORAGE | BufferUsages::COPY_SRC,
+        )?;
+        let params = DequantizeParams { n, _pad: [0; 3] };
+        let params = gpu.upload(
+            "dequantize.params",
+            bytemuck::bytes_of(&params),
+            BufferUsages::UNIFORM,
+        )?;
+
+        gpu.checked(&format!("dispatching {label}"), |device| {
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &self.pipeline.layout,
+                entries: &[entire(0, &weights), entire(1, &out), entire(2, &params)],
+            });
+            let mut encoder = device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(label),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipeline.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups_x, groups_y, 1);
+            }
+            gpu.queue.submit([encoder.finish()]);
+        })?;
+        gpu.read_f32("dequantize.out", &out, n_elems)
+    }
+}
+
+/// Decodes `bytes` (whole blocks of type `ty`) to f32 on the GPU, building the pipeline for this
+/// one call.
+pub fn dequantize(gpu: &Gpu, ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
+    Dequantize::new(gpu, ty)?.run(gpu, bytes)
+}
+
+fn entire(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}

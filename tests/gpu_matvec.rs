@@ -1,0 +1,342 @@
+//! The dequantizing kernel family: every `shaders/quant/<type>.wgsl` composed with the
+//! `dequantize` and `matvec` kernels. On a machine without a GPU these run on Mesa's software
+//! Vulkan driver (lavapipe); without any adapter they fail, never skip.
+//!
+//! References: `lanternfish_quant::dequantize_row` (bit-exact with ggml) for the decoded values,
+//! and the CPU-decoded rows dotted in f64 for the matrix-vector product.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::OnceLock;
+
+use lanternfish::gpu::Gpu;
+use lanternfish::gpu::ops::dequantize::Dequantize;
+use lanternfish::gpu::ops::matvec::{Matvec, matvec};
+use lanternfish::gpu::shader::{Kernel, QUANT_TYPES, compose};
+use lanternfish_quant::{GgmlType, dequantize_row, quantize_row};
+
+/// The shared device, created once (see tests/gpu_smoke.rs).
+fn test_gpu() -> &'static Gpu {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    let gpu = GPU.get_or_init(|| {
+        let gpu = Gpu::new().map_err(|error| error.to_string())?;
+        eprintln!("adapter: {}", gpu.describe());
+        Ok(gpu)
+    });
+    match gpu {
+        Ok(gpu) => gpu,
+        Err(message) if message.contains("mesa-vulkan-drivers") => {
+            panic!("GPU tests need an adapter: {message}")
+        }
+        Err(message) => panic!(
+            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
+             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
+        ),
+    }
+}
+
+/// Deterministic values in [-scale, scale), so no test depends on a random-number crate. Every
+/// 64 values the scale changes by up to 2^±3, so blocks see different magnitudes.
+fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut scale = 1.0;
+    (0..n)
+        .map(|i| {
+            if i % 64 == 0 {
+                scale = (2.0f32).powi((next() * 7.0) as i32 - 3);
+            }
+            (next() * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// `n_elems` random values quantized to `ty`, and their CPU decoding.
+fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>) {
+    let src = values(seed, n_elems);
+    let mut bytes = vec![0u8; n_elems / ty.block_elems() * ty.block_bytes()];
+    quantize_row(ty, &src, &mut bytes).unwrap();
+    let mut decoded = vec![0f32; n_elems];
+    dequantize_row(ty, &bytes, &mut decoded).unwrap();
+    (bytes, decoded)
+}
+
+/// Types whose decoding ends in `a * b ± c`, which a driver may contract into one fused
+/// multiply-add (WGSL allows it): Q4_1 and Q5_1 (`q * d + m`), Q2_K, Q4_K, Q5_K
+/// (`(d * sc) * q - dmin * m`). All other types decode with products only and must match bit for
+/// bit.
+fn may_fuse(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K
+    )
+}
+
+/// Every (kernel, type) composition parses and validates with naga; needs no GPU.
+#[test]
+fn every_composition_validates_with_naga() {
+    use wgpu::naga;
+    for kernel in Kernel::ALL {
+        for ty in QUANT_TYPES {
+            let source = compose(kernel, ty).unwrap();
+            let module = match naga::front::wgsl::parse_str(&source) {
+                Ok(module) => module,
+                Err(error) => panic!("{kernel:?} {ty:?}: {}", error.emit_to_string(&source)),
+            };
+            let flags = naga::valid::ValidationFlags::all();
+            // `unpack2x16float` needs this one; wgpu grants it on every adapter with the
+            // SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and D3D12 devices).
+            let capabilities = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+            if let Err(error) = naga::valid::Validator::new(flags, capabilities).validate(&module) {
+                panic!("{kernel:?} {ty:?}: {}", error.emit_to_string(&source));
+            }
+        }
+    }
+}
+
+/// The WGSL block layouts agree with the one Rust table: the injected constants are the only
+/// place sizes appear, and each quant file's comment states the same block size.
+#[test]
+fn injected_layout_constants_match_the_type_table() {
+    for ty in QUANT_TYPES {
+        let source = compose(Kernel::Matvec, ty).unwrap();
+        let bytes = format!("const BLOCK_BYTES: u32 = {}u;", ty.block_bytes());
+        let elems = format!("const BLOCK_ELEMS: u32 = {}u;", ty.block_elems());
+        assert!(source.contains(&bytes) && source.contains(&elems), "{ty:?}");
+        if ty.block_elems() > 1 {
+            let comment = format!(
+                "{} bytes per {} elements",
+                ty.block_bytes(),
+                ty.block_elems()
+            );
+            assert!(
+                source.contains(&comment),
+                "{ty:?}: quant file does not say {comment}"
+            );
+        }
+    }
+    assert!(compose(Kernel::Matvec, GgmlType::Q8_1).is_err());
+}
+
+/// GPU decoding equals `dequantize_row`: bit for bit, or for the types of [`may_fuse`] either
+/// bit for bit or within the fused-multiply-add difference. A fused `a * b - c` differs from the
+/// unfused one only by the rounding of the product, at most half an ulp of `|a * b|`, and
+/// `|a * b| <= |y| + |c|`; for these formats `|c|` (the block or sub-block minimum times its
+/// scale) is at most a few times the block's largest decoded magnitude, so the test allows
+/// `4 * f32::EPSILON * max |y over the block|` and reports how many values differed at all.
+#[test]
+fn dequantize_matches_cpu_for_every_type() {
+    let gpu = test_gpu();
+    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
+        let n_elems = if ty.block_elems() == 1 {
+            1001
+        } else {
+            12 * ty.block_elems()
+        };
+        let (bytes, want) = quantized(ty, 100 + t as u64, n_elems);
+        let got = Dequantize::new(gpu, ty).unwrap().run(gpu, &bytes).unwrap();
+        assert_eq!(got.len(), want.len());
+        let mut n_differ = 0;
+        for (b, (got, want)) in got
+            .chunks(ty.block_elems())
+            .zip(want.chunks(ty.block_elems()))
+            .enumerate()
+        {
+            let block_max = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+                if g.to_bits() == w.to_bits() {
+                    continue;
+                }
+                n_differ += 1;
+                assert!(
+                    may_fuse(ty) && (g - w).abs() <= 4.0 * f32::EPSILON * block_max,
+                    "{ty:?} block {b} element {i}: gpu {g:e} cpu {w:e}"
+                );
+            }
+        }
+        eprintln!("{ty:?}: {n_differ} of {n_elems} values differ from the CPU bits");
+    }
+}
+
+/// The allowed error of one GPU row. Each product `w * x` rounds once in f32 and each lane adds
+/// ceil(n_cols / 64) of them, then a 6-step tree adds the 64 lanes, so every term passes through
+/// at most `k = ceil(n_cols / 64) + 7` roundings of relative size `u = f32::EPSILON / 2`; the
+/// standard bound is `|error| <= k u / (1 - k u) * sum |w x|`. We allow `(k + 1) * EPSILON`
+/// (twice that, with margin), which for the shapes here is below 1e-5 of `sum |w x|`. A fused
+/// multiply-add in the decode or the accumulation only removes roundings. The weights enter
+/// exactly because decoding is exact (see `dequantize_matches_cpu_for_every_type`).
+fn assert_matvec_close(what: &str, w: &[f32], x: &[f32], got: &[f32]) {
+    let n_cols = x.len();
+    let k = n_cols.div_ceil(64) + 7;
+    let (mut err2, mut ref2) = (0f64, 0f64);
+    for (r, (row, &g)) in w.chunks(n_cols).zip(got).enumerate() {
+        let exact: f64 = row.iter().zip(x).map(|(&w, &x)| w as f64 * x as f64).sum();
+        let magnitude: f64 = row
+            .iter()
+            .zip(x)
+            .map(|(&w, &x)| (w as f64 * x as f64).abs())
+            .sum();
+        let bound = (k + 1) as f64 * f32::EPSILON as f64 * magnitude;
+        let error = (g as f64 - exact).abs();
+        assert!(
+            error <= bound,
+            "{what} row {r}: gpu {g:e} exact {exact:e} error {error:e} > bound {bound:e}"
+        );
+        err2 += error * error;
+        ref2 += exact * exact;
+    }
+    // llama.cpp's test-backend-ops criterion, far looser than the bound above.
+    let nmse = if ref2 > 0.0 { err2 / ref2 } else { err2 };
+    assert!(nmse <= 5e-4, "{what}: nmse {nmse:e}");
+}
+
+/// GPU `W x` against the CPU-decoded rows dotted in f64, for every type, odd row counts and
+/// one, several and many blocks per row.
+#[test]
+fn matvec_matches_cpu_for_every_type() {
+    let gpu = test_gpu();
+    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
+        let kernel = Matvec::new(gpu, ty).unwrap();
+        let block = ty.block_elems();
+        let col_counts = if block == 1 {
+            vec![1, 33, 1000]
+        } else {
+            vec![block, 3 * block, (4096 / block).max(7) * block]
+        };
+        for (c, &n_cols) in col_counts.iter().enumerate() {
+            for n_rows in [1, 7, 33] {
+                let seed = 1000 * t as u64 + 10 * c as u64 + n_rows as u64;
+                let (bytes, w) = quantized(ty, seed, n_rows * n_cols);
+                let x = values(seed + 7, n_cols);
+                let got = kernel.run(gpu, &bytes, n_rows, &x).unwrap();
+                assert_eq!(got.len(), n_rows);
+                assert_matvec_close(&format!("{ty:?} {n_rows}x{n_cols}"), &w, &x, &got);
+            }
+        }
+    }
+}
+
+/// More rows than one dispatch dimension holds spill into the second grid dimension.
+#[test]
+fn matvec_rows_beyond_one_dispatch_dimension() {
+    let gpu = test_gpu();
+    let ty = GgmlType::Q4_0;
+    let n_rows = gpu.limits.max_compute_workgroups_per_dimension.min(1 << 20) as usize + 5;
+    let (bytes, w) = quantized(ty, 77, n_rows * 32);
+    let x = values(78, 32);
+    let got = matvec(gpu, ty, &bytes, n_rows, &x).unwrap();
+    assert_matvec_close("Q4_0 many rows", &w, &x, &got);
+}
+
+/// A weight tensor bound as several windows (forced by a small binding limit) gives the same
+/// bits as one dispatch: each row is computed by the same code on the same bytes.
+#[test]
+fn matvec_split_into_windows_matches_one_dispatch() {
+    let gpu = test_gpu();
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
+    for ty in [GgmlType::Q4_0, GgmlType::Q3K, GgmlType::Q6K] {
+        let kernel = Matvec::new(gpu, ty).unwrap();
+        let (n_rows, n_cols) = (33, 2 * 256);
+        let row_bytes = (n_cols / ty.block_elems() * ty.block_bytes()) as u64;
+        let (bytes, w) = quantized(ty, 5, n_rows * n_cols);
+        let x = values(6, n_cols);
+        let whole = kernel.run(gpu, &bytes, n_rows, &x).unwrap();
+        let limit = align + 3 + 5 * row_bytes;
+        let split = kernel
+            .run_with_binding_limit(gpu, &bytes, n_rows, &x, limit)
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&whole), bits(&split), "{ty:?}");
+        assert_matvec_close(&format!("{ty:?} windows"), &w, &x, &split);
+        let too_small = kernel.run_with_binding_limit(gpu, &bytes, n_rows, &x, row_bytes);
+        assert!(too_small.is_err());
+    }
+}
+
+#[test]
+fn matvec_rejects_bad_shapes_and_types() {
+    let gpu = test_gpu();
+    assert!(Matvec::new(gpu, GgmlType::Q8_1).is_err());
+    let kernel = Matvec::new(gpu, GgmlType::Q8_0).unwrap();
+    let x = vec![1.0; 64];
+    // 64 columns of Q8_0 are 68 bytes a row; 3 rows need 204.
+    assert!(kernel.run(gpu, &[0u8; 200], 3, &x).is_err());
+    assert!(kernel.run(gpu, &[0u8; 204], 3, &x[..40]).is_err());
+    assert_eq!(kernel.run(gpu, &[0u8; 204], 3, &x).unwrap(), vec![0.0; 3]);
+    assert!(kernel.run(gpu, &[], 0, &x).unwrap().is_empty());
+}
+
+/// Every one of the 65536 F16 and BF16 bit patterns decodes like the CPU: zeros of both signs,
+/// subnormals (which a flush-to-zero conversion would lose), infinities; NaNs stay NaNs.
+#[test]
+fn dequantize_every_half_bit_pattern() {
+    let gpu = test_gpu();
+    let bytes: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+    for ty in [GgmlType::F16, GgmlType::Bf16] {
+        let mut want = vec![0f32; 1 << 16];
+        dequantize_row(ty, &bytes, &mut want).unwrap();
+        let got = Dequantize::new(gpu, ty).unwrap().run(gpu, &bytes).unwrap();
+        for (bits, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{ty:?} {bits:#06x}: gpu {g:e} cpu {w:e}"
+            );
+        }
+    }
+}
+
+/// `encode` on resident buffers records the same computation as `run`: two products recorded
+/// into one encoder, submitted once, give the bits `run` gives.
+#[test]
+fn matvec_encode_on_resident_buffers_matches_run() {
+    use wgpu::BufferUsages;
+    let gpu = test_gpu();
+    let (n_rows, n_cols) = (9, 512);
+    let x = values(41, n_cols);
+    let x_buffer = gpu
+        .upload("test.x", bytemuck::cast_slice(&x), BufferUsages::STORAGE)
+        .unwrap();
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    let mut outputs = Vec::new();
+    for (s, ty) in [GgmlType::Q4K, GgmlType::Q5_0].into_iter().enumerate() {
+        let kernel = Matvec::new(gpu, ty).unwrap();
+        let (mut bytes, _) = quantized(ty, 40 + s as u64, n_rows * n_cols);
+        let want = kernel.run(gpu, &bytes, n_rows, &x).unwrap();
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        let weights = gpu.upload("test.w", &bytes, BufferUsages::STORAGE).unwrap();
+        let y = gpu
+            .create_buffer(
+                "test.y",
+                (n_rows * 4) as u64,
+                BufferUsages::STORAGE | BufferUsages::COPY_SRC,
+            )
+            .unwrap();
+        kernel
+            .encode(gpu, &mut encoder, &weights, n_rows, n_cols, &x_buffer, &y)
+            .unwrap();
+        let too_short = kernel.encode(
+            gpu,
+            &mut encoder,
+            &weights,
+            n_rows + 1,
+            n_cols,
+            &x_buffer,
+            &y,
+        );
+        assert!(too_short.is_err());
+        outputs.push((ty, want, weights, y));
+    }
+    gpu.queue.submit([encoder.finish()]);
+    for (ty, want, _weights, y) in &outputs {
+        let got = gpu.read_f32("test.y", y, n_rows).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(want), "{ty:?}");
+    }
+}
