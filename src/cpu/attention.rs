@@ -95,18 +95,35 @@ pub fn attend_absorbed(
     for (h, (q_h, out_h)) in q.chunks_exact(dk).zip(out.chunks_exact_mut(dv)).enumerate() {
         let (q_nope, q_pe) = q_h.split_at(dn);
         matvec(&mut q_abs, &w.attn_k_b[h], q_nope); // [r] = [r, dn] · [dn]
-        for (score, row) in scores.iter_mut().zip(rows.chunks_exact(row_len)) {
-            let (c_kv, k_pe) = row.split_at(r);
-            *score = kq_scale * (dot(&q_abs, c_kv) + dot(q_pe, k_pe));
-        }
-        softmax(&mut scores);
-        o_lat.fill(0.0);
-        for (&a, row) in scores.iter().zip(rows.chunks_exact(row_len)) {
-            for (o, &v) in o_lat.iter_mut().zip(&row[..r]) {
-                *o += a * v;
-            }
-        }
+        attend_latent(&q_abs, q_pe, rows, kq_scale, &mut scores, &mut o_lat);
         matvec(out_h, &w.attn_v_b[h], &o_lat); // [dv] = [dv, r] · [r]
+    }
+}
+
+/// The latent-space core of [`attend_absorbed`] for one head, between the two up-projections
+/// (the GPU `attention` kernel computes exactly this): over latent rows `[n_ctx, r + dr]`,
+/// `score_s = kq_scale·(q_abs·c_s + q_pe·k_pe_s)`, `o_lat = Σ_s softmax(score)_s c_s` `[r]`,
+/// with `r = q_abs.len()`, `dr = q_pe.len()`. `scores` is scratch of `n_ctx` values.
+pub fn attend_latent(
+    q_abs: &[f32],
+    q_pe: &[f32],
+    rows: &[f32],
+    kq_scale: f32,
+    scores: &mut [f32],
+    o_lat: &mut [f32],
+) {
+    let r = q_abs.len();
+    let row_len = r + q_pe.len();
+    for (score, row) in scores.iter_mut().zip(rows.chunks_exact(row_len)) {
+        let (c_kv, k_pe) = row.split_at(r);
+        *score = kq_scale * (dot(q_abs, c_kv) + dot(q_pe, k_pe));
+    }
+    softmax(scores);
+    o_lat.fill(0.0);
+    for (&a, row) in scores.iter().zip(rows.chunks_exact(row_len)) {
+        for (o, &v) in o_lat.iter_mut().zip(&row[..r]) {
+            *o += a * v;
+        }
     }
 }
 

@@ -1,0 +1,192 @@
+//! The `attention` kernel family (absorbed-MLA decode over the latent cache, spec §4.7) against
+//! the CPU reference `lanternfish::cpu::attention::attend_latent` (the latent-space core of
+//! `attend_absorbed`), on random data. On a machine without a GPU it runs on Mesa's software
+//! Vulkan driver (lavapipe); without any adapter it fails, never skips.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::OnceLock;
+
+use lanternfish::cpu::attention::attend_latent;
+use lanternfish::gpu::Gpu;
+use lanternfish::gpu::ops::attention::{Attention, AttentionShape};
+
+/// The shared device (see tests/gpu_smoke.rs).
+fn test_gpu() -> &'static Gpu {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    let gpu = GPU.get_or_init(|| {
+        let gpu = Gpu::new().map_err(|error| error.to_string())?;
+        eprintln!("adapter: {}", gpu.describe());
+        Ok(gpu)
+    });
+    match gpu {
+        Ok(gpu) => gpu,
+        Err(message) => panic!(
+            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
+             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
+        ),
+    }
+}
+
+/// Deterministic values in [-2, 2), so no test depends on a random-number crate.
+fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// V2-Lite's kq_scale (spec §4.5).
+const KQ_SCALE: f32 = 0.114_721;
+
+/// (H, r, dr): the tiny goldens' shape, V2-Lite's, and odd widths (r not a multiple of the
+/// kernel's 8 lanes per position or of its 256 threads).
+const SHAPES: [(u32, u32, u32); 3] = [(4, 64, 16), (16, 512, 64), (3, 301, 6)];
+
+/// Query positions p; the query sees cache rows 0..=p.
+const POSITIONS: [u32; 4] = [0, 1, 37, 300];
+
+/// CPU `o_lat [H, r]` for every head over the first `n_pos` rows of `cache`.
+fn cpu_attention(
+    q_abs: &[f32],
+    q_pe: &[f32],
+    cache: &[f32],
+    shape: AttentionShape,
+    n_pos: usize,
+    kq_scale: f32,
+) -> Vec<f32> {
+    let (r, dr) = (shape.r as usize, shape.dr as usize);
+    let rows = &cache[..n_pos * (r + dr)];
+    let mut scores = vec![0f32; n_pos];
+    let mut out = vec![0f32; shape.n_head as usize * r];
+    for (h, o_lat) in out.chunks_exact_mut(r).enumerate() {
+        let q_abs_h = &q_abs[h * r..][..r];
+        let q_pe_h = &q_pe[h * dr..][..dr];
+        attend_latent(q_abs_h, q_pe_h, rows, kq_scale, &mut scores, o_lat);
+    }
+    out
+}
+
+/// Largest `|gpu − cpu|` over the elements, divided by the largest `|cpu|`.
+fn max_error_vs_scale(gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len());
+    let scale = cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let error = gpu
+        .iter()
+        .zip(cpu)
+        .fold(0f32, |m, (&g, &c)| m.max((g - c).abs()));
+    assert!(error.is_finite(), "non-finite GPU output");
+    error / scale
+}
+
+/// Runs every (shape, position) with queries scaled by `q_scale`; returns the worst error.
+fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
+    let gpu = test_gpu();
+    let n_ctx = *POSITIONS.iter().max().unwrap() as usize + 1;
+    let mut worst = 0f32;
+    for (i, &(n_head, r, dr)) in SHAPES.iter().enumerate() {
+        let shape = AttentionShape { n_head, r, dr };
+        let (h, r, dr) = (n_head as usize, r as usize, dr as usize);
+        let seed = seed + 10 * i as u64;
+        let mut q_abs = values(seed, h * r);
+        let mut q_pe = values(seed + 1, h * dr);
+        q_abs
+            .iter_mut()
+            .chain(&mut q_pe)
+            .for_each(|v| *v *= q_scale);
+        let cache = values(seed + 2, n_ctx * (r + dr));
+        for &p in &POSITIONS {
+            let n_pos = p as usize + 1;
+            // Rows after p are 10·[q_abs[0] ‖ q_pe[0]]: head 0 would score them far above every
+            // valid row and its output would jump to them, so reading any row after p fails
+            // the comparison (causality). NaN would not do: WGSL lets implementations assume
+            // there are none, and lavapipe's max() drops them.
+            let poison: Vec<f32> = q_abs[..r]
+                .iter()
+                .chain(&q_pe[..dr])
+                .map(|v| 10.0 * v)
+                .collect();
+            let mut masked = cache.clone();
+            for row in masked[n_pos * (r + dr)..].chunks_exact_mut(r + dr) {
+                row.copy_from_slice(&poison);
+            }
+            let want = cpu_attention(&q_abs, &q_pe, &cache, shape, n_pos, KQ_SCALE);
+            let got = kernel
+                .run(gpu, &q_abs, &q_pe, &masked, shape, p + 1, KQ_SCALE)
+                .unwrap();
+            let error = max_error_vs_scale(&got, &want);
+            eprintln!("H={h} r={r} dr={dr} p={p} q×{q_scale}: error/scale {error:.2e}");
+            worst = worst.max(error);
+        }
+    }
+    worst
+}
+
+/// Tolerance: each score is an f32 dot product of length r + dr ≤ 576 whose terms the GPU adds
+/// in a different order (8 strided partial sums, then a fixed tree) than the CPU's sequential
+/// sum; with |q|, |c| < 2 its absolute error is ~ε·sqrt(576)·typical term ≈ 1e-6 before the
+/// kq_scale factor, which becomes a relative error of the same size in each softmax weight.
+/// The output is a convex combination of cache values (|c| < 2), so its error against the
+/// largest output is ~1e-6..1e-5 after the online rescaling (one extra rounding per tile) and
+/// the length-n_pos weighted sums. 1e-5 relative to the output's scale leaves headroom over what
+/// lavapipe shows (≤ 4e-6 at p = 300) while catching any indexing, masking or softmax bug (those are O(1)).
+const TOLERANCE: f32 = 1e-5;
+
+#[test]
+fn attention_matches_cpu_absorbed() {
+    let kernel = Attention::new(test_gpu()).unwrap();
+    let worst = compare(&kernel, 1.0, 1);
+    assert!(worst < TOLERANCE, "error/scale {worst:.2e}");
+}
+
+/// Queries ×20 make scores span hundreds, so exp without the max subtraction would overflow
+/// and a softmax whose running maximum is not rescaled correctly would be visibly off. The
+/// scores' rounding error grows with their magnitude (×20), and a weight's relative error is
+/// the score's absolute error, so the tolerance is ×20 too (lavapipe shows ~2e-5 at p = 300).
+#[test]
+fn attention_is_stable_for_peaked_scores() {
+    let kernel = Attention::new(test_gpu()).unwrap();
+    let worst = compare(&kernel, 20.0, 7);
+    assert!(worst < 20.0 * TOLERANCE, "error/scale {worst:.2e}");
+}
+
+#[test]
+fn attention_rejects_unsupported_shapes() {
+    let gpu = test_gpu();
+    let kernel = Attention::new(gpu).unwrap();
+    let wide = AttentionShape {
+        n_head: 1,
+        r: 513,
+        dr: 64,
+    };
+    let q = vec![0f32; 513];
+    let cache = vec![0f32; 577];
+    assert!(
+        kernel
+            .run(gpu, &q, &[0.0; 64], &cache, wide, 1, 1.0)
+            .is_err()
+    );
+    let shape = AttentionShape {
+        n_head: 1,
+        r: 4,
+        dr: 2,
+    };
+    // No positions, and a cache shorter than n_pos rows.
+    let q = [1f32; 4];
+    let q_pe = [1f32; 2];
+    assert!(
+        kernel
+            .run(gpu, &q, &q_pe, &[0.0; 6], shape, 0, 1.0)
+            .is_err()
+    );
+    assert!(
+        kernel
+            .run(gpu, &q, &q_pe, &[0.0; 6], shape, 2, 1.0)
+            .is_err()
+    );
+}
