@@ -5,28 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+mod gpu_common;
+
+use gpu_common::test_gpu;
 
 use lanternfish::cpu::attention::attend_latent;
-use lanternfish::gpu::Gpu;
 use lanternfish::gpu::ops::attention::{Attention, AttentionShape};
-
-/// The shared device (see tests/gpu_smoke.rs).
-fn test_gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| {
-        let gpu = Gpu::new().map_err(|error| error.to_string())?;
-        eprintln!("adapter: {}", gpu.describe());
-        Ok(gpu)
-    });
-    match gpu {
-        Ok(gpu) => gpu,
-        Err(message) => panic!(
-            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
-             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
-        ),
-    }
-}
 
 /// Deterministic values in [-2, 2), so no test depends on a random-number crate.
 fn values(seed: u64, n: usize) -> Vec<f32> {

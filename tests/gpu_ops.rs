@@ -5,11 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+mod gpu_common;
+
+use gpu_common::test_gpu;
 
 use lanternfish::cpu::moe::route;
 use lanternfish::cpu::ops::{rmsnorm_rows, rope, rope_freqs, silu};
-use lanternfish::gpu::Gpu;
 use lanternfish::gpu::ops::argmax::Argmax;
 use lanternfish::gpu::ops::elementwise::{Elementwise, ElementwiseOp};
 use lanternfish::gpu::ops::moe_router::{MoeRouter, RouterConfig};
@@ -20,26 +21,6 @@ use lanternfish::model::{
 };
 use lanternfish::sampler::argmax;
 use wgpu::BufferUsages;
-
-/// The shared device (see tests/gpu_smoke.rs).
-fn test_gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| {
-        let gpu = Gpu::new().map_err(|error| error.to_string())?;
-        eprintln!("adapter: {}", gpu.describe());
-        Ok(gpu)
-    });
-    match gpu {
-        Ok(gpu) => gpu,
-        Err(message) if message.contains("mesa-vulkan-drivers") => {
-            panic!("GPU tests need an adapter: {message}")
-        }
-        Err(message) => panic!(
-            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
-             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
-        ),
-    }
-}
 
 /// Deterministic values in [-2, 2), so no test depends on a random-number crate.
 fn values(seed: u64, n: usize) -> Vec<f32> {

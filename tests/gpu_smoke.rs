@@ -4,33 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+mod gpu_common;
+
+use gpu_common::test_gpu;
 
 use lanternfish::Error;
 use lanternfish::gpu::Gpu;
 use lanternfish::gpu::ops::axpy::{Axpy, axpy};
 use wgpu::BufferUsages;
-
-/// The shared device. Creating it once keeps the tests fast on software drivers; wgpu devices are
-/// `Send + Sync` and error scopes are per thread, so tests may use it concurrently.
-fn test_gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    let gpu = GPU.get_or_init(|| {
-        let gpu = Gpu::new().map_err(|error| error.to_string())?;
-        eprintln!("adapter: {}", gpu.describe());
-        Ok(gpu)
-    });
-    match gpu {
-        Ok(gpu) => gpu,
-        Err(message) if message.contains("mesa-vulkan-drivers") => {
-            panic!("GPU tests need an adapter: {message}")
-        }
-        Err(message) => panic!(
-            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
-             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
-        ),
-    }
-}
 
 /// Deterministic values in [-2, 2), so no test depends on a random-number crate.
 fn values(seed: u64, n: usize) -> Vec<f32> {

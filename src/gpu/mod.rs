@@ -8,6 +8,7 @@
 pub mod adapter;
 mod checked;
 pub mod context;
+pub mod dispatch;
 pub mod ops;
 mod readback;
 pub mod shader;

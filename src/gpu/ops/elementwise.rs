@@ -9,6 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::{BindGroupLayout, Buffer, BufferUsages, CommandEncoder, ComputePipeline, ShaderStages};
 
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::{Error, Result};
 
 /// The kernel's name: the WGSL file stem.
@@ -183,16 +184,15 @@ impl Family {
         &self.label
     }
 
-    /// Records one dispatch of `groups` (x, y) workgroups with `storage` bound in order and
-    /// `params` uploaded into a fresh uniform buffer.
-    pub(crate) fn encode(
+    /// Builds one dispatch of `groups` (x, y) workgroups with `storage` bound in order and
+    /// `params` uploaded into a fresh uniform buffer, to be recorded later (every token).
+    pub(crate) fn bind(
         &self,
         gpu: &Gpu,
-        encoder: &mut CommandEncoder,
-        storage: &[&Buffer],
+        storage: &[Binding<'_>],
         params: &[u8],
-        (groups_x, groups_y): (u32, u32),
-    ) -> Result<()> {
+        groups: (u32, u32),
+    ) -> Result<Dispatch> {
         if storage.len() != self.n_storage {
             return Err(gpu_error(
                 &self.label,
@@ -208,30 +208,40 @@ impl Family {
             params,
             BufferUsages::UNIFORM,
         )?;
-        gpu.checked(&format!("encoding {}", self.label), |device| {
+        gpu.checked(&format!("binding {}", self.label), |device| {
             let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
                 .iter()
-                .copied()
-                .chain([&params_buffer])
+                .chain([&Binding::from(&params_buffer)])
                 .enumerate()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: buffer.as_entire_binding(),
-                })
+                .map(|(binding, b)| b.entry(binding as u32))
                 .collect();
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&self.label),
                 layout: &self.layout,
                 entries: &entries,
             });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&self.label),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups_x, groups_y, 1);
+            Dispatch {
+                label: self.label.clone(),
+                pipeline: self.pipeline.clone(),
+                bind_group,
+                groups,
+            }
         })
+    }
+
+    /// [`Family::bind`] and record the dispatch into its own pass of `encoder`.
+    pub(crate) fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut CommandEncoder,
+        storage: &[&Buffer],
+        params: &[u8],
+        groups: (u32, u32),
+    ) -> Result<()> {
+        let storage: Vec<Binding<'_>> = storage.iter().map(|&b| Binding::from(b)).collect();
+        let dispatch = self.bind(gpu, &storage, params, groups)?;
+        Dispatch::record_all(encoder, &self.label, [&dispatch]);
+        Ok(())
     }
 }
 

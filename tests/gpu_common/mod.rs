@@ -1,0 +1,60 @@
+//! Helpers shared by the GPU test files: the one device per test binary, and deterministic
+//! quantized data. Include with `mod gpu_common;`.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::OnceLock;
+
+use lanternfish::gpu::Gpu;
+use lanternfish_quant::{GgmlType, dequantize_row, quantize_row};
+
+/// The shared device, created once ; fails (never skips) without an adapter, naming the package to install.
+pub fn test_gpu() -> &'static Gpu {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    let gpu = GPU.get_or_init(|| {
+        let gpu = Gpu::new().map_err(|error| error.to_string())?;
+        eprintln!("adapter: {}", gpu.describe());
+        Ok(gpu)
+    });
+    match gpu {
+        Ok(gpu) => gpu,
+        Err(message) if message.contains("mesa-vulkan-drivers") => {
+            panic!("GPU tests need an adapter: {message}")
+        }
+        Err(message) => panic!(
+            "GPU tests need an adapter and none could be opened: {message}; on Debian/Ubuntu \
+             the software Vulkan driver is: apt-get install mesa-vulkan-drivers libvulkan1"
+        ),
+    }
+}
+
+/// Deterministic values in [-scale, scale), so no test depends on a random-number crate. Every
+/// 64 values the scale changes by up to 2^±3, so blocks see different magnitudes.
+pub fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut scale = 1.0;
+    (0..n)
+        .map(|i| {
+            if i % 64 == 0 {
+                scale = (2.0f32).powi((next() * 7.0) as i32 - 3);
+            }
+            (next() * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// `n_elems` random values quantized to `ty`, and their CPU decoding.
+pub fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>) {
+    let src = values(seed, n_elems);
+    let mut bytes = vec![0u8; n_elems / ty.block_elems() * ty.block_bytes()];
+    quantize_row(ty, &src, &mut bytes).unwrap();
+    let mut decoded = vec![0f32; n_elems];
+    dequantize_row(ty, &bytes, &mut decoded).unwrap();
+    (bytes, decoded)
+}
