@@ -40,6 +40,12 @@ pub enum Error {
     /// A chat template does not compile, raised an exception, or failed while rendering.
     #[error("chat template: {what}")]
     ChatTemplate { what: String },
+    /// The prompt and the reply do not fit the context window.
+    #[error("context full: {what}")]
+    ContextFull { what: String },
+    /// The caller cancelled the operation (loading, generation).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// `Result` with the engine's [`Error`].

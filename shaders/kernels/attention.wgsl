@@ -1,13 +1,18 @@
-// attention: absorbed-MLA decode over the latent cache (spec §4.7), the latent-space core between
-// the k_b absorption and the v_b up-projection (both are matvecs run by other kernels), as
-// src/cpu/attention.rs `attend_latent`. For each head h < n_head and the n_pos cached positions
-// t = 0 .. n_pos - 1 (the query at position p sees t <= p, so n_pos = p + 1):
-//   s[h, t]     = kq_scale * (q_abs[h] . c_kv[t] + q_pe[h] . k_pe[t])        (length r + dr)
-//   o_lat[h, c] = sum_t softmax_t(s[h, t]) * c_kv[t, c]                      c = 0 .. r - 1
+// attention: absorbed-MLA attention over the latent cache (spec §4.7), the latent-space core between
+// the k_b absorption and the v_b up-projection (both are matvec_id dispatches), as
+// src/cpu/attention.rs `attend_latent`, for n_tok queries at once (decode: 1; prefill: a batch).
+// Query i (token i of the batch) at position p = positions[i] sees the cached positions
+// t = 0 .. p (causal: n_pos = p + 1 rows of the cache, which already hold the batch's own rows).
+// For each head h < n_head:
+//   s[i, h, t]     = kq_scale * (q_abs[i, h] . c_kv[t] + q_pe[i, h] . k_pe[t])   (length r + dr)
+//   o_lat[i, h, c] = sum_t softmax_t(s[i, h, t]) * c_kv[t, c]                   c = 0 .. r - 1
 // with cache row t = [c_kv[t] (r) || k_pe[t] (dr)] and kq_scale = mscale^2 / sqrt(dn + dr) (§4.5).
+// q_pe[i, h] is read in place from the roped query: dr values at
+// (i * n_head + h) * q_pe_stride + q_pe_offset (q [n_tok, H, dn + dr]: stride dn + dr, offset dn).
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (256) threads per head, n_head workgroups laid out as
-// (min(n_head, max_per_dim), ceil(n_head / that), 1). The head's query [q_abs || q_pe] is staged
+// Dispatch: one workgroup of WORKGROUP_SIZE (256) threads per (token, head), n_tok * n_head
+// workgroups (index = token * n_head + head) laid out as (min(n, max_per_dim), ceil(n / that), 1).
+// The head's query [q_abs || q_pe] is staged
 // in workgroup memory. Positions are taken in tiles of TILE (32): thread `lane` adds the products
 // of elements j = lane % 8, + 8, ... of position lane / 8 of the tile; the 8 partial sums of a
 // position are added in a fixed order into its score. The softmax is online (flash-attention
@@ -16,14 +21,15 @@
 // the maximum, so no exp argument is ever positive. Thread `lane` owns output elements
 // c = lane, lane + 256 (r <= MAX_R = 512) and finally writes acc / l. Against the CPU's two-pass
 // softmax only the association of the sums differs. Limits, checked by the host: 1 <= r <= 512,
-// dr <= 64, n_pos >= 1.
+// dr <= 64; positions[i] + 1 rows must be in the cache.
 //
 // Bindings, group 0:
-//   0  q_abs   array<f32>  [n_head, r]          read-only absorbed queries (q_nope . k_b)
-//   1  q_pe    array<f32>  [n_head, dr]         read-only roped rope-queries
-//   2  cache   array<f32>  [>= n_pos, r + dr]   read-only latent cache of the layer
-//   3  o_lat   array<f32>  [n_head, r]          output
-//   4  params  Params      uniform { n_head, r, dr, n_pos, kq_scale }
+//   0  q_abs      array<f32>  [n_tok, n_head, r]     read-only absorbed queries (q_nope . k_b)
+//   1  q_pe       array<f32>  q_pe[i, h] as above    read-only roped rope-queries
+//   2  cache      array<f32>  [n_ctx, r + dr]        read-only latent cache of the layer
+//   3  positions  array<u32>  [n_tok]                read-only position of each query
+//   4  o_lat      array<f32>  [n_tok, n_head, r]     output
+//   5  params     Params      uniform { n_head, r, dr, n_tok, kq_scale, q_pe_stride, q_pe_offset }
 //
 // Driven by src/gpu/ops/attention.rs, whose AttentionParams mirrors Params (32 bytes).
 
@@ -40,22 +46,24 @@ struct Params {
     n_head: u32,
     r: u32,
     dr: u32,
-    n_pos: u32,
+    n_tok: u32,
     kq_scale: f32,
+    q_pe_stride: u32,
+    q_pe_offset: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q_abs: array<f32>;
 @group(0) @binding(1) var<storage, read> q_pe: array<f32>;
 @group(0) @binding(2) var<storage, read> cache: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o_lat: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> positions: array<u32>;
+@group(0) @binding(4) var<storage, read_write> o_lat: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
 
 var<workgroup> query: array<f32, 576>; // MAX_R + MAX_DR
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 var<workgroup> scores: array<f32, TILE>;
+var<workgroup> shared_n_pos: u32;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -64,19 +72,26 @@ fn main(
     @builtin(local_invocation_index) lane: u32,
 ) {
     // Uniform across the workgroup, so the early return keeps barriers in uniform control flow.
-    let head = group.y * n_groups.x + group.x;
-    if head >= params.n_head {
+    let index = group.y * n_groups.x + group.x;
+    if index >= params.n_tok * params.n_head {
         return;
     }
+    let tok = index / params.n_head;
     let r = params.r;
     let dr = params.dr;
     let row_len = r + dr;
     for (var j = lane; j < r; j += WORKGROUP_SIZE) {
-        query[j] = q_abs[head * r + j];
+        query[j] = q_abs[index * r + j];
     }
+    let pe_base = index * params.q_pe_stride + params.q_pe_offset;
     for (var j = lane; j < dr; j += WORKGROUP_SIZE) {
-        query[r + j] = q_pe[head * dr + j];
+        query[r + j] = q_pe[pe_base + j];
     }
+    if lane == 0u {
+        shared_n_pos = positions[tok] + 1u;
+    }
+    // A storage load is not uniform for the analysis; this makes the loop bound uniform.
+    let n_pos = workgroupUniformLoad(&shared_n_pos);
     workgroupBarrier();
 
     let pos_in_tile = lane / LANES_PER_POS;
@@ -88,8 +103,8 @@ fn main(
         acc[k] = 0.0;
     }
 
-    for (var t0 = 0u; t0 < params.n_pos; t0 += TILE) {
-        let n_tile = min(TILE, params.n_pos - t0);
+    for (var t0 = 0u; t0 < n_pos; t0 += TILE) {
+        let n_tile = min(TILE, n_pos - t0);
         // Scores of the tile: 8 lanes per position.
         var part = 0.0;
         if pos_in_tile < n_tile {
@@ -139,7 +154,7 @@ fn main(
     for (var k = 0u; k < OUT_PER_THREAD; k++) {
         let c = lane + k * WORKGROUP_SIZE;
         if c < r {
-            o_lat[head * r + c] = acc[k] * inv_l;
+            o_lat[index * r + c] = acc[k] * inv_l;
         }
     }
 }

@@ -14,12 +14,14 @@
 // memory (6 halving steps). The error is that of a sum of ceil(n_cols / 64) + 6 terms deep.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
+// With `accumulate` = 1 the product is added to y instead of replacing it (the residual add of
+// `x += W_o · o` folded into the projection: one dispatch and no extra buffer).
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  raw block bytes of the window, little-endian, zero-padded
 //   1  x        array<f32>  [n_cols]
 //   2  y        array<f32>  [n_rows of the whole tensor]
-//   3  params   Params      uniform { n_rows, n_cols, row_bytes, row0, base_byte }
+//   3  params   Params      uniform { n_rows, n_cols, row_bytes, row0, base_byte, accumulate }
 //
 // Driven by src/gpu/ops/matvec.rs, whose MatvecParams mirrors Params (32 bytes).
 
@@ -34,9 +36,10 @@ struct Params {
     row0: u32,
     // Byte offset of the first row of this dispatch inside the bound window.
     base_byte: u32,
+    // 1: y[row] += W x; 0: y[row] = W x.
+    accumulate: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -72,6 +75,11 @@ fn main(
         workgroupBarrier();
     }
     if lane == 0u {
-        y[params.row0 + r] = partial[0];
+        let i = params.row0 + r;
+        if params.accumulate != 0u {
+            y[i] += partial[0];
+        } else {
+            y[i] = partial[0];
+        }
     }
 }

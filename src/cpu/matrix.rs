@@ -142,6 +142,19 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// The stored bytes and their type: the file's raw blocks (borrowed from the map), or the
+    /// f32 values as little-endian bytes (copied; only derived tensors are stored as f32).
+    pub fn raw(&self) -> (GgmlType, std::borrow::Cow<'a, [u8]>) {
+        match &self.store {
+            Store::Encoded { ty, bytes, .. } => (*ty, std::borrow::Cow::Borrowed(*bytes)),
+            Store::F32 { values, offset } => {
+                let values = &values[*offset..offset + self.n_rows * self.n_cols];
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (GgmlType::F32, std::borrow::Cow::Owned(bytes))
+            }
+        }
+    }
+
     /// Every value, row-major `[n_rows, n_cols]` (for small tensors: norms, biases).
     pub fn to_vec(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.n_rows * self.n_cols];

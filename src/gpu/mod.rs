@@ -9,6 +9,7 @@ pub mod adapter;
 mod checked;
 pub mod context;
 pub mod dispatch;
+pub mod engine;
 pub mod ops;
 mod readback;
 pub mod shader;

@@ -26,17 +26,32 @@ pub enum Kernel {
     Dequantize,
     /// `shaders/kernels/matvec.wgsl`: `y = W x` with W in raw blocks.
     Matvec,
+    /// `shaders/kernels/matvec_id.wgsl`: per-output slot-selected matvecs (experts, heads).
+    MatvecId,
+    /// `shaders/kernels/embed.wgsl`: embedding rows gathered by token id.
+    Embed,
+    /// `shaders/kernels/matmul.wgsl`: `Y = W X` (+ Y) for a tile of tokens, W in raw blocks.
+    Matmul,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 2] = [Kernel::Dequantize, Kernel::Matvec];
+    pub const ALL: [Kernel; 5] = [
+        Kernel::Dequantize,
+        Kernel::Matvec,
+        Kernel::MatvecId,
+        Kernel::Embed,
+        Kernel::Matmul,
+    ];
 
     /// The WGSL file stem.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Dequantize => "dequantize",
             Kernel::Matvec => "matvec",
+            Kernel::Matmul => "matmul",
+            Kernel::MatvecId => "matvec_id",
+            Kernel::Embed => "embed",
         }
     }
 
@@ -44,6 +59,9 @@ impl Kernel {
         match self {
             Kernel::Dequantize => include_str!("../../shaders/kernels/dequantize.wgsl"),
             Kernel::Matvec => include_str!("../../shaders/kernels/matvec.wgsl"),
+            Kernel::Matmul => include_str!("../../shaders/kernels/matmul.wgsl"),
+            Kernel::MatvecId => include_str!("../../shaders/kernels/matvec_id.wgsl"),
+            Kernel::Embed => include_str!("../../shaders/kernels/embed.wgsl"),
         }
     }
 }

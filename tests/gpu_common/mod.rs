@@ -3,18 +3,24 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use lanternfish::gpu::Gpu;
 use lanternfish_quant::{GgmlType, dequantize_row, quantize_row};
 
-/// The shared device, created once ; fails (never skips) without an adapter, naming the package to install.
+/// The shared device, created once; fails (never skips) without an adapter, naming the package
+/// to install.
 pub fn test_gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    shared_gpu().as_ref()
+}
+
+/// [`test_gpu`] as an `Arc`, for the engine's models.
+pub fn shared_gpu() -> &'static Arc<Gpu> {
+    static GPU: OnceLock<Result<Arc<Gpu>, String>> = OnceLock::new();
     let gpu = GPU.get_or_init(|| {
         let gpu = Gpu::new().map_err(|error| error.to_string())?;
         eprintln!("adapter: {}", gpu.describe());
-        Ok(gpu)
+        Ok(Arc::new(gpu))
     });
     match gpu {
         Ok(gpu) => gpu,

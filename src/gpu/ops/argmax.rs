@@ -7,6 +7,7 @@ use wgpu::{Buffer, CommandEncoder};
 use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 
 /// The kernel's name: the WGSL file stem.
 pub const LABEL: &str = "argmax";
@@ -44,20 +45,39 @@ impl Argmax {
         n: u32,
         n_rows: u32,
     ) -> Result<()> {
+        if n_rows == 0 && n > 0 {
+            return Ok(());
+        }
+        let dispatch = self.bind(gpu, [x.into(), out.into()], n, n_rows)?;
+        Dispatch::record_all(encoder, LABEL, [&dispatch]);
+        Ok(())
+    }
+
+    /// The dispatch of [`Argmax::encode`], built once and recorded every step.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        [x, out]: [Binding<'_>; 2],
+        n: u32,
+        n_rows: u32,
+    ) -> Result<Dispatch> {
         if n == 0 {
             return Err(gpu_error(LABEL, "argmax of an empty row".to_owned()));
         }
-        if n_rows == 0 {
-            return Ok(());
+        if x.len() < 4 * u64::from(n) * u64::from(n_rows) || out.len() < 4 * u64::from(n_rows) {
+            return Err(gpu_error(
+                LABEL,
+                format!("buffers too small for {n_rows} rows of {n}"),
+            ));
         }
-        let groups = grid_for(gpu, LABEL, n_rows)?;
+        let groups = grid_for(gpu, LABEL, n_rows.max(1))?;
         let params = ArgmaxParams {
             n,
             n_rows,
             _pad: [0; 2],
         };
         self.family
-            .encode(gpu, encoder, &[x, out], bytemuck::bytes_of(&params), groups)
+            .bind(gpu, &[x, out], bytemuck::bytes_of(&params), groups)
     }
 
     /// Returns the argmax of `x` computed on the GPU.

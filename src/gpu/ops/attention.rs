@@ -1,5 +1,6 @@
-//! `attention`: absorbed-MLA decode over the latent cache (spec §4.7), one workgroup per head
-//! with an online, max-subtracted softmax; see `shaders/kernels/attention.wgsl`.
+//! `attention`: absorbed-MLA attention over the latent cache (spec §4.7), one workgroup per
+//! (query token, head) with an online, max-subtracted softmax; see
+//! `shaders/kernels/attention.wgsl`. Causal: a query at position p reads cache rows `0..=p`.
 //!
 //! Per head h, over cached positions `t < n_pos` (a query at position p has `n_pos = p + 1`):
 //! `o_lat[h] = Σ_t softmax_t(kq_scale·(q_abs[h]·c_kv[t] + q_pe[h]·k_pe[t])) · c_kv[t]`, with
@@ -9,11 +10,11 @@
 //! GPU those two are separate matvecs.
 
 use bytemuck::{Pod, Zeroable};
-use wgpu::{Buffer, CommandEncoder};
 
 use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 
 /// The kernel's name: the WGSL file stem.
 pub const LABEL: &str = "attention";
@@ -32,9 +33,11 @@ struct AttentionParams {
     n_head: u32,
     r: u32,
     dr: u32,
-    n_pos: u32,
+    n_tok: u32,
     kq_scale: f32,
-    _pad: [u32; 3],
+    q_pe_stride: u32,
+    q_pe_offset: u32,
+    _pad: u32,
 }
 
 /// Head count and widths of one attention call.
@@ -46,6 +49,15 @@ pub struct AttentionShape {
     pub r: u32,
     /// dr: rope width (`rope.dimension_count`), at most [`MAX_DR`].
     pub dr: u32,
+}
+
+/// Where each query's rope part lies in the `q_pe` buffer: `dr` values at
+/// `(token·H + h)·stride + offset` (the roped q `[n_tok, H, dn + dr]`: stride `dn + dr`, offset
+/// `dn`; a packed `[n_tok, H, dr]`: stride `dr`, offset 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QPeLayout {
+    pub stride: u32,
+    pub offset: u32,
 }
 
 impl AttentionShape {
@@ -75,55 +87,62 @@ impl Attention {
     pub fn new(gpu: &Gpu) -> Result<Attention> {
         let params = size_of::<AttentionParams>() as u64;
         Ok(Attention {
-            family: Family::new(gpu, LABEL, SOURCE, "main", 3, 1, params)?,
+            family: Family::new(gpu, LABEL, SOURCE, "main", 4, 1, params)?,
         })
     }
 
-    /// Records `o_lat [H, r]` = attention of `q_abs [H, r]` and `q_pe [H, dr]` over the first
-    /// `n_pos` rows of `cache [n_ctx, r + dr]` (f32 buffers; `o_lat` must not alias the
-    /// inputs). Fails when a buffer is too small for the shape.
+    /// The dispatch computing `o_lat [n_tok, H, r]` for queries `q_abs [n_tok, H, r]` and
+    /// their rope parts in `q_pe` (laid out as `pe`), each token `i` over the cache rows
+    /// `0..=positions[i]` of `cache [n_ctx, r + dr]` (f32 buffers; `positions` u32 `[n_tok]`,
+    /// read when the dispatch runs, so one dispatch serves every decode step). `n_ctx` bounds
+    /// the positions the host may write; `o_lat` must not alias the inputs.
     #[allow(clippy::too_many_arguments)]
-    pub fn encode(
+    pub fn bind(
         &self,
         gpu: &Gpu,
-        encoder: &mut CommandEncoder,
-        [q_abs, q_pe, cache, o_lat]: [&Buffer; 4],
+        [q_abs, q_pe, cache, positions, o_lat]: [Binding<'_>; 5],
         shape: AttentionShape,
-        n_pos: u32,
+        pe: QPeLayout,
+        n_tok: u32,
+        n_ctx: u32,
         kq_scale: f32,
-    ) -> Result<()> {
-        shape.check(n_pos)?;
-        if shape.n_head == 0 {
-            return Ok(());
-        }
+    ) -> Result<Dispatch> {
+        shape.check(n_ctx)?;
         let f32_bytes = |n: u32, width: u32| u64::from(n) * u64::from(width) * 4;
+        let pe_end = u64::from(n_tok * shape.n_head).saturating_sub(1) * u64::from(pe.stride)
+            + u64::from(pe.offset + shape.dr);
         let needs = [
-            ("q_abs", q_abs, f32_bytes(shape.n_head, shape.r)),
-            ("q_pe", q_pe, f32_bytes(shape.n_head, shape.dr)),
-            ("cache", cache, f32_bytes(n_pos, shape.r + shape.dr)),
-            ("o_lat", o_lat, f32_bytes(shape.n_head, shape.r)),
+            ("q_abs", q_abs, f32_bytes(n_tok * shape.n_head, shape.r)),
+            ("q_pe", q_pe, 4 * pe_end),
+            ("cache", cache, f32_bytes(n_ctx, shape.r + shape.dr)),
+            ("positions", positions, 4 * u64::from(n_tok)),
+            ("o_lat", o_lat, f32_bytes(n_tok * shape.n_head, shape.r)),
         ];
-        for (name, buffer, bytes) in needs {
-            if buffer.size() < bytes {
+        for (name, binding, bytes) in needs {
+            if binding.len() < bytes {
                 return Err(gpu_error(
                     LABEL,
-                    format!("{name} has {} bytes, needs {bytes}", buffer.size()),
+                    format!("{name} has {} bytes, needs {bytes}", binding.len()),
                 ));
             }
         }
-        let groups = grid_for(gpu, LABEL, shape.n_head)?;
+        if n_tok == 0 || shape.n_head == 0 {
+            return Err(gpu_error(LABEL, "attention for no query".to_owned()));
+        }
+        let groups = grid_for(gpu, LABEL, n_tok * shape.n_head)?;
         let params = AttentionParams {
             n_head: shape.n_head,
             r: shape.r,
             dr: shape.dr,
-            n_pos,
+            n_tok,
             kq_scale,
-            _pad: [0; 3],
+            q_pe_stride: pe.stride,
+            q_pe_offset: pe.offset,
+            _pad: 0,
         };
-        self.family.encode(
+        self.family.bind(
             gpu,
-            encoder,
-            &[q_abs, q_pe, cache, o_lat],
+            &[q_abs, q_pe, cache, positions, o_lat],
             bytemuck::bytes_of(&params),
             groups,
         )
@@ -170,15 +189,32 @@ impl Attention {
         let q_pe_buffer = upload_f32(gpu, "attention.q_pe", q_pe_values)?;
         let cache_buffer = upload_f32(gpu, "attention.cache", cache)?;
         let o_lat = output_buffer(gpu, "attention.o_lat", size_of_val(q_abs) as u64)?;
+        let positions = gpu.upload(
+            "attention.positions",
+            bytemuck::bytes_of(&(n_pos - 1)),
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let dispatch = self.bind(
+            gpu,
+            [
+                (&q_abs_buffer).into(),
+                (&q_pe_buffer).into(),
+                (&cache_buffer).into(),
+                (&positions).into(),
+                (&o_lat).into(),
+            ],
+            shape,
+            QPeLayout {
+                stride: shape.dr,
+                offset: 0,
+            },
+            1,
+            n_pos,
+            kq_scale,
+        )?;
         submit(gpu, LABEL, |encoder| {
-            self.encode(
-                gpu,
-                encoder,
-                [&q_abs_buffer, &q_pe_buffer, &cache_buffer, &o_lat],
-                shape,
-                n_pos,
-                kq_scale,
-            )
+            Dispatch::record_all(encoder, LABEL, [&dispatch]);
+            Ok(())
         })?;
         gpu.read_f32("attention.o_lat", &o_lat, q_abs.len())
     }

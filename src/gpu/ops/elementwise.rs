@@ -76,19 +76,30 @@ impl Elementwise {
         [a, b, out]: [&Buffer; 3],
         n: u32,
     ) -> Result<()> {
+        let dispatch = self.bind(gpu, op, [a.into(), b.into(), out.into()], n)?;
+        Dispatch::record_all(encoder, LABEL, [&dispatch]);
+        Ok(())
+    }
+
+    /// The dispatch of [`Elementwise::encode`], built once and recorded every step.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        op: ElementwiseOp,
+        [a, b, out]: [Binding<'_>; 3],
+        n: u32,
+    ) -> Result<Dispatch> {
         let family = match op {
             ElementwiseOp::SiluMul => &self.silu_mul,
             ElementwiseOp::Add => &self.add,
         };
-        let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE))?;
+        let bytes = 4 * u64::from(n);
+        if a.len() < bytes || b.len() < bytes || out.len() < bytes {
+            return Err(gpu_error(family.label(), format!("buffers too small for {n} values")));
+        }
+        let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE).max(1))?;
         let params = ElementwiseParams { n, _pad: [0; 3] };
-        family.encode(
-            gpu,
-            encoder,
-            &[a, b, out],
-            bytemuck::bytes_of(&params),
-            groups,
-        )
+        family.bind(gpu, &[a, b, out], bytemuck::bytes_of(&params), groups)
     }
 
     /// Returns `op(a, b)` computed on the GPU (uploads, one dispatch, readback).
@@ -227,21 +238,6 @@ impl Family {
                 groups,
             }
         })
-    }
-
-    /// [`Family::bind`] and record the dispatch into its own pass of `encoder`.
-    pub(crate) fn encode(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut CommandEncoder,
-        storage: &[&Buffer],
-        params: &[u8],
-        groups: (u32, u32),
-    ) -> Result<()> {
-        let storage: Vec<Binding<'_>> = storage.iter().map(|&b| Binding::from(b)).collect();
-        let dispatch = self.bind(gpu, &storage, params, groups)?;
-        Dispatch::record_all(encoder, &self.label, [&dispatch]);
-        Ok(())
     }
 }
 

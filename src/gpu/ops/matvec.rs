@@ -16,6 +16,7 @@ use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::shader::{self, Kernel, Pipeline};
 use crate::{Error, Result};
 
@@ -28,24 +29,25 @@ struct MatvecParams {
     row_bytes: u32,
     row0: u32,
     base_byte: u32,
-    _pad: [u32; 3],
+    accumulate: u32,
+    _pad: [u32; 2],
 }
 
 /// One dispatch: rows `row0..row0 + n_rows`, bound as bytes `window_start..window_end` of the
 /// weight buffer with the first row at `base_byte` inside the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Window {
-    row0: u64,
-    n_rows: u64,
-    window_start: u64,
-    window_end: u64,
-    base_byte: u64,
+pub(crate) struct Window {
+    pub(crate) row0: u64,
+    pub(crate) n_rows: u64,
+    pub(crate) window_start: u64,
+    pub(crate) window_end: u64,
+    pub(crate) base_byte: u64,
 }
 
 /// Splits `n_rows` rows of `row_bytes` bytes (stored in a buffer of `buffer_len` bytes, a
 /// multiple of 4) into windows no larger than `max_binding` bytes whose starts are multiples of
 /// `align`. `None` when one row does not fit a window.
-fn windows(
+pub(crate) fn windows(
     n_rows: u64,
     row_bytes: u64,
     buffer_len: u64,
@@ -148,16 +150,17 @@ impl Matvec {
         let mut encoder = gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        self.encode_windows(
+        let dispatches = self.bind_windows(
             gpu,
-            &mut encoder,
             &weights,
             n_rows,
             n_cols,
-            &x,
-            &y,
+            (&x).into(),
+            (&y).into(),
+            false,
             max_binding,
         )?;
+        Dispatch::record_all(&mut encoder, label, &dispatches);
         gpu.checked(&format!("submitting {label}"), |_| {
             gpu.queue.submit([encoder.finish()]);
         })?;
@@ -166,8 +169,8 @@ impl Matvec {
 
     /// Records `y[..n_rows] = W x[..n_cols]` into `encoder` for resident buffers: `weights`
     /// holds W `[n_rows, n_cols]` in raw blocks from offset 0 (its size a multiple of 4, as
-    /// buffers are), `x` at least `n_cols` f32 and `y` at least `n_rows` f32. Creates one small
-    /// uniform buffer per dispatch; nothing runs until the caller submits `encoder`.
+    /// buffers are), `x` at least `n_cols` f32 and `y` at least `n_rows` f32. Nothing runs until
+    /// the caller submits `encoder`.
     #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
@@ -179,7 +182,27 @@ impl Matvec {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        self.encode_windows(gpu, encoder, weights, n_rows, n_cols, x, y, u64::MAX)
+        let dispatches =
+            self.bind_windows(gpu, weights, n_rows, n_cols, x.into(), y.into(), false, u64::MAX)?;
+        Dispatch::record_all(encoder, &self.label, &dispatches);
+        Ok(())
+    }
+
+    /// The dispatches (one per weight window) that compute `y = W x`, or `y += W x` when
+    /// `accumulate`, for resident buffers as in [`Matvec::encode`]; built once, recorded every
+    /// token.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        weights: &wgpu::Buffer,
+        n_rows: usize,
+        n_cols: usize,
+        x: Binding<'_>,
+        y: Binding<'_>,
+        accumulate: bool,
+    ) -> Result<Vec<Dispatch>> {
+        self.bind_windows(gpu, weights, n_rows, n_cols, x, y, accumulate, u64::MAX)
     }
 
     fn error(&self, message: String) -> Error {
@@ -201,46 +224,45 @@ impl Matvec {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn encode_windows(
+    fn bind_windows(
         &self,
         gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
         weights: &wgpu::Buffer,
         n_rows: usize,
         n_cols: usize,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        x: Binding<'_>,
+        y: Binding<'_>,
+        accumulate: bool,
         max_binding: u64,
-    ) -> Result<()> {
+    ) -> Result<Vec<Dispatch>> {
         let label = self.label.as_str();
         let row_bytes = self.row_bytes(n_cols)?;
         let needed = [
             (
                 "weights",
-                weights,
+                weights.size(),
                 (n_rows as u64).checked_mul(row_bytes as u64),
             ),
-            ("x", x, Some((n_cols * size_of::<f32>()) as u64)),
-            ("y", y, Some((n_rows * size_of::<f32>()) as u64)),
+            ("x", x.len(), Some((n_cols * size_of::<f32>()) as u64)),
+            ("y", y.len(), Some((n_rows * size_of::<f32>()) as u64)),
         ];
-        for (name, buffer, bytes) in needed {
-            if bytes.is_none_or(|bytes| bytes > buffer.size()) {
+        for (name, have, bytes) in needed {
+            if bytes.is_none_or(|bytes| bytes > have) {
                 return Err(self.error(format!(
-                    "{name} holds {} bytes, too few for {n_rows} x {n_cols}",
-                    buffer.size()
+                    "{name} holds {have} bytes, too few for {n_rows} x {n_cols}"
                 )));
             }
         }
         if n_rows == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let device_limit = gpu.limits.max_storage_buffer_binding_size;
         // Byte addresses inside a window are u32 in WGSL.
         let limit = device_limit.min(max_binding).min(u64::from(u32::MAX));
-        let vector_bytes = (n_rows.max(n_cols) * size_of::<f32>()) as u64;
+        let vector_bytes = x.len().max(y.len());
         if vector_bytes > device_limit {
             return Err(self.error(format!(
-                "x or y needs {vector_bytes} bytes but a storage binding holds {device_limit}"
+                "x or y binds {vector_bytes} bytes but a storage binding holds {device_limit}"
             )));
         }
         let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
@@ -261,7 +283,7 @@ impl Matvec {
         for window in &windows {
             // All fit u32: windows are at most `limit` <= u32::MAX bytes and hold whole rows.
             let n = u32::try_from(window.n_rows).unwrap_or(u32::MAX);
-            let grid = shader::grid(n, max_per_dim)
+            let groups = shader::grid(n, max_per_dim)
                 .ok_or_else(|| self.error(format!("{n} rows do not fit a 2D grid")))?;
             let params = MatvecParams {
                 n_rows: n,
@@ -269,46 +291,39 @@ impl Matvec {
                 row_bytes: row_bytes as u32,
                 row0: window.row0 as u32,
                 base_byte: window.base_byte as u32,
-                _pad: [0; 3],
+                accumulate: u32::from(accumulate),
+                _pad: [0; 2],
             };
             let params = gpu.upload(
                 "matvec.params",
                 bytemuck::bytes_of(&params),
                 BufferUsages::UNIFORM,
             )?;
-            dispatches.push((*window, grid, params));
-        }
-
-        gpu.checked(&format!("encoding {label}"), |device| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(label),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline.pipeline);
-            for (window, (groups_x, groups_y), params) in &dispatches {
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            let weights = Binding::range(
+                weights,
+                window.window_start,
+                window.window_end - window.window_start,
+            );
+            let bind_group = gpu.checked(&format!("binding {label}"), |device| {
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(label),
                     layout: &self.pipeline.layout,
                     entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: weights,
-                                offset: window.window_start,
-                                size: wgpu::BufferSize::new(
-                                    window.window_end - window.window_start,
-                                ),
-                            }),
-                        },
-                        entire(1, x),
-                        entire(2, y),
-                        entire(3, params),
+                        weights.entry(0),
+                        x.entry(1),
+                        y.entry(2),
+                        Binding::from(&params).entry(3),
                     ],
-                });
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(*groups_x, *groups_y, 1);
-            }
-        })
+                })
+            })?;
+            dispatches.push(Dispatch {
+                label: self.label.clone(),
+                pipeline: self.pipeline.pipeline.clone(),
+                bind_group,
+                groups,
+            });
+        }
+        Ok(dispatches)
     }
 }
 
@@ -324,12 +339,6 @@ pub fn matvec(
     Matvec::new(gpu, ty)?.run(gpu, weights, n_rows, x)
 }
 
-fn entire(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use wgpu::{Buffer, CommandEncoder};
 use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::model::{DeepSeekConfig, GatingFunc, GroupScore};
 
 /// The kernel's name: the WGSL file stem.
@@ -157,11 +158,40 @@ impl MoeRouter {
         if n_tok == 0 {
             return Ok(());
         }
-        let groups = grid_for(gpu, LABEL, n_tok)?;
+        let buffers = [logits.into(), bias.into(), ids.into(), weights.into()];
+        let dispatch = self.bind(gpu, config, buffers, n_tok, has_bias)?;
+        Dispatch::record_all(encoder, LABEL, [&dispatch]);
+        Ok(())
+    }
+
+    /// The dispatch of [`MoeRouter::encode`], built once and recorded every step.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        config: &RouterConfig,
+        [logits, bias, ids, weights]: [Binding<'_>; 4],
+        n_tok: u32,
+        has_bias: bool,
+    ) -> Result<Dispatch> {
+        config
+            .check()
+            .map_err(|message| gpu_error(LABEL, message))?;
+        let (e, k, n) = (
+            config.n_expert as u64,
+            config.n_expert_used as u64,
+            u64::from(n_tok),
+        );
+        if logits.len() < 4 * n * e
+            || (has_bias && bias.len() < 4 * e)
+            || ids.len() < 4 * n * k
+            || weights.len() < 4 * n * k
+        {
+            return Err(gpu_error(LABEL, format!("buffers too small for {n_tok} tokens")));
+        }
+        let groups = grid_for(gpu, LABEL, n_tok.max(1))?;
         let params = config.params(n_tok, has_bias);
-        self.family.encode(
+        self.family.bind(
             gpu,
-            encoder,
             &[logits, bias, ids, weights],
             bytemuck::bytes_of(&params),
             groups,

@@ -7,6 +7,7 @@ use wgpu::{Buffer, CommandEncoder};
 use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 
 /// The kernel's name: the WGSL file stem.
 pub const LABEL: &str = "rmsnorm";
@@ -51,20 +52,36 @@ impl RmsNorm {
         if n == 0 || n_rows == 0 {
             return Ok(());
         }
-        let groups = grid_for(gpu, LABEL, n_rows)?;
+        let dispatch = self.bind(gpu, [x.into(), w.into(), y.into()], n, n_rows, eps)?;
+        Dispatch::record_all(encoder, LABEL, [&dispatch]);
+        Ok(())
+    }
+
+    /// The dispatch of [`RmsNorm::encode`], built once and recorded every step.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        [x, w, y]: [Binding<'_>; 3],
+        n: u32,
+        n_rows: u32,
+        eps: f32,
+    ) -> Result<Dispatch> {
+        let rows_bytes = 4 * u64::from(n) * u64::from(n_rows);
+        if x.len() < rows_bytes || y.len() < rows_bytes || w.len() < 4 * u64::from(n) {
+            return Err(gpu_error(
+                LABEL,
+                format!("buffers too small for {n_rows} rows of {n}"),
+            ));
+        }
+        let groups = grid_for(gpu, LABEL, n_rows.max(1))?;
         let params = RmsNormParams {
             n,
             n_rows,
             eps,
             _pad: 0,
         };
-        self.family.encode(
-            gpu,
-            encoder,
-            &[x, w, y],
-            bytemuck::bytes_of(&params),
-            groups,
-        )
+        self.family
+            .bind(gpu, &[x, w, y], bytemuck::bytes_of(&params), groups)
     }
 
     /// Returns the RMSNorm of every row of `x` (`[x.len() / w.len(), w.len()]`) computed on

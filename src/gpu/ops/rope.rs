@@ -8,6 +8,7 @@ use wgpu::{Buffer, BufferUsages, CommandEncoder};
 use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 
 /// The kernel's name: the WGSL file stem.
 pub const LABEL: &str = "rope";
@@ -125,6 +126,25 @@ impl Rope {
         [turns, positions, x]: [&Buffer; 3],
         layout: RopeLayout,
     ) -> Result<()> {
+        if u64::from(layout.n_tok) * u64::from(layout.n_head) * u64::from(layout.n_pairs) == 0 {
+            layout
+                .check()
+                .map_err(|message| gpu_error(LABEL, message))?;
+            return Ok(());
+        }
+        let dispatch = self.bind(gpu, [turns.into(), positions.into(), x.into()], layout)?;
+        Dispatch::record_all(encoder, LABEL, [&dispatch]);
+        Ok(())
+    }
+
+    /// The dispatch of [`Rope::encode`], built once and recorded every step (positions are read
+    /// when it runs).
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        [turns, positions, x]: [Binding<'_>; 3],
+        layout: RopeLayout,
+    ) -> Result<Dispatch> {
         layout
             .check()
             .map_err(|message| gpu_error(LABEL, message))?;
@@ -133,24 +153,21 @@ impl Rope {
             ("positions", positions, 4 * u64::from(layout.n_tok)),
             ("x", x, 4 * layout.len()),
         ] {
-            if buffer.size() < bytes {
+            if buffer.len() < bytes {
                 return Err(gpu_error(
                     LABEL,
                     format!(
                         "{name} has {} bytes, {layout:?} needs {bytes}",
-                        buffer.size()
+                        buffer.len()
                     ),
                 ));
             }
         }
         let threads =
             u64::from(layout.n_tok) * u64::from(layout.n_head) * u64::from(layout.n_pairs);
-        if threads == 0 {
-            return Ok(());
-        }
         let threads = u32::try_from(threads)
             .map_err(|_| gpu_error(LABEL, format!("{threads} pairs in one dispatch")))?;
-        let groups = grid_for(gpu, LABEL, threads.div_ceil(WORKGROUP_SIZE))?;
+        let groups = grid_for(gpu, LABEL, threads.div_ceil(WORKGROUP_SIZE).max(1))?;
         let params = RopeParams {
             n_tok: layout.n_tok,
             n_head: layout.n_head,
@@ -160,9 +177,8 @@ impl Rope {
             offset: layout.offset,
             _pad: [0; 2],
         };
-        self.family.encode(
+        self.family.bind(
             gpu,
-            encoder,
             &[turns, positions, x],
             bytemuck::bytes_of(&params),
             groups,

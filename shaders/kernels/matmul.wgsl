@@ -1,0 +1,115 @@
+// matmul: Y[t, r] = sum_c W[r, c] * X[t, c] (+ Y[t, r] when accumulate = 1) for t in 0..n_tok,
+// r in 0..n_rows, c in 0..n_cols, with W in raw GGUF blocks of one type (rows contiguous, row r
+// starting at byte r * row_bytes, row_bytes = n_cols / BLOCK_ELEMS * BLOCK_BYTES), X
+// [n_tok, n_cols] and Y [n_tok, n_rows] in f32 (row strides n_cols and n_rows), accumulation in
+// f32. The batched product of prompt prefill: each weight is decoded once per tile of TILE_T
+// tokens instead of once per token.
+//
+// Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
+// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which
+// provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize and
+// matvec kernels do it.
+//
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (row, tile of TILE_T = 8 tokens),
+// n_rows * n_tiles workgroups (n_tiles = ceil(n_tok / 8)) numbered g = y * num_workgroups.x + x
+// on a (min(total, max_per_dim), ceil(total / that), 1) grid so more than 65535 fit; workgroup g
+// takes row g / n_tiles and tile g % n_tiles, so the tiles of one row run next to each other and
+// find its blocks in cache. Lane l decodes W[r, c] once for c = l, l + 64, l + 128, ...
+// (neighbouring lanes read neighbouring elements of one block, so the loads coalesce; so do the
+// reads of X, one token row at a time) and multiplies it into 8 accumulators, two vec4s, one
+// component per token of the tile. The 64 partial vec4 pairs are added by one tree reduction in
+// workgroup memory (6 halving steps); lane j < 8 then writes token t0 + j. Per token the
+// operations are exactly those of matvec (a sum of ceil(n_cols / 64) + 6 terms deep), plus one
+// final add of the old Y when accumulating. In the last tile, tokens past n_tok read the last
+// token's X (so every load is in bounds) and are not written.
+// `row0` lets the host bind only a window of W and run large tensors in several dispatches:
+// row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
+//
+// Bindings, group 0:
+//   0  weights  array<u32>  raw block bytes of the window, little-endian, zero-padded
+//   1  x        array<f32>  [n_tok, n_cols]
+//   2  y        array<f32>  [n_tok, y_stride] (y_stride = rows of the whole tensor)
+//   3  params   Params      uniform { n_rows, n_cols, row_bytes, row0, base_byte, n_tok,
+//                                     accumulate, y_stride }
+//
+// Driven by src/gpu/ops/matmul.rs, whose MatmulParams mirrors Params (32 bytes).
+
+const WORKGROUP_SIZE: u32 = 64u;
+// Tokens per workgroup: the accumulators are two vec4s, so changing this changes the kernel.
+const TILE_T: u32 = 8u;
+
+struct Params {
+    // Rows in this dispatch.
+    n_rows: u32,
+    n_cols: u32,
+    row_bytes: u32,
+    // Index in Y's rows of the first row of this dispatch.
+    row0: u32,
+    // Byte offset of the first row of this dispatch inside the bound window.
+    base_byte: u32,
+    // Tokens (rows of X and Y); at least 1.
+    n_tok: u32,
+    // 1: add the product to Y; 0: overwrite Y.
+    accumulate: u32,
+    // Row stride of Y: the rows of the whole tensor, not of this window.
+    y_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> weights: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+// Tokens 0..4 and 4..8 of the tile, per lane.
+var<workgroup> partial_lo: array<vec4<f32>, WORKGROUP_SIZE>;
+var<workgroup> partial_hi: array<vec4<f32>, WORKGROUP_SIZE>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) n_groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    // Workgroup-uniform: every lane of a workgroup takes the same branch.
+    let n_tiles = (params.n_tok + TILE_T - 1u) / TILE_T;
+    let g = group.y * n_groups.x + group.x;
+    let r = g / n_tiles;
+    if r >= params.n_rows {
+        return;
+    }
+    let t0 = (g % n_tiles) * TILE_T;
+    // Offsets in X of the tile's token rows, clamped to the last token.
+    let last = vec4<u32>(params.n_tok - 1u);
+    let lo = min(vec4<u32>(t0) + vec4<u32>(0u, 1u, 2u, 3u), last) * params.n_cols;
+    let hi = min(vec4<u32>(t0) + vec4<u32>(4u, 5u, 6u, 7u), last) * params.n_cols;
+
+    let row_base = params.base_byte + r * params.row_bytes;
+    var sum_lo = vec4<f32>(0.0);
+    var sum_hi = vec4<f32>(0.0);
+    for (var c = lane; c < params.n_cols; c += WORKGROUP_SIZE) {
+        let block = c / BLOCK_ELEMS;
+        let w = dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS);
+        sum_lo += w * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
+        sum_hi += w * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+    }
+    partial_lo[lane] = sum_lo;
+    partial_hi[lane] = sum_hi;
+    workgroupBarrier();
+    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
+        if lane < stride {
+            partial_lo[lane] += partial_lo[lane + stride];
+            partial_hi[lane] += partial_hi[lane + stride];
+        }
+        workgroupBarrier();
+    }
+    let t = t0 + lane;
+    if lane < TILE_T && t < params.n_tok {
+        let sums = select(partial_hi[0], partial_lo[0], lane < 4u);
+        let i = t * params.y_stride + params.row0 + r;
+        var value = sums[lane % 4u];
+        if params.accumulate != 0u {
+            value = y[i] + value;
+        }
+        y[i] = value;
+    }
+}

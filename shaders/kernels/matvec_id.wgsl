@@ -1,0 +1,105 @@
+// matvec_id: batched matvec over a 3-D weight tensor whose slices ("slots") are chosen per output
+// through a slot table. For t in 0..n_tok, j in 0..k, r in 0..n_rows:
+//
+//   e = ids[ids_offset + t * ids_tok_stride + j]      (expert id, or head index)
+//   s = slot_of[e]                                    (resident slot of e)
+//   y[(t * k + j) * n_rows + r] = sum_c W[s][r, c] * x[t * x_tok_stride + j * x_stride + c]
+//
+// with c in 0..n_cols, W in raw GGUF blocks of one type: slot s at byte s * slot_bytes, row r of
+// it at byte r * row_bytes after that (row_bytes = n_cols / BLOCK_ELEMS * BLOCK_BYTES,
+// slot_bytes = n_rows * row_bytes); x and y in f32, accumulation in f32. ids_tok_stride 0 gives
+// every token the same ids (per-head projections: ids 0..H, identity slot table); x_stride 0
+// gives all k outputs of a token the same input (routed gate/up). An id past the end of slot_of,
+// or a slot >= n_slots, reads nothing and writes 0.
+//
+// Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS),
+// shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which provides `dequantize_value`; each
+// weight is decoded exactly as the dequantize kernel does it.
+//
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per output (r, j, t), output index
+// o = (t * k + j) * n_rows + r, n_tok * k * n_rows workgroups laid out as
+// (min(n, max_per_dim), ceil(n / that), 1). Lane l sums columns l, l + 64, ..., then a tree
+// reduction in workgroup memory adds the 64 partial sums, as in matvec.wgsl: the error is that
+// of a sum ceil(n_cols / 64) + 6 terms deep. The id, and so the slot, is the same for the whole
+// workgroup, but it comes from storage, so validity only bounds the column loop (no early return
+// before the barriers).
+//
+// Bindings, group 0:
+//   0  weights  array<u32>  [n_slots, n_rows, row_bytes] raw block bytes, zero-padded to 4 bytes
+//   1  slot_of  array<u32>  expert id -> slot
+//   2  ids      array<u32>  ids[ids_offset + t * ids_tok_stride + j]
+//   3  x        array<f32>  inputs, addressed as above
+//   4  y        array<f32>  [n_tok, k, n_rows]
+//   5  params   Params      uniform (48 bytes, below)
+//
+// Driven by src/gpu/ops/matvec_id.rs, whose MatvecIdParams mirrors Params.
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+struct Params {
+    n_rows: u32,
+    n_cols: u32,
+    row_bytes: u32,
+    slot_bytes: u32,
+    n_slots: u32,
+    k: u32,
+    n_tok: u32,
+    ids_offset: u32,
+    ids_tok_stride: u32,
+    x_stride: u32,
+    x_tok_stride: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> weights: array<u32>;
+@group(0) @binding(1) var<storage, read> slot_of: array<u32>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) n_groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    // Workgroup-uniform: every lane of a workgroup takes the same branch.
+    let o = group.y * n_groups.x + group.x;
+    if o >= params.n_tok * params.k * params.n_rows {
+        return;
+    }
+    let r = o % params.n_rows;
+    let tj = o / params.n_rows;
+    let j = tj % params.k;
+    let t = tj / params.k;
+
+    let e = ids[params.ids_offset + t * params.ids_tok_stride + j];
+    var s = params.n_slots;
+    if e < arrayLength(&slot_of) {
+        s = slot_of[e];
+    }
+    let valid = s < params.n_slots;
+    let n_cols = select(0u, params.n_cols, valid);
+    let row_base = select(0u, s * params.slot_bytes + r * params.row_bytes, valid);
+    let x_base = t * params.x_tok_stride + j * params.x_stride;
+
+    var sum = 0.0;
+    for (var c = lane; c < n_cols; c += WORKGROUP_SIZE) {
+        let block = c / BLOCK_ELEMS;
+        sum += dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS) * x[x_base + c];
+    }
+    partial[lane] = sum;
+    workgroupBarrier();
+    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
+        if lane < stride {
+            partial[lane] += partial[lane + stride];
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u {
+        y[o] = partial[0];
+    }
+}

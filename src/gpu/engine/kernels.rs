@@ -1,0 +1,77 @@
+//! Every compiled pipeline a model needs: the f32 kernels once, the dequantizing ones once per
+//! weight type present in the file.
+
+use std::collections::HashMap;
+
+use lanternfish_quant::GgmlType;
+
+use crate::Result;
+use crate::gpu::Gpu;
+use crate::gpu::ops::argmax::Argmax;
+use crate::gpu::ops::attention::Attention;
+use crate::gpu::ops::elementwise::Elementwise;
+use crate::gpu::ops::embed::Embed;
+use crate::gpu::ops::kv_store::KvStore;
+use crate::gpu::ops::matmul::Matmul;
+use crate::gpu::ops::matvec::Matvec;
+use crate::gpu::ops::matvec_id::MatvecId;
+use crate::gpu::ops::moe_combine::MoeCombine;
+use crate::gpu::ops::moe_router::MoeRouter;
+use crate::gpu::ops::rmsnorm::RmsNorm;
+use crate::gpu::ops::rope::Rope;
+
+/// The pipelines of one model.
+pub struct Kernels {
+    pub matvec: HashMap<GgmlType, Matvec>,
+    pub matmul: HashMap<GgmlType, Matmul>,
+    pub matvec_id: HashMap<GgmlType, MatvecId>,
+    pub embed: Embed,
+    pub rmsnorm: RmsNorm,
+    pub rope: Rope,
+    pub elementwise: Elementwise,
+    pub kv_store: KvStore,
+    pub attention: Attention,
+    pub router: MoeRouter,
+    pub combine: MoeCombine,
+    pub argmax: Argmax,
+}
+
+impl Kernels {
+    /// Compiles the f32 kernels, `embed` for the embedding type, and matvec, matmul and
+    /// matvec_id for each of `types`.
+    pub fn new(gpu: &Gpu, embd_type: GgmlType, types: &[GgmlType]) -> Result<Kernels> {
+        let mut matvec = HashMap::new();
+        let mut matmul = HashMap::new();
+        let mut matvec_id = HashMap::new();
+        for &ty in types {
+            if !matvec.contains_key(&ty) {
+                matvec.insert(ty, Matvec::new(gpu, ty)?);
+                matmul.insert(ty, Matmul::new(gpu, ty)?);
+                matvec_id.insert(ty, MatvecId::new(gpu, ty)?);
+            }
+        }
+        Ok(Kernels {
+            matvec,
+            matmul,
+            matvec_id,
+            embed: Embed::new(gpu, embd_type)?,
+            rmsnorm: RmsNorm::new(gpu)?,
+            rope: Rope::new(gpu)?,
+            elementwise: Elementwise::new(gpu)?,
+            kv_store: KvStore::new(gpu)?,
+            attention: Attention::new(gpu)?,
+            router: MoeRouter::new(gpu)?,
+            combine: MoeCombine::new(gpu)?,
+            argmax: Argmax::new(gpu)?,
+        })
+    }
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<&str> = self.matvec.keys().map(|t| t.name()).collect();
+        f.debug_struct("Kernels")
+            .field("weight_types", &types)
+            .finish_non_exhaustive()
+    }
+}

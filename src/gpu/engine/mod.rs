@@ -1,0 +1,12 @@
+//! The GPU inference engine: a deepseek2 model uploaded once ([`GpuModel`]) and sequences decoded
+//! on it ([`GpuSession`]) through pre-built plans of the kernels in [`crate::gpu::ops`].
+
+pub mod kernels;
+pub mod model;
+pub mod plan;
+pub mod session;
+pub mod weights;
+
+pub use model::GpuModel;
+pub use session::{DEFAULT_BATCH, GpuSession, SessionStats};
+pub use weights::LoadProgress;

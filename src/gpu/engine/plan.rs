@@ -1,0 +1,520 @@
+//! The decode/prefill plan: every dispatch of one forward pass over `n_tok` tokens, built once
+//! per (batch size, output) with all shapes validated, then recorded into one command buffer per
+//! call. Token ids and positions live in GPU buffers that the host rewrites before each submit,
+//! so a plan serves every step (spec §4.11 lists the per-layer ops).
+//!
+//! Per layer (MoE case; `mm` is matvec for one token and the tiled matmul for a batch):
+//!   a = rmsnorm(x)                      q = mm(attn_q, a)  (or q_a → norm → q_b)
+//!   kv = mm(kv_a, a)                    rope(q_pe), rope(k_pe)
+//!   cache[pos] = [norm(c_kv) ‖ k_pe]    q_abs = k_b[h] · q_nope[h]  (matvec_id over heads)
+//!   o_lat = attention(q_abs, q_pe, cache)   o = v_b[h] · o_lat[h]   x += mm(attn_output, o)
+//!   a = rmsnorm(x)   router → ids, weights (on the GPU)
+//!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id)
+//!   x += shared(a) (accumulating matvec)     x += Σ_e w_e y_e (moe_combine)
+//! then a = rmsnorm(x) for the rows whose logits are wanted, logits = mm(output, a).
+
+use wgpu::Buffer;
+
+use super::model::GpuModel;
+use super::weights::{GpuFfn, GpuQ, GpuSwiGlu, GpuTensor};
+use crate::Result;
+use crate::gpu::dispatch::{Binding, Dispatch};
+use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
+use crate::gpu::ops::elementwise::ElementwiseOp;
+use crate::gpu::ops::embed::EmbedShape;
+use crate::gpu::ops::matvec_id::MatvecIdShape;
+use crate::gpu::ops::moe_router::RouterConfig;
+use crate::gpu::ops::rope::RopeLayout;
+
+/// Which logits a forward pass produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// None (a prefill chunk before the last).
+    Nothing,
+    /// `[V]` for the last token.
+    Last,
+    /// `[n_tok, V]`.
+    All,
+    /// The argmax of the last token's logits, as one u32 (greedy decoding: 4 bytes back).
+    Greedy,
+}
+
+/// One recorded step: a compute dispatch, or a buffer copy between passes.
+#[derive(Debug)]
+pub enum Step {
+    Dispatch(Dispatch),
+    Copy {
+        src: Buffer,
+        src_offset: u64,
+        dst: Buffer,
+        size: u64,
+    },
+}
+
+/// Scratch buffers for batches of up to `max_batch` tokens (f32 unless noted).
+#[derive(Debug)]
+pub struct Scratch {
+    pub max_batch: usize,
+    /// u32 `[B]`.
+    pub tokens: Buffer,
+    /// u32 `[B]`.
+    pub positions: Buffer,
+    /// The residual stream `[B, d]`.
+    pub x: Buffer,
+    /// Normalised input of a block `[B, d]`.
+    pub a: Buffer,
+    /// `[B, rq]`, twice (projection, normalised).
+    pub cq: Buffer,
+    pub cq_norm: Buffer,
+    /// `[B, H, dn + dr]`.
+    pub q: Buffer,
+    /// `[B, r + dr]`.
+    pub kv: Buffer,
+    /// `[B, H, r]`, twice.
+    pub q_abs: Buffer,
+    pub o_lat: Buffer,
+    /// `[B, H·dv]`.
+    pub o: Buffer,
+    /// Dense/shared FFN `[B, width]`: gate, up, and silu(gate)·up.
+    pub g: Buffer,
+    pub u: Buffer,
+    pub h: Buffer,
+    /// Router logits `[B, E]`, ids u32 `[B, k]`, weights `[B, k]`.
+    pub router_logits: Buffer,
+    pub ids: Buffer,
+    pub expert_weights: Buffer,
+    /// Routed experts: `[B, k, f]` ×3 and `[B, k, d]`.
+    pub eg: Buffer,
+    pub eu: Buffer,
+    pub eh: Buffer,
+    pub ey: Buffer,
+    /// The last token's normalised state `[d]`, logits `[V]`, argmax u32 `[1]`.
+    pub last: Buffer,
+    pub logits: Buffer,
+    pub argmax: Buffer,
+    /// Bytes of all scratch buffers.
+    pub bytes: u64,
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Scratch {
+    pub fn new(model: &GpuModel, max_batch: usize) -> Result<Scratch> {
+        let c = &model.config;
+        let gpu = &model.gpu;
+        let b = max_batch.max(1);
+        let (h, dk, r, dr, dv) = (
+            c.n_head,
+            c.n_embd_head_qk(),
+            c.n_lora_kv,
+            c.n_rot,
+            c.n_embd_head_v,
+        );
+        let rq = c.n_lora_q.max(1);
+        let width = c.n_ff.max(c.n_ff_exp * c.n_expert_shared).max(1);
+        let (e, k, f) = (c.n_expert.max(1), c.n_expert_used.max(1), c.n_ff_exp.max(1));
+        let mut bytes = 0;
+        let mut make = |label: &str, values: usize| {
+            let size = (values.max(1) * 4) as u64;
+            bytes += size;
+            gpu.create_buffer(&format!("scratch {label}"), size, STORAGE)
+        };
+        Ok(Scratch {
+            max_batch: b,
+            tokens: make("tokens", b)?,
+            positions: make("positions", b)?,
+            x: make("x", b * c.n_embd)?,
+            a: make("a", b * c.n_embd)?,
+            cq: make("cq", b * rq)?,
+            cq_norm: make("cq_norm", b * rq)?,
+            q: make("q", b * h * dk)?,
+            kv: make("kv", b * (r + dr))?,
+            q_abs: make("q_abs", b * h * r)?,
+            o_lat: make("o_lat", b * h * r)?,
+            o: make("o", b * h * dv)?,
+            g: make("g", b * width)?,
+            u: make("u", b * width)?,
+            h: make("h", b * width)?,
+            router_logits: make("router_logits", b * e)?,
+            ids: make("ids", b * k)?,
+            expert_weights: make("expert_weights", b * k)?,
+            eg: make("eg", b * k * f)?,
+            eu: make("eu", b * k * f)?,
+            eh: make("eh", b * k * f)?,
+            ey: make("ey", b * k * c.n_embd)?,
+            last: make("last", c.n_embd)?,
+            logits: make("logits", c.n_vocab)?,
+            argmax: make("argmax", 1)?,
+            bytes,
+        })
+    }
+}
+
+/// The first `n` f32 (or u32) values of `buffer`.
+fn first(buffer: &Buffer, n: usize) -> Binding<'_> {
+    Binding::range(buffer, 0, (n.max(1) * 4) as u64)
+}
+
+/// Builds the steps of one forward pass over `n_tok` tokens (≤ the scratch's batch) that write
+/// into `cache` (one buffer per layer, `n_ctx` rows each). `all_logits` receives `[n_tok, V]`
+/// for [`Output::All`].
+pub fn build(
+    model: &GpuModel,
+    s: &Scratch,
+    cache: &[Buffer],
+    n_ctx: usize,
+    n_tok: usize,
+    output: Output,
+    all_logits: Option<&Buffer>,
+) -> Result<Vec<Step>> {
+    let c = &model.config;
+    let gpu = &*model.gpu;
+    let k = &model.kernels;
+    let w = &model.weights;
+    let (d, h, dn, dk, r, dr, dv) = (
+        c.n_embd,
+        c.n_head,
+        c.n_embd_head_qk_nope,
+        c.n_embd_head_qk(),
+        c.n_lora_kv,
+        c.n_rot,
+        c.n_embd_head_v,
+    );
+    let n = n_tok;
+    let t32 = n as u32;
+    let mut steps: Vec<Step> = Vec::new();
+    let mut push = |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
+
+    // y = W x (+ y): matvec for one token, the tiled matmul for a batch.
+    let mm = |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| -> Result<Vec<Dispatch>> {
+        let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
+        if rows == 1 {
+            k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
+        } else {
+            k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
+        }
+    };
+    let rmsnorm = |x: &Buffer, wt: &Buffer, y: &Buffer, width: usize, rows: usize| {
+        k.rmsnorm.bind(
+            gpu,
+            [first(x, rows * width), wt.into(), first(y, rows * width)],
+            width as u32,
+            rows as u32,
+            c.rms_eps,
+        )
+    };
+    let swiglu = |f: &GpuSwiGlu| -> Result<Vec<Dispatch>> {
+        let width = f.gate.n_rows;
+        let mut out = mm(&f.gate, &s.a, &s.g, n, false)?;
+        out.extend(mm(&f.up, &s.a, &s.u, n, false)?);
+        out.push(k.elementwise.bind(
+            gpu,
+            ElementwiseOp::SiluMul,
+            [first(&s.g, n * width), first(&s.u, n * width), first(&s.h, n * width)],
+            (n * width) as u32,
+        )?);
+        out.extend(mm(&f.down, &s.h, &s.x, n, true)?);
+        Ok(out)
+    };
+
+    push(k.embed.bind(
+        gpu,
+        &w.token_embd.buffer,
+        [first(&s.tokens, n), first(&s.x, n * d)],
+        &EmbedShape {
+            n_vocab: w.token_embd.n_rows as u32,
+            n_embd: d as u32,
+            n_tok: t32,
+        },
+    )?);
+    let heads = MatvecIdShape {
+        n_rows: 0,
+        n_cols: 0,
+        n_slots: h as u32,
+        k: h as u32,
+        n_tok: t32,
+        ids_offset: 0,
+        ids_tok_stride: 0,
+        x_stride: 0,
+        x_tok_stride: 0,
+    };
+    for (il, layer) in w.layers.iter().enumerate() {
+        // Attention block.
+        push(vec![rmsnorm(&s.x, &layer.attn_norm, &s.a, d, n)?]);
+        match &layer.q {
+            GpuQ::Plain(q) => push(mm(q, &s.a, &s.q, n, false)?),
+            GpuQ::Lora { a, norm, b } => {
+                push(mm(a, &s.a, &s.cq, n, false)?);
+                push(vec![rmsnorm(&s.cq, norm, &s.cq_norm, a.n_rows, n)?]);
+                push(mm(b, &s.cq_norm, &s.q, n, false)?);
+            }
+        }
+        push(mm(&layer.kv_a, &s.a, &s.kv, n, false)?);
+        if dr > 0 {
+            let rope = |x: &Buffer, layout: RopeLayout| {
+                k.rope.bind(
+                    gpu,
+                    [(&model.rope_turns).into(), first(&s.positions, n), x.into()],
+                    layout,
+                )
+            };
+            push(vec![
+                rope(
+                    &s.q,
+                    RopeLayout {
+                        n_tok: t32,
+                        n_head: h as u32,
+                        n_pairs: (dr / 2) as u32,
+                        token_stride: (h * dk) as u32,
+                        head_stride: dk as u32,
+                        offset: dn as u32,
+                    },
+                )?,
+                rope(
+                    &s.kv,
+                    RopeLayout {
+                        n_tok: t32,
+                        n_head: 1,
+                        n_pairs: (dr / 2) as u32,
+                        token_stride: (r + dr) as u32,
+                        head_stride: (r + dr) as u32,
+                        offset: r as u32,
+                    },
+                )?,
+            ]);
+        }
+        let cache_l = &cache[il];
+        push(vec![k.kv_store.bind(
+            gpu,
+            [
+                first(&s.kv, n * (r + dr)),
+                (&layer.kv_a_norm).into(),
+                first(&s.positions, n),
+                cache_l.into(),
+            ],
+            r as u32,
+            dr as u32,
+            t32,
+            n_ctx as u32,
+            c.rms_eps,
+        )?]);
+        // q_abs[t, h] = k_b[h] · q_nope[t, h]
+        push(vec![k.matvec_id[&layer.k_b.ty].bind(
+            gpu,
+            [
+                (&layer.k_b.buffer).into(),
+                first(&w.identity, h),
+                first(&w.identity, h),
+                first(&s.q, n * h * dk),
+                first(&s.q_abs, n * h * r),
+            ],
+            &MatvecIdShape {
+                n_rows: r as u32,
+                n_cols: dn as u32,
+                x_stride: dk as u32,
+                x_tok_stride: (h * dk) as u32,
+                ..heads
+            },
+        )?]);
+        push(vec![k.attention.bind(
+            gpu,
+            [
+                first(&s.q_abs, n * h * r),
+                first(&s.q, n * h * dk),
+                cache_l.into(),
+                first(&s.positions, n),
+                first(&s.o_lat, n * h * r),
+            ],
+            AttentionShape {
+                n_head: h as u32,
+                r: r as u32,
+                dr: dr as u32,
+            },
+            QPeLayout {
+                stride: dk as u32,
+                offset: dn as u32,
+            },
+            t32,
+            n_ctx as u32,
+            c.kq_scale(),
+        )?]);
+        // o[t, h] = v_b[h] · o_lat[t, h]
+        push(vec![k.matvec_id[&layer.v_b.ty].bind(
+            gpu,
+            [
+                (&layer.v_b.buffer).into(),
+                first(&w.identity, h),
+                first(&w.identity, h),
+                first(&s.o_lat, n * h * r),
+                first(&s.o, n * h * dv),
+            ],
+            &MatvecIdShape {
+                n_rows: dv as u32,
+                n_cols: r as u32,
+                x_stride: r as u32,
+                x_tok_stride: (h * r) as u32,
+                ..heads
+            },
+        )?]);
+        push(mm(&layer.attn_output, &s.o, &s.x, n, true)?);
+
+        // Feed-forward block.
+        push(vec![rmsnorm(&s.x, &layer.ffn_norm, &s.a, d, n)?]);
+        match &layer.ffn {
+            GpuFfn::Dense(f) => push(swiglu(f)?),
+            GpuFfn::Moe(moe) => {
+                let (e, kk, f) = (c.n_expert, c.n_expert_used, c.n_ff_exp);
+                push(mm(&moe.router, &s.a, &s.router_logits, n, false)?);
+                let bias = moe.selection_bias.as_ref().unwrap_or(&s.router_logits);
+                push(vec![k.router.bind(
+                    gpu,
+                    &RouterConfig::from_model(c),
+                    [
+                        first(&s.router_logits, n * e),
+                        bias.into(),
+                        first(&s.ids, n * kk),
+                        first(&s.expert_weights, n * kk),
+                    ],
+                    t32,
+                    moe.selection_bias.is_some(),
+                )?]);
+                let routed = MatvecIdShape {
+                    n_rows: f as u32,
+                    n_cols: d as u32,
+                    n_slots: moe.experts.gate.n_slots as u32,
+                    k: kk as u32,
+                    n_tok: t32,
+                    ids_offset: 0,
+                    ids_tok_stride: kk as u32,
+                    x_stride: 0,
+                    x_tok_stride: d as u32,
+                };
+                for (t, y) in [(&moe.experts.gate, &s.eg), (&moe.experts.up, &s.eu)] {
+                    push(vec![k.matvec_id[&t.ty].bind(
+                        gpu,
+                        [
+                            (&t.buffer).into(),
+                            (&moe.slot_of).into(),
+                            first(&s.ids, n * kk),
+                            first(&s.a, n * d),
+                            first(y, n * kk * f),
+                        ],
+                        &routed,
+                    )?]);
+                }
+                push(vec![k.elementwise.bind(
+                    gpu,
+                    ElementwiseOp::SiluMul,
+                    [first(&s.eg, n * kk * f), first(&s.eu, n * kk * f), first(&s.eh, n * kk * f)],
+                    (n * kk * f) as u32,
+                )?]);
+                let down = &moe.experts.down;
+                push(vec![k.matvec_id[&down.ty].bind(
+                    gpu,
+                    [
+                        (&down.buffer).into(),
+                        (&moe.slot_of).into(),
+                        first(&s.ids, n * kk),
+                        first(&s.eh, n * kk * f),
+                        first(&s.ey, n * kk * d),
+                    ],
+                    &MatvecIdShape {
+                        n_rows: d as u32,
+                        n_cols: f as u32,
+                        x_stride: f as u32,
+                        x_tok_stride: (kk * f) as u32,
+                        ..routed
+                    },
+                )?]);
+                if let Some(shared) = &moe.shared {
+                    push(swiglu(shared)?);
+                }
+                push(vec![k.combine.bind(
+                    gpu,
+                    [
+                        first(&s.expert_weights, n * kk),
+                        first(&s.ey, n * kk * d),
+                        first(&s.x, n * d),
+                    ],
+                    d as u32,
+                    kk as u32,
+                    t32,
+                )?]);
+            }
+        }
+    }
+
+    // Output head.
+    let vocab = c.n_vocab;
+    match output {
+        Output::Nothing => {}
+        Output::All => {
+            let logits = all_logits.ok_or_else(|| crate::Error::Gpu {
+                what: "plan".to_owned(),
+                message: "all-position logits need a logits buffer".to_owned(),
+            })?;
+            push(vec![rmsnorm(&s.x, &w.output_norm, &s.a, d, n)?]);
+            push(mm(&w.output, &s.a, logits, n, false)?);
+        }
+        Output::Last | Output::Greedy => {
+            steps.push(Step::Copy {
+                src: s.x.clone(),
+                src_offset: ((n - 1) * d * 4) as u64,
+                dst: s.last.clone(),
+                size: (d * 4) as u64,
+            });
+            let mut push = |dispatches: Vec<Dispatch>| {
+                steps.extend(dispatches.into_iter().map(Step::Dispatch))
+            };
+            push(vec![rmsnorm(&s.last, &w.output_norm, &s.a, d, 1)?]);
+            push(mm(&w.output, &s.a, &s.logits, 1, false)?);
+            if output == Output::Greedy {
+                push(vec![k.argmax.bind(
+                    gpu,
+                    [first(&s.logits, vocab), first(&s.argmax, 1)],
+                    vocab as u32,
+                    1,
+                )?]);
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// Records `steps` into `encoder`: consecutive dispatches share one compute pass.
+pub fn record(encoder: &mut wgpu::CommandEncoder, steps: &[Step]) {
+    let mut i = 0;
+    while i < steps.len() {
+        match &steps[i] {
+            Step::Copy {
+                src,
+                src_offset,
+                dst,
+                size,
+            } => {
+                encoder.copy_buffer_to_buffer(src, *src_offset, dst, 0, *size);
+                i += 1;
+            }
+            Step::Dispatch(_) => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("forward"),
+                    timestamp_writes: None,
+                });
+                while let Some(Step::Dispatch(d)) = steps.get(i) {
+                    d.record(&mut pass);
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Dispatches in `steps`.
+pub fn dispatch_count(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .filter(|s| matches!(s, Step::Dispatch(_)))
+        .count()
+}

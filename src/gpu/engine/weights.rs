@@ -1,0 +1,339 @@
+//! The model's weights on the GPU: every tensor copied from the memory map into its own device
+//! buffer, in the file's raw blocks (no f32 copies of quantized weights), through one bounded
+//! staging chunk, so host memory never holds a second copy of the model.
+//!
+//! Tensors made of slices ("slots": the H heads of `attn_k_b`/`attn_v_b`, the E routed experts
+//! of `ffn_*_exps`) are stored slot after slot, `slot_bytes` apart, which is the layout the
+//! `matvec_id` kernel reads through its slot table.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lanternfish_quant::GgmlType;
+use wgpu::{Buffer, BufferUsages};
+
+use crate::cpu::matrix::Matrix;
+use crate::cpu::weights::{FfnWeights, LayerWeights, QWeights, SwiGlu, Weights};
+use crate::gpu::Gpu;
+use crate::model::DeepSeekConfig;
+use crate::{Error, Result};
+
+/// Bytes gathered on the host before one `write_buffer` (the staging bound).
+pub const STAGING_CHUNK: usize = 16 << 20;
+/// Bytes written between queue flushes, which release wgpu's internal staging memory.
+const FLUSH_EVERY: u64 = 256 << 20;
+
+/// One weight tensor on the GPU: `n_slots` matrices `[n_rows, n_cols]` of type `ty`.
+#[derive(Debug)]
+pub struct GpuTensor {
+    pub name: String,
+    pub buffer: Buffer,
+    pub ty: GgmlType,
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub n_slots: usize,
+}
+
+impl GpuTensor {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> u64 {
+        (self.n_cols / self.ty.block_elems() * self.ty.block_bytes()) as u64
+    }
+
+    /// Bytes of one slot.
+    pub fn slot_bytes(&self) -> u64 {
+        self.n_rows as u64 * self.row_bytes()
+    }
+
+    /// Bytes of the whole tensor (without the padding to 4).
+    pub fn bytes(&self) -> u64 {
+        self.n_slots as u64 * self.slot_bytes()
+    }
+}
+
+/// The query projection.
+#[derive(Debug)]
+pub enum GpuQ {
+    Plain(GpuTensor),
+    Lora {
+        a: GpuTensor,
+        norm: Buffer,
+        b: GpuTensor,
+    },
+}
+
+/// gate, up and down of a SwiGLU FFN.
+#[derive(Debug)]
+pub struct GpuSwiGlu {
+    pub gate: GpuTensor,
+    pub up: GpuTensor,
+    pub down: GpuTensor,
+}
+
+/// A MoE layer: router, routed experts (E slots each) and the optional shared experts.
+#[derive(Debug)]
+pub struct GpuMoe {
+    pub router: GpuTensor,
+    pub selection_bias: Option<Buffer>,
+    pub experts: GpuSwiGlu,
+    /// Expert id → slot of `experts` (the identity while every expert is resident).
+    pub slot_of: Buffer,
+    pub shared: Option<GpuSwiGlu>,
+}
+
+#[derive(Debug)]
+pub enum GpuFfn {
+    Dense(GpuSwiGlu),
+    Moe(Box<GpuMoe>),
+}
+
+/// One block.
+#[derive(Debug)]
+pub struct GpuLayer {
+    pub attn_norm: Buffer,
+    pub q: GpuQ,
+    pub kv_a: GpuTensor,
+    pub kv_a_norm: Buffer,
+    /// H slots of `[r, dn]` (W_UK,hᵀ).
+    pub k_b: GpuTensor,
+    /// H slots of `[dv, r]` (W_UV,h).
+    pub v_b: GpuTensor,
+    pub attn_output: GpuTensor,
+    pub ffn_norm: Buffer,
+    pub ffn: GpuFfn,
+}
+
+/// Every weight of the model on the GPU.
+#[derive(Debug)]
+pub struct GpuWeights {
+    pub token_embd: GpuTensor,
+    pub output_norm: Buffer,
+    pub output: GpuTensor,
+    pub layers: Vec<GpuLayer>,
+    /// `[0, 1, …, max(H, E) − 1]`: the ids and slot table of the per-head dispatches.
+    pub identity: Buffer,
+    /// Bytes of all weight buffers.
+    pub bytes: u64,
+}
+
+/// Progress of a load: bytes done of bytes in all, and a flag that cancels it.
+pub struct LoadProgress<'a> {
+    pub on_bytes: &'a dyn Fn(u64, u64),
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// Copies tensors into device buffers through one staging chunk.
+struct Uploader<'g> {
+    gpu: &'g Gpu,
+    staging: Vec<u8>,
+    since_flush: u64,
+    done: u64,
+    total: u64,
+    progress: Option<&'g LoadProgress<'g>>,
+}
+
+impl Uploader<'_> {
+    /// A tensor made of `slots` (all the same type and shape), slot after slot.
+    fn tensor(&mut self, name: &str, slots: &[Matrix<'_>]) -> Result<GpuTensor> {
+        let first = slots.first().ok_or_else(|| Error::Tensor {
+            name: name.to_owned(),
+            what: "no slices".to_owned(),
+        })?;
+        let (ty, _) = first.raw();
+        let (n_rows, n_cols) = (first.n_rows(), first.n_cols());
+        let size: u64 = slots.iter().map(|m| m.raw().1.len() as u64).sum();
+        let buffer = self.gpu.create_buffer(
+            &format!("tensor {name}"),
+            size.next_multiple_of(4).max(4),
+            BufferUsages::STORAGE | BufferUsages::COPY_DST,
+        )?;
+        let mut offset = 0u64;
+        for slot in slots {
+            let (slot_ty, bytes) = slot.raw();
+            if slot_ty != ty || slot.n_rows() != n_rows || slot.n_cols() != n_cols {
+                return Err(Error::Tensor {
+                    name: name.to_owned(),
+                    what: "slices differ in type or shape".to_owned(),
+                });
+            }
+            for piece in bytes.chunks(STAGING_CHUNK) {
+                self.staging.extend_from_slice(piece);
+                // Flush whole words; the remainder (< 4 bytes) waits for the next piece.
+                if self.staging.len() >= STAGING_CHUNK {
+                    offset = self.flush(&buffer, offset, false)?;
+                }
+            }
+        }
+        self.flush(&buffer, offset, true)?;
+        Ok(GpuTensor {
+            name: name.to_owned(),
+            buffer,
+            ty,
+            n_rows,
+            n_cols,
+            n_slots: slots.len(),
+        })
+    }
+
+    /// Writes the staged bytes at `offset` (all of them, zero-padded, when `last`; else the
+    /// largest multiple of 4) and returns the next offset.
+    fn flush(&mut self, buffer: &Buffer, offset: u64, last: bool) -> Result<u64> {
+        if let Some(cancel) = self.progress.and_then(|p| p.cancel)
+            && cancel.load(Ordering::Relaxed)
+        {
+            return Err(Error::Cancelled);
+        }
+        if last {
+            let padded = self.staging.len().next_multiple_of(4);
+            self.staging.resize(padded, 0);
+        }
+        let n = self.staging.len() / 4 * 4;
+        if n > 0 {
+            self.gpu.queue.write_buffer(buffer, offset, &self.staging[..n]);
+        }
+        self.staging.drain(..n);
+        self.done += n as u64;
+        self.since_flush += n as u64;
+        if self.since_flush >= FLUSH_EVERY {
+            self.since_flush = 0;
+            self.gpu.queue.submit([]);
+            self.gpu
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|error| Error::Gpu {
+                    what: "uploading weights".to_owned(),
+                    message: error.to_string(),
+                })?;
+        }
+        if let Some(progress) = self.progress {
+            (progress.on_bytes)(self.done, self.total);
+        }
+        Ok(offset + n as u64)
+    }
+
+    fn matrix(&mut self, name: &str, m: &Matrix<'_>) -> Result<GpuTensor> {
+        self.tensor(name, std::slice::from_ref(m))
+    }
+
+    fn vector(&mut self, name: &str, values: &[f32]) -> Result<Buffer> {
+        let bytes: &[u8] = if values.is_empty() {
+            &[0; 4]
+        } else {
+            bytemuck::cast_slice(values)
+        };
+        self.done += bytes.len() as u64;
+        self.gpu
+            .upload(&format!("vector {name}"), bytes, BufferUsages::STORAGE)
+    }
+
+    fn swiglu(&mut self, prefix: &str, w: &SwiGlu<'_>) -> Result<GpuSwiGlu> {
+        Ok(GpuSwiGlu {
+            gate: self.matrix(&format!("{prefix}_gate"), &w.gate)?,
+            up: self.matrix(&format!("{prefix}_up"), &w.up)?,
+            down: self.matrix(&format!("{prefix}_down"), &w.down)?,
+        })
+    }
+
+    fn layer(&mut self, il: usize, w: &LayerWeights<'_>, c: &DeepSeekConfig) -> Result<GpuLayer> {
+        let n = |what: &str| format!("blk.{il}.{what}");
+        let q = match &w.q {
+            QWeights::Plain(attn_q) => GpuQ::Plain(self.matrix(&n("attn_q"), attn_q)?),
+            QWeights::Lora {
+                attn_q_a,
+                attn_q_a_norm,
+                attn_q_b,
+            } => GpuQ::Lora {
+                a: self.matrix(&n("attn_q_a"), attn_q_a)?,
+                norm: self.vector(&n("attn_q_a_norm"), attn_q_a_norm)?,
+                b: self.matrix(&n("attn_q_b"), attn_q_b)?,
+            },
+        };
+        let ffn = match &w.ffn {
+            FfnWeights::Dense(ffn) => GpuFfn::Dense(self.swiglu(&n("ffn"), ffn)?),
+            FfnWeights::Moe(moe) => {
+                let gates: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.gate.clone()).collect();
+                let ups: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.up.clone()).collect();
+                let downs: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.down.clone()).collect();
+                let identity: Vec<u32> = (0..c.n_expert as u32).collect();
+                GpuFfn::Moe(Box::new(GpuMoe {
+                    router: self.matrix(&n("ffn_gate_inp"), &moe.router)?,
+                    selection_bias: moe
+                        .selection_bias
+                        .as_deref()
+                        .map(|b| self.vector(&n("exp_probs_b"), b))
+                        .transpose()?,
+                    experts: GpuSwiGlu {
+                        gate: self.tensor(&n("ffn_gate_exps"), &gates)?,
+                        up: self.tensor(&n("ffn_up_exps"), &ups)?,
+                        down: self.tensor(&n("ffn_down_exps"), &downs)?,
+                    },
+                    slot_of: self.gpu.upload(
+                        &n("slot_of"),
+                        bytemuck::cast_slice(&identity),
+                        BufferUsages::STORAGE | BufferUsages::COPY_DST,
+                    )?,
+                    shared: moe
+                        .shared
+                        .as_ref()
+                        .map(|s| self.swiglu(&n("ffn_shexp"), s))
+                        .transpose()?,
+                }))
+            }
+        };
+        Ok(GpuLayer {
+            attn_norm: self.vector(&n("attn_norm"), &w.attn_norm)?,
+            q,
+            kv_a: self.matrix(&n("attn_kv_a_mqa"), &w.attn_kv_a_mqa)?,
+            kv_a_norm: self.vector(&n("attn_kv_a_norm"), &w.attn_kv_a_norm)?,
+            k_b: self.tensor(&n("attn_k_b"), &w.attn_k_b)?,
+            v_b: self.tensor(&n("attn_v_b"), &w.attn_v_b)?,
+            attn_output: self.matrix(&n("attn_output"), &w.attn_output)?,
+            ffn_norm: self.vector(&n("ffn_norm"), &w.ffn_norm)?,
+            ffn,
+        })
+    }
+}
+
+impl GpuWeights {
+    /// Uploads every tensor of `w` (views into the file's map made by the CPU loader).
+    pub fn upload(
+        gpu: &Gpu,
+        c: &DeepSeekConfig,
+        w: &Weights<'_>,
+        total_bytes: u64,
+        progress: Option<&LoadProgress<'_>>,
+    ) -> Result<GpuWeights> {
+        let mut up = Uploader {
+            gpu,
+            staging: Vec::with_capacity(STAGING_CHUNK + 4),
+            since_flush: 0,
+            done: 0,
+            total: total_bytes,
+            progress,
+        };
+        let token_embd = up.matrix("token_embd", &w.token_embd)?;
+        let layers = w
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(il, layer)| up.layer(il, layer, c))
+            .collect::<Result<Vec<_>>>()?;
+        let output_norm = up.vector("output_norm", &w.output_norm)?;
+        let output = up.matrix("output", &w.output)?;
+        let n_ids = c.n_head.max(c.n_expert).max(1) as u32;
+        let identity: Vec<u32> = (0..n_ids).collect();
+        let identity = gpu.upload(
+            "identity ids",
+            bytemuck::cast_slice(&identity),
+            BufferUsages::STORAGE,
+        )?;
+        gpu.queue.submit([]);
+        Ok(GpuWeights {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+            identity,
+            bytes: up.done,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! `matvec_id`: batched matvecs over a 3-D weight tensor `[n_slots, n_rows, n_cols]` in raw GGUF
+//! blocks, each output choosing its slice ("slot") through an id and a slot table; see
+//! `shaders/kernels/matvec_id.wgsl`.
+//!
+//! Two uses: routed experts (ids from the GPU router, slot table = expert id → resident slot, so
+//! experts can later be paged without new kernels) and per-head MLA up-projections (ids `0..H`
+//! shared by every token, identity slot table, x strided by head). One 64-thread workgroup per
+//! output row, as in `matvec`. The whole tensor must fit one storage binding: a larger expert
+//! tensor is split into slot pools by the caller.
+//!
+//! [`MatvecId::bind`] builds the dispatch once for resident buffers; [`MatvecId::run`] uploads,
+//! dispatches and reads back (tests). This module also holds [`bind_composed`] and
+//! [`check_binding`], shared with the other quant-composed kernels.
+
+use bytemuck::{Pod, Zeroable};
+use lanternfish_quant::GgmlType;
+use wgpu::BufferUsages;
+
+use super::elementwise::{gpu_error, grid_for, output_buffer, submit};
+use crate::Result;
+use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
+use crate::gpu::shader::{self, Kernel, Pipeline};
+
+/// Mirrors the WGSL `Params` struct (48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct MatvecIdParams {
+    n_rows: u32,
+    n_cols: u32,
+    row_bytes: u32,
+    slot_bytes: u32,
+    n_slots: u32,
+    k: u32,
+    n_tok: u32,
+    ids_offset: u32,
+    ids_tok_stride: u32,
+    x_stride: u32,
+    x_tok_stride: u32,
+    _pad: u32,
+}
+
+/// The shape of one `matvec_id` dispatch: for `t < n_tok`, `j < k`, `r < n_rows`,
+/// `e = ids[ids_offset + t * ids_tok_stride + j]` and
+/// `y[(t * k + j) * n_rows + r] = Σ_c W[slot_of[e]][r][c] * x[t * x_tok_stride + j * x_stride + c]`.
+/// Strides and offsets count elements (u32 ids, f32 inputs), not bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecIdShape {
+    pub n_rows: u32,
+    pub n_cols: u32,
+    pub n_slots: u32,
+    /// Outputs (experts or heads) per token.
+    pub k: u32,
+    pub n_tok: u32,
+    pub ids_offset: u32,
+    /// 0: every token uses the same ids.
+    pub ids_tok_stride: u32,
+    /// 0: the `k` outputs of a token share its input.
+    pub x_stride: u32,
+    pub x_tok_stride: u32,
+}
+
+impl MatvecIdShape {
+    /// Elements of `y`: `n_tok * k * n_rows`.
+    pub fn n_out(&self) -> u64 {
+        u64::from(self.n_tok) * u64::from(self.k) * u64::from(self.n_rows)
+    }
+
+    /// Elements of `ids` read: one past the largest index.
+    fn ids_len(&self) -> u64 {
+        match (self.n_tok, self.k) {
+            (0, _) | (_, 0) => 0,
+            (n_tok, k) => {
+                u64::from(self.ids_offset)
+                    + u64::from(n_tok - 1) * u64::from(self.ids_tok_stride)
+                    + u64::from(k)
+            }
+        }
+    }
+
+    /// Elements of `x` read: one past the largest index.
+    fn x_len(&self) -> u64 {
+        match (self.n_tok, self.k) {
+            (0, _) | (_, 0) => 0,
+            (n_tok, k) => {
+                u64::from(n_tok - 1) * u64::from(self.x_tok_stride)
+                    + u64::from(k - 1) * u64::from(self.x_stride)
+                    + u64::from(self.n_cols)
+            }
+        }
+    }
+}
+
+/// A compiled `matvec_id` pipeline for one weight type.
+pub struct MatvecId {
+    ty: GgmlType,
+    label: String,
+    pipeline: Pipeline,
+}
+
+impl MatvecId {
+    /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
+    /// becomes [`crate::Error::Gpu`].
+    pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecId> {
+        let label = format!("matvec_id.{}", ty.name());
+        let source = shader::compose(Kernel::MatvecId, ty)?;
+        let bindings = [
+            Some(true),
+            Some(true),
+            Some(true),
+            Some(true),
+            Some(false),
+            None,
+        ];
+        let size = size_of::<MatvecIdParams>() as u64;
+        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        Ok(MatvecId {
+            ty,
+            label,
+            pipeline,
+        })
+    }
+
+    /// Bytes of one row of `n_cols` elements, or an error when that is not whole blocks.
+    pub fn row_bytes(&self, n_cols: u32) -> Result<u64> {
+        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
+        if !(n_cols as usize).is_multiple_of(block_elems) {
+            return Err(gpu_error(
+                &self.label,
+                format!("{n_cols} columns are not whole {block_elems}-element blocks"),
+            ));
+        }
+        Ok(u64::from(n_cols) / block_elems as u64 * block_bytes as u64)
+    }
+
+    /// The dispatch of `shape` over resident buffers: `weights` the whole tensor
+    /// `[n_slots, n_rows, n_cols]` in raw blocks, `slot_of` u32 (its length is the number of
+    /// known ids), `ids` u32, `x` f32 and `y` f32 `[n_tok, k, n_rows]`. Every size is checked
+    /// here; built once, recorded every token.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        [weights, slot_of, ids, x, y]: [Binding<'_>; 5],
+        shape: &MatvecIdShape,
+    ) -> Result<Dispatch> {
+        let label = self.label.as_str();
+        let row_bytes = self.row_bytes(shape.n_cols)?;
+        let slot_bytes = u64::from(shape.n_rows) * row_bytes;
+        let tensor_bytes = u64::from(shape.n_slots) * slot_bytes;
+        let limit = gpu.limits.max_storage_buffer_binding_size;
+        if tensor_bytes > limit.min(u64::from(u32::MAX)) {
+            return Err(gpu_error(
+                label,
+                format!(
+                    "the {tensor_bytes}-byte weight tensor does not fit one {limit}-byte storage \
+                     binding (with u32 byte addresses): split it into slot pools"
+                ),
+            ));
+        }
+        let word = size_of::<u32>() as u64;
+        check_binding(gpu, label, "weights", &weights, tensor_bytes)?;
+        check_binding(gpu, label, "slot_of", &slot_of, word)?;
+        check_binding(gpu, label, "ids", &ids, shape.ids_len() * word)?;
+        check_binding(gpu, label, "x", &x, shape.x_len() * word)?;
+        check_binding(gpu, label, "y", &y, shape.n_out() * word)?;
+        // `n_out` is also the workgroup count, and an index the kernel computes in u32.
+        let n_out = u32::try_from(shape.n_out())
+            .map_err(|_| gpu_error(label, format!("{} outputs overflow u32", shape.n_out())))?;
+        let groups = grid_for(gpu, label, n_out)?;
+        let params = MatvecIdParams {
+            n_rows: shape.n_rows,
+            n_cols: shape.n_cols,
+            // Both at most tensor_bytes <= u32::MAX when n_slots > 0; unused when it is 0.
+            row_bytes: u32::try_from(row_bytes).unwrap_or(0),
+            slot_bytes: u32::try_from(slot_bytes).unwrap_or(0),
+            n_slots: shape.n_slots,
+            k: shape.k,
+            n_tok: shape.n_tok,
+            ids_offset: shape.ids_offset,
+            ids_tok_stride: shape.ids_tok_stride,
+            x_stride: shape.x_stride,
+            x_tok_stride: shape.x_tok_stride,
+            _pad: 0,
+        };
+        bind_composed(
+            gpu,
+            label,
+            &self.pipeline,
+            &[weights, slot_of, ids, x, y],
+            bytemuck::bytes_of(&params),
+            groups,
+        )
+    }
+
+    /// Returns `y` `[n_tok, k, n_rows]` for `weights`, the raw bytes of the whole tensor
+    /// `[n_slots, n_rows, n_cols]` (uploads, one dispatch, readback).
+    pub fn run(
+        &self,
+        gpu: &Gpu,
+        weights: &[u8],
+        slot_of: &[u32],
+        ids: &[u32],
+        x: &[f32],
+        shape: &MatvecIdShape,
+    ) -> Result<Vec<f32>> {
+        let label = self.label.as_str();
+        let slot_bytes = u64::from(shape.n_rows) * self.row_bytes(shape.n_cols)?;
+        if weights.len() as u64 != u64::from(shape.n_slots) * slot_bytes {
+            return Err(gpu_error(
+                label,
+                format!(
+                    "{} weight bytes are not {} slots of {slot_bytes} bytes",
+                    weights.len(),
+                    shape.n_slots
+                ),
+            ));
+        }
+        let n_out = usize::try_from(shape.n_out()).unwrap_or(usize::MAX);
+        if n_out == 0 {
+            return Ok(Vec::new());
+        }
+        let upload = |name: &str, bytes: &[u8]| {
+            let padded = shader::pad_to_words(bytes);
+            gpu.upload(&format!("{label}.{name}"), &padded, BufferUsages::STORAGE)
+        };
+        let weights_buffer = upload("weights", weights)?;
+        let slot_buffer = upload("slot_of", bytemuck::cast_slice(slot_of))?;
+        let ids_buffer = upload("ids", bytemuck::cast_slice(ids))?;
+        let x_buffer = upload("x", bytemuck::cast_slice(x))?;
+        let y_buffer = output_buffer(gpu, "matvec_id.y", shape.n_out() * 4)?;
+        // The padding added to empty inputs must not count as data.
+        let exact = |buffer, len: usize| Binding::range(buffer, 0, (len * 4) as u64);
+        let dispatch = self.bind(
+            gpu,
+            [
+                (&weights_buffer).into(),
+                exact(&slot_buffer, slot_of.len()),
+                exact(&ids_buffer, ids.len()),
+                exact(&x_buffer, x.len()),
+                (&y_buffer).into(),
+            ],
+            shape,
+        )?;
+        submit(gpu, label, |encoder| {
+            Dispatch::record_all(encoder, label, [&dispatch]);
+            Ok(())
+        })?;
+        gpu.read_f32("matvec_id.y", &y_buffer, n_out)
+    }
+}
+
+/// Checks that `binding` holds at least `needed` bytes, fits one storage binding and starts at
+/// an allowed offset, naming `name` in the error.
+pub(crate) fn check_binding(
+    gpu: &Gpu,
+    label: &str,
+    name: &str,
+    binding: &Binding<'_>,
+    needed: u64,
+) -> Result<()> {
+    let (len, limit) = (binding.len(), gpu.limits.max_storage_buffer_binding_size);
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
+    let message = if len < needed.max(1) {
+        format!("{name} binds {len} bytes, too few for the {needed} the shape reads")
+    } else if len > limit {
+        format!("{name} binds {len} bytes but a storage binding holds at most {limit}")
+    } else if !binding.offset.is_multiple_of(align) {
+        let offset = binding.offset;
+        format!("{name} starts at byte {offset}, not a multiple of the {align}-byte alignment")
+    } else if binding.offset + len > binding.buffer.size() {
+        let size = binding.buffer.size();
+        format!("{name} binds bytes past the end of its {size}-byte buffer")
+    } else {
+        return Ok(());
+    };
+    Err(gpu_error(label, message))
+}
+
+/// One dispatch of a quant-composed `pipeline` (see [`shader::build_pipeline`]): `storage`
+/// bound in order from binding 0, then `params` in a fresh uniform buffer.
+pub(crate) fn bind_composed(
+    gpu: &Gpu,
+    label: &str,
+    pipeline: &Pipeline,
+    storage: &[Binding<'_>],
+    params: &[u8],
+    groups: (u32, u32),
+) -> Result<Dispatch> {
+    let params_buffer = gpu.upload(&format!("{label}.params"), params, BufferUsages::UNIFORM)?;
+    gpu.checked(&format!("binding {label}"), |device| {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
+            .iter()
+            .chain([&Binding::from(&params_buffer)])
+            .enumerate()
+            .map(|(binding, b)| b.entry(binding as u32))
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        Dispatch {
+            label: label.to_owned(),
+            pipeline: pipeline.pipeline.clone(),
+            bind_group,
+            groups,
+        }
+    })
+}
+
+#[cfg(test)]
+/// The size naga's WGSL front end gives `struct Params` in the composed source.
+pub(crate) fn composed_params_size(kernel: Kernel) -> usize {
+    use wgpu::naga;
+    let source = shader::compose(kernel, GgmlType::F32).unwrap_or_default();
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|error| panic!("{}", error.emit_to_string(&source)));
+    let params = module
+        .types
+        .iter()
+        .find(|(_, ty)| ty.name.as_deref() == Some("Params"))
+        .map(|(_, ty)| &ty.inner);
+    match params {
+        Some(naga::TypeInner::Struct { span, .. }) => *span as usize,
+        other => panic!("no struct Params in {kernel:?}: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_match_the_shader() {
+        assert_eq!(
+            composed_params_size(Kernel::MatvecId),
+            size_of::<MatvecIdParams>()
+        );
+    }
+
+    #[test]
+    fn read_extents_cover_the_last_output() {
+        let shape = MatvecIdShape {
+            n_rows: 7,
+            n_cols: 128,
+            n_slots: 16,
+            k: 16,
+            n_tok: 3,
+            ids_offset: 2,
+            ids_tok_stride: 0,
+            x_stride: 192,
+            x_tok_stride: 16 * 192,
+        };
+        assert_eq!(shape.ids_len(), 2 + 16);
+        assert_eq!(shape.x_len(), 2 * 16 * 192 + 15 * 192 + 128);
+        assert_eq!(shape.n_out(), 3 * 16 * 7);
+        assert_eq!(MatvecIdShape { k: 0, ..shape }.x_len(), 0);
+    }
+}
