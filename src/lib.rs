@@ -15,6 +15,7 @@
 pub mod chat_template;
 pub mod cli;
 pub mod cpu;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod gpu;

@@ -7,8 +7,9 @@
 
 mod tiny_golden;
 
-use tiny_golden::{argmax, assert_logits_match, ids, inputs, max_abs, max_abs_diff, open, read_npy};
-
+use tiny_golden::{
+    argmax, assert_logits_match, ids, inputs, max_abs, max_abs_diff, open, read_npy,
+};
 
 use lanternfish::cpu::{CpuModel, MlaForm, Trace};
 use lanternfish::gguf::{GgufFile, GgufModel, GgufWriter, MetaValue};

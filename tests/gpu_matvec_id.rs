@@ -34,7 +34,9 @@ fn cols(ty: GgmlType) -> usize {
 /// bound of `tests/gpu_matvec.rs`: every term passes through at most `ceil(n_cols / 64) + 7`
 /// f32 roundings (its product, its lane's running sum, the 6-step tree), so the error is below
 /// `(ceil(n_cols / 64) + 8) * EPSILON * Σ |w x|` (twice the standard bound, with margin). `None`
-/// for an output whose id or slot is invalid (the kernel writes exactly 0).
+/// for an output whose id or slot is invalid: 0, written by the kernel for an id past the slot
+/// table, left alone for a slot outside the pool (the fresh output buffer of `run` is zeroed).
+/// The shapes here are whole tensors (`slot_base` 0).
 fn reference(
     w: &[f32],
     slot_of: &[u32],
@@ -118,6 +120,7 @@ fn matvec_id_routed_experts_match_cpu_for_every_type() {
             n_rows: 7,
             n_cols,
             n_slots: 8,
+            slot_base: 0,
             k: 2,
             n_tok: 3,
             ids_offset: 0,
@@ -168,6 +171,7 @@ fn matvec_id_per_head_strided_input_matches_cpu() {
                 n_rows: 9,
                 n_cols: 128,
                 n_slots: heads,
+                slot_base: 0,
                 k: heads,
                 n_tok,
                 ids_offset: 0,
@@ -187,7 +191,8 @@ fn matvec_id_per_head_strided_input_matches_cpu() {
     }
 }
 
-/// An id past the end of the slot table, or one whose slot is past n_slots, writes 0.
+/// An id past the end of the slot table writes 0; one whose slot is past n_slots is not written
+/// (0 in `run`'s fresh buffer).
 #[test]
 fn matvec_id_invalid_ids_and_slots_write_zero() {
     let gpu = test_gpu();
@@ -200,6 +205,7 @@ fn matvec_id_invalid_ids_and_slots_write_zero() {
         n_rows: 4,
         n_cols: 256,
         n_slots: 3,
+        slot_base: 0,
         k: 6,
         n_tok: 1,
         ids_offset: 0,
@@ -224,6 +230,7 @@ fn matvec_id_bind_rejects_bad_sizes() {
         n_rows: 4,
         n_cols: 32,
         n_slots: 2,
+        slot_base: 0,
         k: 2,
         n_tok: 1,
         ids_offset: 0,
@@ -357,7 +364,8 @@ fn submit_and_read(
 }
 
 /// Invalid ids really write 0 (not merely leave wgpu's zero-initialised memory alone): the
-/// outputs start as NaN, through `bind` on resident buffers, with `embed` in windows.
+/// outputs start as NaN, through `bind` on resident buffers, with `embed` in windows. A
+/// `matvec_id` slot outside the pool is not written at all (it stays NaN).
 #[test]
 fn invalid_ids_overwrite_stale_outputs_with_zero() {
     let gpu = test_gpu();
@@ -398,6 +406,7 @@ fn invalid_ids_overwrite_stale_outputs_with_zero() {
         n_rows: 1,
         n_cols: 32,
         n_slots: 4,
+        slot_base: 0,
         k: 3,
         n_tok: 1,
         ids_offset: 0,
@@ -405,7 +414,7 @@ fn invalid_ids_overwrite_stale_outputs_with_zero() {
         x_stride: 0,
         x_tok_stride: 32,
     };
-    // ids 1 (slot 5 of 4), 4 and 99 (past the table): all invalid.
+    // ids 1 (slot 5 of 4: outside the pool), 4 and 99 (past the table).
     let b = Binding::from;
     let dispatch = matvec_id
         .bind(
@@ -415,5 +424,119 @@ fn invalid_ids_overwrite_stale_outputs_with_zero() {
         )
         .unwrap();
     let got = submit_and_read(gpu, &[dispatch], &y, 3);
-    assert!(got.iter().all(|v| v.to_bits() == 0), "{got:?}");
+    assert!(got[0].is_nan(), "{got:?}");
+    assert!(got[1..].iter().all(|v| v.to_bits() == 0), "{got:?}");
+}
+
+/// Slot pools: 8 experts split into pools of 3 + 3 + 2 slots in three buffers, a permuted slot
+/// table, k = 4 over 2 tokens (one id past the table), down-projection inputs (one per expert).
+/// Over outputs that start as NaN, each pool's dispatch alone writes exactly the outputs whose
+/// slot it holds (and the unknown id's 0 in pool 0 only), with the bits of one dispatch over the
+/// whole tensor; the three recorded into one pass write all of it, bit for bit.
+#[test]
+fn matvec_id_slot_pools_match_one_dispatch_over_the_whole_tensor() {
+    let gpu = test_gpu();
+    let upload = |bytes: &[u8]| {
+        let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC;
+        gpu.upload("test", bytes, usage).unwrap()
+    };
+    let nan = |n: usize| upload(bytemuck::cast_slice(&vec![f32::NAN; n]));
+    let slot_of = [3u32, 7, 0, 5, 1, 6, 2, 4];
+    let pools = [(0u32, 3u32), (3, 3), (6, 2)];
+    // Token 0: experts 1 (slot 7), 4 (slot 1), 3 (slot 5), 0 (slot 3); token 1: 6 (slot 2),
+    // 8 (past the table), 2 (slot 0), 1 (slot 7).
+    let ids = [1u32, 4, 3, 0, 6, 8, 2, 1];
+    for (i, ty) in [GgmlType::Q4K, GgmlType::Q8_0].into_iter().enumerate() {
+        let kernel = MatvecId::new(gpu, ty).unwrap();
+        let n_cols = cols(ty) as u32;
+        let n_rows = 5u32;
+        let whole = MatvecIdShape {
+            n_rows,
+            n_cols,
+            n_slots: 8,
+            slot_base: 0,
+            k: 4,
+            n_tok: 2,
+            ids_offset: 0,
+            ids_tok_stride: 4,
+            x_stride: n_cols,
+            x_tok_stride: 4 * n_cols,
+        };
+        let (bytes, _) = quantized(ty, 700 + i as u64, (8 * n_rows * n_cols) as usize);
+        let x = values(800 + i as u64, (2 * 4 * n_cols) as usize);
+        let slot_bytes = (n_rows as u64 * kernel.row_bytes(n_cols).unwrap()) as usize;
+        let (slot_buffer, ids_buffer) = (
+            upload(bytemuck::cast_slice(&slot_of)),
+            upload(bytemuck::cast_slice(&ids)),
+        );
+        let x_buffer = upload(bytemuck::cast_slice(&x));
+        let n_out = whole.n_out() as usize;
+        let bind = |weights: &wgpu::Buffer, y: &wgpu::Buffer, shape: &MatvecIdShape| {
+            let b = Binding::from;
+            kernel
+                .bind(
+                    gpu,
+                    [
+                        b(weights),
+                        b(&slot_buffer),
+                        b(&ids_buffer),
+                        b(&x_buffer),
+                        b(y),
+                    ],
+                    shape,
+                )
+                .unwrap()
+        };
+
+        let whole_weights = upload(&bytes);
+        let y = nan(n_out);
+        let want = submit_and_read(gpu, &[bind(&whole_weights, &y, &whole)], &y, n_out);
+        assert!(want.iter().all(|v| v.is_finite()), "{ty:?}: {want:?}");
+
+        let pooled: Vec<(wgpu::Buffer, MatvecIdShape)> = pools
+            .iter()
+            .map(|&(base, n)| {
+                let range = base as usize * slot_bytes..(base + n) as usize * slot_bytes;
+                let shape = MatvecIdShape {
+                    n_slots: n,
+                    slot_base: base,
+                    ..whole
+                };
+                (upload(&bytes[range]), shape)
+            })
+            .collect();
+        // The slot each output reads, None for the unknown id.
+        let slot = |o: usize| {
+            let e = ids[o / n_rows as usize] as usize;
+            slot_of.get(e).copied()
+        };
+        for (weights, shape) in &pooled {
+            let y = nan(n_out);
+            let got = submit_and_read(gpu, &[bind(weights, &y, shape)], &y, n_out);
+            let base = shape.slot_base;
+            for (o, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                let mine = match slot(o) {
+                    Some(s) => (base..base + shape.n_slots).contains(&s),
+                    None => base == 0,
+                };
+                if mine {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{ty:?} pool {base} output {o}");
+                } else {
+                    assert!(g.is_nan(), "{ty:?} pool {base} wrote output {o}: {g:e}");
+                }
+            }
+        }
+
+        let y = nan(n_out);
+        let dispatches: Vec<_> = pooled
+            .iter()
+            .map(|(weights, shape)| bind(weights, &y, shape))
+            .collect();
+        let got = submit_and_read(gpu, &dispatches, &y, n_out);
+        let same = got
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| g.to_bits() == w.to_bits());
+        assert!(same, "{ty:?}: pooled {got:?}\nwhole {want:?}");
+    }
 }

@@ -16,7 +16,9 @@ use lanternfish::gguf::{GgufFile, GgufModel};
 use lanternfish::gpu::engine::{GpuModel, GpuSession};
 use lanternfish::quant::GgmlType;
 use lanternfish::synth::{Layout, SynthConfig, SynthOptions, WeightType, write_model};
-use tiny_golden::{argmax, assert_logits_match, ids, inputs, max_abs, max_abs_diff, open, read_npy};
+use tiny_golden::{
+    argmax, assert_logits_match, ids, inputs, max_abs, max_abs_diff, open, read_npy,
+};
 
 fn load(gguf: &GgufModel) -> Arc<GpuModel> {
     Arc::new(GpuModel::load(shared_gpu().clone(), gguf, None).unwrap())
@@ -149,7 +151,10 @@ fn prefill_equals_decode_and_greedy_matches_cpu_on_synth_models() {
         for (t, &token) in tokens.iter().enumerate() {
             let step = single.forward_last(&[token]).unwrap();
             let r = rel(&step, &all[t * v..(t + 1) * v]);
-            assert!(r <= 1e-5, "{preset} {layout:?} position {t}: prefill vs decode {r:e}");
+            assert!(
+                r <= 1e-5,
+                "{preset} {layout:?} position {t}: prefill vs decode {r:e}"
+            );
         }
 
         let cpu = CpuModel::load(&gguf).unwrap();
@@ -161,7 +166,10 @@ fn prefill_equals_decode_and_greedy_matches_cpu_on_synth_models() {
         let mut next_gpu = argmax(&all[(tokens.len() - 1) * v..]) as u32;
         let mut gpu_session = batch;
         for step in 0..32 {
-            assert_eq!(next_gpu, next_cpu, "{preset} {layout:?}: greedy step {step}");
+            assert_eq!(
+                next_gpu, next_cpu,
+                "{preset} {layout:?}: greedy step {step}"
+            );
             next_cpu = argmax(&cpu_session.step(next_cpu).unwrap()) as u32;
             next_gpu = gpu_session.forward_greedy(&[next_gpu]).unwrap();
         }

@@ -1,16 +1,26 @@
 // matvec_id: batched matvec over a 3-D weight tensor whose slices ("slots") are chosen per output
-// through a slot table. For t in 0..n_tok, j in 0..k, r in 0..n_rows:
+// through a slot table, read from one "slot pool" per dispatch. For t in 0..n_tok, j in 0..k,
+// r in 0..n_rows:
 //
 //   e = ids[ids_offset + t * ids_tok_stride + j]      (expert id, or head index)
-//   s = slot_of[e]                                    (resident slot of e)
+//   s = slot_of[e]                                    (resident slot of e, over all pools)
 //   y[(t * k + j) * n_rows + r] = sum_c W[s][r, c] * x[t * x_tok_stride + j * x_stride + c]
 //
-// with c in 0..n_cols, W in raw GGUF blocks of one type: slot s at byte s * slot_bytes, row r of
+// with c in 0..n_cols, x and y in f32, accumulation in f32.
+//
+// Slot pools: the bound weights buffer holds the slots slot_base .. slot_base + n_slots of the
+// tensor (an expert tensor can exceed one storage binding, and paged experts live in pools
+// anyway), in raw GGUF blocks of one type: slot s at byte (s - slot_base) * slot_bytes, row r of
 // it at byte r * row_bytes after that (row_bytes = n_cols / BLOCK_ELEMS * BLOCK_BYTES,
-// slot_bytes = n_rows * row_bytes); x and y in f32, accumulation in f32. ids_tok_stride 0 gives
-// every token the same ids (per-head projections: ids 0..H, identity slot table); x_stride 0
-// gives all k outputs of a token the same input (routed gate/up). An id past the end of slot_of,
-// or a slot >= n_slots, reads nothing and writes 0.
+// slot_bytes = n_rows * row_bytes). An output whose slot lies outside this pool is not written
+// at all: the dispatch over the pool holding it writes it, so dispatches over disjoint pools,
+// recorded in any order, each write exactly their own outputs (a slot in no pool is written by
+// none). A whole tensor is the single pool slot_base 0, n_slots = its slot count. An id past the
+// end of slot_of reads nothing and writes 0, in the dispatch with slot_base 0 only, so exactly
+// one dispatch writes it.
+//
+// ids_tok_stride 0 gives every token the same ids (per-head projections: ids 0..H, identity slot
+// table); x_stride 0 gives all k outputs of a token the same input (routed gate/up).
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS),
 // shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which provides `dequantize_value`; each
@@ -20,13 +30,15 @@
 // o = (t * k + j) * n_rows + r, n_tok * k * n_rows workgroups laid out as
 // (min(n, max_per_dim), ceil(n / that), 1). Lane l sums columns l, l + 64, ..., then a tree
 // reduction in workgroup memory adds the 64 partial sums, as in matvec.wgsl: the error is that
-// of a sum ceil(n_cols / 64) + 6 terms deep. The id, and so the slot, is the same for the whole
-// workgroup, but it comes from storage, so validity only bounds the column loop (no early return
-// before the barriers).
+// of a sum ceil(n_cols / 64) + 6 terms deep, and the bits of an output do not depend on the pool
+// it is read from. The id, and so the slot, is the same for the whole workgroup, but it comes
+// from storage, so no lane returns early before the barriers: an output outside the pool or
+// with an invalid id runs the column loop 0 times and only the final store looks at `write`.
 //
 // Bindings, group 0:
-//   0  weights  array<u32>  [n_slots, n_rows, row_bytes] raw block bytes, zero-padded to 4 bytes
-//   1  slot_of  array<u32>  expert id -> slot
+//   0  weights  array<u32>  one pool [n_slots, n_rows, row_bytes] raw block bytes, zero-padded
+//                           to 4 bytes (slots slot_base .. slot_base + n_slots)
+//   1  slot_of  array<u32>  expert id -> slot (global, over all pools)
 //   2  ids      array<u32>  ids[ids_offset + t * ids_tok_stride + j]
 //   3  x        array<f32>  inputs, addressed as above
 //   4  y        array<f32>  [n_tok, k, n_rows]
@@ -48,7 +60,7 @@ struct Params {
     ids_tok_stride: u32,
     x_stride: u32,
     x_tok_stride: u32,
-    _pad0: u32,
+    slot_base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -77,13 +89,18 @@ fn main(
     let t = tj / params.k;
 
     let e = ids[params.ids_offset + t * params.ids_tok_stride + j];
-    var s = params.n_slots;
-    if e < arrayLength(&slot_of) {
+    let known = e < arrayLength(&slot_of);
+    var s = 0u;
+    if known {
         s = slot_of[e];
     }
-    let valid = s < params.n_slots;
-    let n_cols = select(0u, params.n_cols, valid);
-    let row_base = select(0u, s * params.slot_bytes + r * params.row_bytes, valid);
+    // Slot s is slot s - slot_base of this pool; the subtraction wraps only when s < slot_base.
+    let local = s - params.slot_base;
+    let inside = known && s >= params.slot_base && local < params.n_slots;
+    // Outside the pool: another dispatch writes it. Unknown id: 0, written by pool 0 alone.
+    let write = inside || (!known && params.slot_base == 0u);
+    let n_cols = select(0u, params.n_cols, inside);
+    let row_base = select(0u, local * params.slot_bytes + r * params.row_bytes, inside);
     let x_base = t * params.x_tok_stride + j * params.x_stride;
 
     var sum = 0.0;
@@ -99,7 +116,7 @@ fn main(
         }
         workgroupBarrier();
     }
-    if lane == 0u {
+    if lane == 0u && write {
         y[o] = partial[0];
     }
 }

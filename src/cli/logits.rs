@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::prompt::{Backend, PromptArgs, prompt_tokens};
-use crate::cpu::CpuModel;
+use super::load::{BackendArgs, Loaded};
+use super::prompt::{PromptArgs, prompt_tokens};
 use crate::gguf::GgufModel;
 use crate::tokenizer::Tokenizer;
 
@@ -24,23 +24,28 @@ pub struct LogitsArgs {
     /// Write the logits of every position, not only the last.
     #[arg(long)]
     all_positions: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 pub fn run(args: &LogitsArgs) -> Result<()> {
     let model = GgufModel::open(&args.model)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let tokens = prompt_tokens(&model, &tokenizer, &args.prompt)?;
-    let Backend::Cpu = args.backend;
-    let cpu = CpuModel::load(&model)?;
-    let logits = cpu.session().forward(&tokens)?;
-    let n_vocab = logits.len() / tokens.len();
-    let (shape, values) = if args.all_positions {
-        (vec![tokens.len() as u64, n_vocab as u64], &logits[..])
+    let loaded = Loaded::load(&model, &args.backend)?;
+    let mut seq = loaded.sequence(&args.backend)?;
+    let logits = if args.all_positions {
+        seq.forward_all(&tokens)?
     } else {
-        (vec![n_vocab as u64], &logits[logits.len() - n_vocab..])
+        seq.forward_last(&tokens)?
     };
+    let shape = if args.all_positions {
+        let n_vocab = logits.len() / tokens.len();
+        vec![tokens.len() as u64, n_vocab as u64]
+    } else {
+        vec![logits.len() as u64]
+    };
+    let values = &logits[..];
     super::write_atomically(&args.out, |out| {
         crate::npy::write_header(out, &shape)?;
         crate::npy::write_values(out, values)?;

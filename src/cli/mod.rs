@@ -2,7 +2,10 @@
 //! `anyhow::Result`; an error prints one line starting with `error:` and exits with code 1
 //! (bad arguments exit with clap's code 2), never a panic.
 
+mod bench;
+mod chat;
 mod info;
+mod load;
 mod logits;
 mod prompt;
 mod quantize;
@@ -39,6 +42,10 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Generate text from a prompt.
     Run(run::RunArgs),
+    /// Chat with a model in the terminal, using its chat template.
+    Chat(chat::ChatArgs),
+    /// Measure prefill and decode speed, memory and efficiency; prints JSON with --json.
+    Bench(bench::BenchArgs),
     /// Token ids of a text, with the model's tokenizer.
     Tokenize(tokenize::TokenizeArgs),
     /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
@@ -62,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Chat(args) => chat::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,13 +20,6 @@ pub struct PromptArgs {
     pub tokens: Option<Vec<u32>>,
 }
 
-/// Which implementation runs the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// The f32 reference forward pass on the CPU (slow, exact; the oracle for GPU kernels).
-    Cpu,
-}
-
 /// The prompt's token ids, checked against the vocabulary.
 pub fn prompt_tokens(
     model: &GgufModel,

@@ -1,18 +1,53 @@
 //! `lanternfish run --model F (--prompt TEXT [--chat] | --tokens IDS) -n N`: generate text,
-//! streamed to stdout as it is decoded; `--json` prints one object at the end instead.
+//! streamed to stdout as it is decoded (a model's `<think>` reasoning dimmed on a terminal);
+//! `--json` prints one object at the end instead.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use serde_json::json;
 
-use super::prompt::{Backend, PromptArgs, prompt_tokens};
-use crate::cpu::CpuModel;
+use super::load::{BackendArgs, Loaded};
+use super::prompt::{PromptArgs, prompt_tokens};
+use crate::engine::{Channel, GenerateOptions, Generator, prompt_opens_thinking};
 use crate::gguf::GgufModel;
-use crate::sampler::{Sampler, SamplerConfig};
+use crate::sampler::SamplerConfig;
 use crate::tokenizer::Tokenizer;
+
+/// Sampling options shared by `run` and `chat`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed: the same seed, prompt and settings give the same text.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn config(&self) -> SamplerConfig {
+        SamplerConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            seed: self.seed,
+            ..Default::default()
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -24,88 +59,89 @@ pub struct RunArgs {
     /// Tokens to generate at most (generation also stops at an end-of-generation token).
     #[arg(short = 'n', long = "n-predict", default_value_t = 64)]
     n_predict: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long = "temp", default_value_t = 0.0)]
-    temperature: f32,
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    #[arg(long, default_value_t = 0.0)]
-    min_p: f32,
-    #[arg(long, default_value_t = 1.0)]
-    repeat_penalty: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Print one JSON object at the end (prompt and generated ids, text, timings).
     #[arg(long)]
     json: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
+
+/// ANSI dim on, and reset.
+pub const DIM: &str = "\x1b[2m";
+pub const RESET: &str = "\x1b[0m";
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let model = GgufModel::open(&args.model)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let prompt = prompt_tokens(&model, &tokenizer, &args.prompt)?;
-    let Backend::Cpu = args.backend;
-    let cpu = CpuModel::load(&model)?;
-    let mut sampler = Sampler::new(SamplerConfig {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        repeat_penalty: args.repeat_penalty,
-        seed: args.seed,
-        ..Default::default()
-    });
-    let mut session = cpu.session();
-    let started = Instant::now();
-    let logits = session.forward(&prompt)?;
-    let prefill_s = started.elapsed().as_secs_f64();
-    let n_vocab = logits.len() / prompt.len();
-    let mut last = logits[logits.len() - n_vocab..].to_vec();
-    let mut history = prompt.clone();
-    let mut generated = Vec::new();
-    let mut stream = tokenizer.stream();
+    let loaded = Loaded::load(&model, &args.backend)?;
+    let mut seq = loaded.sequence(&args.backend)?;
+    let options = GenerateOptions {
+        max_tokens: args.n_predict,
+        sampler: args.sampling.config(),
+        stop: Vec::new(),
+        starts_thinking: prompt_opens_thinking(&tokenizer.decode(&prompt)),
+    };
     let mut stdout = std::io::stdout().lock();
-    let decode_started = Instant::now();
-    for _ in 0..args.n_predict {
-        let token = sampler.sample(&last, &history);
-        if tokenizer.is_eog(token) {
-            break;
-        }
-        generated.push(token);
-        history.push(token);
-        let piece = stream.push(token);
-        if !args.json {
-            stdout.write_all(piece.as_bytes())?;
-            stdout.flush()?;
-        }
-        if generated.len() < args.n_predict {
-            last = session.step(token)?;
-        }
+    let dim = stdout.is_terminal();
+    let mut channel = Channel::Answer;
+    let mut write_error = None;
+    let cancel = AtomicBool::new(false);
+    let mut generator = Generator::new(&tokenizer);
+    let generation =
+        generator.generate(&mut *seq, &prompt, &options, &cancel, &mut |c, text| {
+            if args.json || write_error.is_some() {
+                return;
+            }
+            let mut out = String::new();
+            if c != channel && dim {
+                out.push_str(if c == Channel::Thinking { DIM } else { RESET });
+            }
+            if c != channel && c == Channel::Answer {
+                out.push_str("\n\n");
+            }
+            channel = c;
+            out.push_str(text);
+            if let Err(e) = stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                write_error = Some(e);
+            }
+        })?;
+    if let Some(e) = write_error {
+        return Err(e.into());
     }
-    let tail = stream.finish();
-    let decode_s = decode_started.elapsed().as_secs_f64();
+    let stats = &generation.stats;
     if args.json {
         let out = json!({
             "prompt_tokens": prompt,
-            "generated_tokens": generated,
-            "text": tokenizer.decode(&generated),
-            "prefill_tokens_per_s": prompt.len() as f64 / prefill_s.max(1e-9),
-            "decode_tokens_per_s": generated.len() as f64 / decode_s.max(1e-9),
-            "prefill_s": prefill_s,
-            "decode_s": decode_s,
+            "generated_tokens": generation.tokens,
+            "text": tokenizer.decode(&generation.tokens),
+            "answer": generation.answer,
+            "thinking": generation.thinking,
+            "stop_reason": generation.stop_reason,
+            "prefill_tokens_per_s": stats.prefill_tok_s(),
+            "decode_tokens_per_s": stats.decode_tok_s(),
+            "prefill_s": stats.prefill_s,
+            "decode_s": stats.decode_s,
+            "device": loaded.device(),
         });
         writeln!(stdout, "{out}")?;
     } else {
-        writeln!(stdout, "{tail}")?;
+        if dim && channel == Channel::Thinking {
+            write!(stdout, "{RESET}")?;
+        }
+        writeln!(stdout)?;
         eprintln!(
-            "[{} prompt tokens in {prefill_s:.2} s, {} generated at {:.2} tok/s]",
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.2} tok/s on {}]",
             prompt.len(),
-            generated.len(),
-            generated.len() as f64 / decode_s.max(1e-9)
+            stats.prefill_tok_s(),
+            stats.generated_tokens,
+            stats.decode_tok_s(),
+            loaded.device()
         );
     }
     Ok(())

@@ -72,6 +72,12 @@ impl Session<'_, '_> {
         self.n_past
     }
 
+    /// Forgets every token after the first `n`.
+    pub fn truncate(&mut self, n: usize) {
+        self.n_past = self.n_past.min(n);
+        self.cache.truncate(self.n_past);
+    }
+
     pub fn cache(&self) -> &LatentCache {
         &self.cache
     }

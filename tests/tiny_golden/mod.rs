@@ -99,4 +99,3 @@ pub fn assert_logits_match(what: &str, ours: &[f32], reference: &[f32], n_vocab:
         max_abs(reference)
     );
 }
-

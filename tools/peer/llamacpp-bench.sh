@@ -164,7 +164,8 @@ body = {
     # the grammar keeps the output to ASCII letters and spaces.
     "grammar": "root ::= [a-z ]*",
 }
-post("/completion", dict(body, prompt=prompt[:min(32, n_prompt)], n_predict=4))   # warm-up, not counted
+# Warm-up, not counted: same prompt length, so that every pipeline/shape is compiled (minutes on lavapipe).
+post("/completion", dict(body, n_predict=min(4, n_decode)))
 pp, tg, np_, nd = [], [], [], []
 for i in range(reps):
     t = post("/completion", body)["timings"]

@@ -38,7 +38,10 @@ impl GpuModel {
         progress: Option<&LoadProgress<'_>>,
     ) -> Result<GpuModel> {
         let cpu = CpuModel::load(file)?;
-        let total: u64 = file.tensors().map(|t| file.tensor_data(t).len() as u64).sum();
+        let total: u64 = file
+            .tensors()
+            .map(|t| file.tensor_data(t).len() as u64)
+            .sum();
         let weights = GpuWeights::upload(&gpu, &cpu.config, &cpu.weights, total, progress)?;
         let types = weight_types(&weights);
         let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types)?;
@@ -67,8 +70,8 @@ pub(crate) fn matrices(w: &GpuWeights) -> Vec<&GpuTensor> {
         match &layer.ffn {
             GpuFfn::Dense(f) => out.extend([&f.gate, &f.up, &f.down]),
             GpuFfn::Moe(moe) => {
-                out.extend([&moe.router, &moe.experts.gate, &moe.experts.up]);
-                out.push(&moe.experts.down);
+                out.push(&moe.router);
+                out.extend(moe.experts.all());
                 if let Some(s) = &moe.shared {
                     out.extend([&s.gate, &s.up, &s.down]);
                 }
@@ -92,9 +95,7 @@ fn active_bytes(c: &DeepSeekConfig, w: &GpuWeights) -> u64 {
     }
     for layer in &w.layers {
         if let GpuFfn::Moe(moe) = &layer.ffn {
-            let e = &moe.experts;
-            let per_expert = e.gate.slot_bytes() + e.up.slot_bytes() + e.down.slot_bytes();
-            bytes -= per_expert * (c.n_expert - c.n_expert_used) as u64;
+            bytes -= moe.experts.expert_bytes() * (c.n_expert - c.n_expert_used) as u64;
         }
     }
     bytes

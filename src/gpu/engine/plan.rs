@@ -185,17 +185,19 @@ pub fn build(
     let n = n_tok;
     let t32 = n as u32;
     let mut steps: Vec<Step> = Vec::new();
-    let mut push = |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
+    let mut push =
+        |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
 
     // y = W x (+ y): matvec for one token, the tiled matmul for a batch.
-    let mm = |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| -> Result<Vec<Dispatch>> {
-        let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
-        if rows == 1 {
-            k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
-        } else {
-            k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
-        }
-    };
+    let mm =
+        |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| -> Result<Vec<Dispatch>> {
+            let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
+            if rows == 1 {
+                k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
+            } else {
+                k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
+            }
+        };
     let rmsnorm = |x: &Buffer, wt: &Buffer, y: &Buffer, width: usize, rows: usize| {
         k.rmsnorm.bind(
             gpu,
@@ -212,7 +214,11 @@ pub fn build(
         out.push(k.elementwise.bind(
             gpu,
             ElementwiseOp::SiluMul,
-            [first(&s.g, n * width), first(&s.u, n * width), first(&s.h, n * width)],
+            [
+                first(&s.g, n * width),
+                first(&s.u, n * width),
+                first(&s.h, n * width),
+            ],
             (n * width) as u32,
         )?);
         out.extend(mm(&f.down, &s.h, &s.x, n, true)?);
@@ -233,6 +239,7 @@ pub fn build(
         n_rows: 0,
         n_cols: 0,
         n_slots: h as u32,
+        slot_base: 0,
         k: h as u32,
         n_tok: t32,
         ids_offset: 0,
@@ -383,51 +390,71 @@ pub fn build(
                 let routed = MatvecIdShape {
                     n_rows: f as u32,
                     n_cols: d as u32,
-                    n_slots: moe.experts.gate.n_slots as u32,
+                    n_slots: 0,
                     k: kk as u32,
                     n_tok: t32,
                     ids_offset: 0,
                     ids_tok_stride: kk as u32,
                     x_stride: 0,
                     x_tok_stride: d as u32,
+                    slot_base: 0,
                 };
-                for (t, y) in [(&moe.experts.gate, &s.eg), (&moe.experts.up, &s.eu)] {
-                    push(vec![k.matvec_id[&t.ty].bind(
-                        gpu,
-                        [
-                            (&t.buffer).into(),
-                            (&moe.slot_of).into(),
-                            first(&s.ids, n * kk),
-                            first(&s.a, n * d),
-                            first(y, n * kk * f),
-                        ],
-                        &routed,
-                    )?]);
-                }
+                let down_shape = MatvecIdShape {
+                    n_rows: d as u32,
+                    n_cols: f as u32,
+                    x_stride: f as u32,
+                    x_tok_stride: (kk * f) as u32,
+                    ..routed
+                };
+                // One dispatch per pool; each writes the outputs whose slot it holds.
+                let experts = |pools: &[GpuTensor],
+                               x: &Buffer,
+                               x_len: usize,
+                               y: &Buffer,
+                               y_len: usize,
+                               shape: &MatvecIdShape| {
+                    pools
+                        .iter()
+                        .map(|pool| {
+                            k.matvec_id[&pool.ty].bind(
+                                gpu,
+                                [
+                                    (&pool.buffer).into(),
+                                    (&moe.slot_of).into(),
+                                    first(&s.ids, n * kk),
+                                    first(x, x_len),
+                                    first(y, y_len),
+                                ],
+                                &MatvecIdShape {
+                                    n_slots: pool.n_slots as u32,
+                                    slot_base: pool.slot_base as u32,
+                                    ..*shape
+                                },
+                            )
+                        })
+                        .collect::<Result<Vec<_>>>()
+                };
+                let e = &moe.experts;
+                push(experts(&e.gate, &s.a, n * d, &s.eg, n * kk * f, &routed)?);
+                push(experts(&e.up, &s.a, n * d, &s.eu, n * kk * f, &routed)?);
                 push(vec![k.elementwise.bind(
                     gpu,
                     ElementwiseOp::SiluMul,
-                    [first(&s.eg, n * kk * f), first(&s.eu, n * kk * f), first(&s.eh, n * kk * f)],
+                    [
+                        first(&s.eg, n * kk * f),
+                        first(&s.eu, n * kk * f),
+                        first(&s.eh, n * kk * f),
+                    ],
                     (n * kk * f) as u32,
                 )?]);
-                let down = &moe.experts.down;
-                push(vec![k.matvec_id[&down.ty].bind(
-                    gpu,
-                    [
-                        (&down.buffer).into(),
-                        (&moe.slot_of).into(),
-                        first(&s.ids, n * kk),
-                        first(&s.eh, n * kk * f),
-                        first(&s.ey, n * kk * d),
-                    ],
-                    &MatvecIdShape {
-                        n_rows: d as u32,
-                        n_cols: f as u32,
-                        x_stride: f as u32,
-                        x_tok_stride: (kk * f) as u32,
-                        ..routed
-                    },
-                )?]);
+                push(experts(
+                    &e.down,
+                    &s.eh,
+                    n * kk * f,
+                    &s.ey,
+                    n * kk * d,
+                    &down_shape,
+                )?);
                 if let Some(shared) = &moe.shared {
                     push(swiglu(shared)?);
                 }

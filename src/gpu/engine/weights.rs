@@ -31,6 +31,8 @@ pub struct GpuTensor {
     pub n_rows: usize,
     pub n_cols: usize,
     pub n_slots: usize,
+    /// The first slot this buffer holds (experts split into pools; 0 otherwise).
+    pub slot_base: usize,
 }
 
 impl GpuTensor {
@@ -69,12 +71,36 @@ pub struct GpuSwiGlu {
     pub down: GpuTensor,
 }
 
+/// The routed experts of one layer: gate, up and down, each as one or more pools of slots (a
+/// tensor larger than one storage binding is split into several buffers).
+#[derive(Debug)]
+pub struct ExpertPools {
+    pub gate: Vec<GpuTensor>,
+    pub up: Vec<GpuTensor>,
+    pub down: Vec<GpuTensor>,
+}
+
+impl ExpertPools {
+    /// Bytes of one expert's gate, up and down.
+    pub fn expert_bytes(&self) -> u64 {
+        [&self.gate, &self.up, &self.down]
+            .iter()
+            .filter_map(|pools| pools.first())
+            .map(GpuTensor::slot_bytes)
+            .sum()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &GpuTensor> {
+        self.gate.iter().chain(&self.up).chain(&self.down)
+    }
+}
+
 /// A MoE layer: router, routed experts (E slots each) and the optional shared experts.
 #[derive(Debug)]
 pub struct GpuMoe {
     pub router: GpuTensor,
     pub selection_bias: Option<Buffer>,
-    pub experts: GpuSwiGlu,
+    pub experts: ExpertPools,
     /// Expert id → slot of `experts` (the identity while every expert is resident).
     pub slot_of: Buffer,
     pub shared: Option<GpuSwiGlu>,
@@ -171,7 +197,32 @@ impl Uploader<'_> {
             n_rows,
             n_cols,
             n_slots: slots.len(),
+            slot_base: 0,
         })
+    }
+
+    /// Slots split into pools that each fit one storage binding (with u32 byte addresses).
+    fn pools(&mut self, name: &str, slots: &[Matrix<'_>]) -> Result<Vec<GpuTensor>> {
+        let slot_bytes = slots.first().map_or(1, |m| m.raw().1.len() as u64).max(1);
+        let limit = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
+        let per_pool = (limit / slot_bytes) as usize;
+        if per_pool == 0 {
+            return Err(Error::Tensor {
+                name: name.to_owned(),
+                what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
+            });
+        }
+        let mut pools = Vec::new();
+        for (i, chunk) in slots.chunks(per_pool).enumerate() {
+            let mut pool = self.tensor(&format!("{name} pool {i}"), chunk)?;
+            pool.slot_base = i * per_pool;
+            pools.push(pool);
+        }
+        Ok(pools)
     }
 
     /// Writes the staged bytes at `offset` (all of them, zero-padded, when `last`; else the
@@ -188,7 +239,9 @@ impl Uploader<'_> {
         }
         let n = self.staging.len() / 4 * 4;
         if n > 0 {
-            self.gpu.queue.write_buffer(buffer, offset, &self.staging[..n]);
+            self.gpu
+                .queue
+                .write_buffer(buffer, offset, &self.staging[..n]);
         }
         self.staging.drain(..n);
         self.done += n as u64;
@@ -261,10 +314,10 @@ impl Uploader<'_> {
                         .as_deref()
                         .map(|b| self.vector(&n("exp_probs_b"), b))
                         .transpose()?,
-                    experts: GpuSwiGlu {
-                        gate: self.tensor(&n("ffn_gate_exps"), &gates)?,
-                        up: self.tensor(&n("ffn_up_exps"), &ups)?,
-                        down: self.tensor(&n("ffn_down_exps"), &downs)?,
+                    experts: ExpertPools {
+                        gate: self.pools(&n("ffn_gate_exps"), &gates)?,
+                        up: self.pools(&n("ffn_up_exps"), &ups)?,
+                        down: self.pools(&n("ffn_down_exps"), &downs)?,
                     },
                     slot_of: self.gpu.upload(
                         &n("slot_of"),

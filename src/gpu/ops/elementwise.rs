@@ -95,7 +95,10 @@ impl Elementwise {
         };
         let bytes = 4 * u64::from(n);
         if a.len() < bytes || b.len() < bytes || out.len() < bytes {
-            return Err(gpu_error(family.label(), format!("buffers too small for {n} values")));
+            return Err(gpu_error(
+                family.label(),
+                format!("buffers too small for {n} values"),
+            ));
         }
         let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE).max(1))?;
         let params = ElementwiseParams { n, _pad: [0; 3] };

@@ -182,8 +182,16 @@ impl Matvec {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        let dispatches =
-            self.bind_windows(gpu, weights, n_rows, n_cols, x.into(), y.into(), false, u64::MAX)?;
+        let dispatches = self.bind_windows(
+            gpu,
+            weights,
+            n_rows,
+            n_cols,
+            x.into(),
+            y.into(),
+            false,
+            u64::MAX,
+        )?;
         Dispatch::record_all(encoder, &self.label, &dispatches);
         Ok(())
     }
@@ -338,7 +346,6 @@ pub fn matvec(
 ) -> Result<Vec<f32>> {
     Matvec::new(gpu, ty)?.run(gpu, weights, n_rows, x)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,13 @@
 //! Two uses: routed experts (ids from the GPU router, slot table = expert id → resident slot, so
 //! experts can later be paged without new kernels) and per-head MLA up-projections (ids `0..H`
 //! shared by every token, identity slot table, x strided by head). One 64-thread workgroup per
-//! output row, as in `matvec`. The whole tensor must fit one storage binding: a larger expert
-//! tensor is split into slot pools by the caller.
+//! output row, as in `matvec`.
+//!
+//! Slot pools: one dispatch reads one weights buffer holding the slots
+//! `slot_base .. slot_base + n_slots` ([`MatvecIdShape::slot_base`]) and writes only the outputs
+//! whose slot lies there, so an expert tensor larger than one storage binding (or paged experts)
+//! is read by one dispatch per pool, recorded one after another, with the same bits as one
+//! dispatch over the whole tensor.
 //!
 //! [`MatvecId::bind`] builds the dispatch once for resident buffers; [`MatvecId::run`] uploads,
 //! dispatches and reads back (tests). This module also holds [`bind_composed`] and
@@ -37,18 +42,25 @@ struct MatvecIdParams {
     ids_tok_stride: u32,
     x_stride: u32,
     x_tok_stride: u32,
-    _pad: u32,
+    slot_base: u32,
 }
 
 /// The shape of one `matvec_id` dispatch: for `t < n_tok`, `j < k`, `r < n_rows`,
 /// `e = ids[ids_offset + t * ids_tok_stride + j]` and
-/// `y[(t * k + j) * n_rows + r] = Σ_c W[slot_of[e]][r][c] * x[t * x_tok_stride + j * x_stride + c]`.
+/// `y[(t * k + j) * n_rows + r] = Σ_c W[slot_of[e]][r][c] * x[t * x_tok_stride + j * x_stride + c]`,
+/// written only when `slot_of[e]` is one of the bound pool's slots
+/// `slot_base .. slot_base + n_slots` (another dispatch, over another pool, writes the rest); an
+/// id past the end of `slot_of` writes 0, in the dispatch with `slot_base` 0 only.
 /// Strides and offsets count elements (u32 ids, f32 inputs), not bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatvecIdShape {
     pub n_rows: u32,
     pub n_cols: u32,
+    /// Slots in the bound weights buffer (the pool).
     pub n_slots: u32,
+    /// The first slot of the pool: the buffer holds slots `slot_base .. slot_base + n_slots`
+    /// (0 for a whole tensor).
+    pub slot_base: u32,
     /// Outputs (experts or heads) per token.
     pub k: u32,
     pub n_tok: u32,
@@ -133,8 +145,9 @@ impl MatvecId {
         Ok(u64::from(n_cols) / block_elems as u64 * block_bytes as u64)
     }
 
-    /// The dispatch of `shape` over resident buffers: `weights` the whole tensor
-    /// `[n_slots, n_rows, n_cols]` in raw blocks, `slot_of` u32 (its length is the number of
+    /// The dispatch of `shape` over resident buffers: `weights` the pool `[n_slots, n_rows,
+    /// n_cols]` in raw blocks (slots `slot_base ..`; the whole tensor when `slot_base` is 0 and
+    /// `n_slots` its slot count), `slot_of` u32 (its length is the number of
     /// known ids), `ids` u32, `x` f32 and `y` f32 `[n_tok, k, n_rows]`. Every size is checked
     /// here; built once, recorded every token.
     pub fn bind(
@@ -155,6 +168,12 @@ impl MatvecId {
                     "the {tensor_bytes}-byte weight tensor does not fit one {limit}-byte storage \
                      binding (with u32 byte addresses): split it into slot pools"
                 ),
+            ));
+        }
+        if shape.slot_base.checked_add(shape.n_slots).is_none() {
+            return Err(gpu_error(
+                label,
+                format!("slots {} + {} overflow u32", shape.slot_base, shape.n_slots),
             ));
         }
         let word = size_of::<u32>() as u64;
@@ -180,7 +199,7 @@ impl MatvecId {
             ids_tok_stride: shape.ids_tok_stride,
             x_stride: shape.x_stride,
             x_tok_stride: shape.x_tok_stride,
-            _pad: 0,
+            slot_base: shape.slot_base,
         };
         bind_composed(
             gpu,
@@ -192,8 +211,9 @@ impl MatvecId {
         )
     }
 
-    /// Returns `y` `[n_tok, k, n_rows]` for `weights`, the raw bytes of the whole tensor
-    /// `[n_slots, n_rows, n_cols]` (uploads, one dispatch, readback).
+    /// Returns `y` `[n_tok, k, n_rows]` for `weights`, the raw bytes of the pool
+    /// `[n_slots, n_rows, n_cols]` holding slots `slot_base ..` (uploads, one dispatch,
+    /// readback); outputs this pool does not write stay 0.
     pub fn run(
         &self,
         gpu: &Gpu,
@@ -344,6 +364,7 @@ mod tests {
             n_rows: 7,
             n_cols: 128,
             n_slots: 16,
+            slot_base: 0,
             k: 16,
             n_tok: 3,
             ids_offset: 2,

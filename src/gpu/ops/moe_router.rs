@@ -186,7 +186,10 @@ impl MoeRouter {
             || ids.len() < 4 * n * k
             || weights.len() < 4 * n * k
         {
-            return Err(gpu_error(LABEL, format!("buffers too small for {n_tok} tokens")));
+            return Err(gpu_error(
+                LABEL,
+                format!("buffers too small for {n_tok} tokens"),
+            ));
         }
         let groups = grid_for(gpu, LABEL, n_tok.max(1))?;
         let params = config.params(n_tok, has_bias);

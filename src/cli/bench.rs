@@ -1,0 +1,158 @@
+//! `lanternfish bench --model F -p 512 -n 128 [--json]`: prefill and decode speed, memory and
+//! efficiency counters of one run, as one JSON object (the numbers BENCHMARKS.md records).
+//!
+//! Prefill: `-p` deterministic token ids, timed on a second pass (the first builds the plans).
+//! Decode: `-n` greedy steps after one untimed step. Bandwidth: weight bytes a token reads
+//! (everything but the unchosen routed experts and all but one embedding row) times tokens per
+//! second, against the device's measured buffer-copy bandwidth.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use super::load::{BackendArgs, Loaded};
+use crate::gguf::GgufModel;
+use crate::gpu::Gpu;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The GGUF model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt tokens to prefill.
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    n_prompt: usize,
+    /// Tokens to decode.
+    #[arg(short = 'n', long = "n-decode", default_value_t = 128)]
+    n_decode: usize,
+    /// Print one JSON object (otherwise a short summary).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// RssAnon of this process in bytes (Linux), the host memory the engine itself allocated.
+fn rss_anon() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes read and written per second by buffer-to-buffer copies on the device.
+fn copy_bandwidth(gpu: &Gpu) -> Result<f64> {
+    let size = (gpu.limits.max_buffer_size / 4).min(256 << 20) & !3;
+    let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let a = gpu.create_buffer("bench copy a", size, usage)?;
+    let b = gpu.create_buffer("bench copy b", size, usage)?;
+    let run = |n: u32| -> Result<f64> {
+        let started = Instant::now();
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench copy"),
+            });
+        for i in 0..n {
+            let (src, dst) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, size);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("waiting for the copy: {e}"))?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    run(1)?;
+    let seconds = run(8)?;
+    Ok(2.0 * 8.0 * size as f64 / seconds)
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.n_prompt == 0 || args.n_decode == 0 {
+        bail!("-p and -n must be at least 1");
+    }
+    if args.n_prompt + args.n_decode + 1 > args.backend.ctx {
+        bail!(
+            "-p {} and -n {} do not fit the context of {} (raise --ctx)",
+            args.n_prompt,
+            args.n_decode,
+            args.backend.ctx
+        );
+    }
+    let model = GgufModel::open(&args.model)?;
+    let mut peak_host = rss_anon().unwrap_or(0);
+    let load_started = Instant::now();
+    let loaded = Loaded::load(&model, &args.backend)?;
+    let load_s = load_started.elapsed().as_secs_f64();
+    peak_host = peak_host.max(rss_anon().unwrap_or(0));
+    let mut seq = loaded.sequence(&args.backend)?;
+    let (n_vocab, weight_bytes_per_token, weight_bytes, copy_gb_s) = match &loaded {
+        Loaded::Gpu(m) => (
+            m.config.n_vocab,
+            m.active_bytes_per_token,
+            m.weights.bytes,
+            Some(copy_bandwidth(&m.gpu)? / 1e9),
+        ),
+        Loaded::Cpu(m) => (m.config.n_vocab, 0, 0, None),
+    };
+    // Deterministic ids spread over the vocabulary.
+    let prompt: Vec<u32> = (0..args.n_prompt as u64)
+        .map(|i| ((i * 2_654_435_761 + 17) % n_vocab as u64) as u32)
+        .collect();
+    seq.forward_last(&prompt)?;
+    seq.truncate(0);
+    let started = Instant::now();
+    let mut token = seq.forward_greedy(&prompt)?;
+    let prefill_s = started.elapsed().as_secs_f64();
+    peak_host = peak_host.max(rss_anon().unwrap_or(0));
+
+    token = seq.forward_greedy(&[token])?;
+    let before = seq.stats();
+    let started = Instant::now();
+    for _ in 0..args.n_decode {
+        token = seq.forward_greedy(&[token])?;
+    }
+    let decode_s = started.elapsed().as_secs_f64();
+    let after = seq.stats();
+    peak_host = peak_host.max(rss_anon().unwrap_or(0));
+
+    let n = args.n_decode as f64;
+    let decode_tok_s = n / decode_s;
+    let achieved_gb_s = weight_bytes_per_token as f64 * decode_tok_s / 1e9;
+    let per_token = |a: u64, b: u64| (a - b) as f64 / n;
+    let out = json!({
+        "model": args.model.display().to_string(),
+        "device": loaded.device(),
+        "backend": format!("{:?}", args.backend.backend).to_lowercase(),
+        "n_prompt": args.n_prompt,
+        "n_decode": args.n_decode,
+        "batch": args.backend.batch,
+        "load_s": load_s,
+        "prefill_tok_s": args.n_prompt as f64 / prefill_s,
+        "decode_tok_s": decode_tok_s,
+        "weight_bytes": weight_bytes,
+        "weight_bytes_per_token": weight_bytes_per_token,
+        "achieved_gb_s": achieved_gb_s,
+        "copy_gb_s": copy_gb_s,
+        "roofline_fraction": copy_gb_s.map(|c| achieved_gb_s / c),
+        "peak_gpu_bytes": weight_bytes + seq.gpu_bytes(),
+        "peak_host_bytes": peak_host,
+        "submits_per_token": per_token(after.submits, before.submits),
+        "readbacks_per_token": per_token(after.readbacks, before.readbacks),
+        "dispatches_per_token": per_token(after.dispatches, before.dispatches),
+        "host_us_per_token": per_token(after.encode_us, before.encode_us),
+        "expert_hit_rate": 1.0,
+        "gpu_budget_bytes": null,
+    });
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{out}")?;
+    } else {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! [`Sequence`]: one token sequence being decoded, on either backend. The generation loop, the
+//! CLI, the app and the server drive models only through this trait.
+
+use crate::Result;
+use crate::cpu;
+use crate::gpu::engine::{GpuSession, SessionStats};
+
+/// A token sequence with its KV cache.
+pub trait Sequence {
+    /// Appends `tokens`; returns the logits of the last one `[V]`.
+    fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
+
+    /// Appends `tokens`; returns the logits of every one `[n_tok, V]`.
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
+
+    /// Appends `tokens`; returns the argmax of the last one's logits.
+    fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        Ok(crate::sampler::argmax(&self.forward_last(tokens)?))
+    }
+
+    /// Tokens in the sequence.
+    fn n_past(&self) -> usize;
+
+    /// The most tokens the sequence can hold.
+    fn n_ctx(&self) -> usize;
+
+    /// Keeps the first `n` tokens (and their cache), forgets the rest.
+    fn truncate(&mut self, n: usize);
+
+    /// Work counters, where the backend keeps them.
+    fn stats(&self) -> SessionStats {
+        SessionStats::default()
+    }
+
+    /// GPU memory the sequence holds (cache and scratch; 0 on the CPU).
+    fn gpu_bytes(&self) -> u64 {
+        0
+    }
+}
+
+impl Sequence for GpuSession {
+    fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        GpuSession::forward_last(self, tokens)
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        GpuSession::forward_all(self, tokens)
+    }
+
+    fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        GpuSession::forward_greedy(self, tokens)
+    }
+
+    fn n_past(&self) -> usize {
+        GpuSession::n_past(self)
+    }
+
+    fn n_ctx(&self) -> usize {
+        GpuSession::n_ctx(self)
+    }
+
+    fn truncate(&mut self, n: usize) {
+        GpuSession::truncate(self, n);
+    }
+
+    fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    fn gpu_bytes(&self) -> u64 {
+        GpuSession::gpu_bytes(self)
+    }
+}
+
+/// The CPU reference as a sequence, with a context limit of its own choosing.
+pub struct CpuSequence<'m, 'a> {
+    pub session: cpu::Session<'m, 'a>,
+    pub n_ctx: usize,
+}
+
+impl Sequence for CpuSequence<'_, '_> {
+    fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let logits = self.forward_all(tokens)?;
+        let n_vocab = logits.len() / tokens.len().max(1);
+        Ok(logits[logits.len() - n_vocab..].to_vec())
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if self.session.n_past() + tokens.len() > self.n_ctx {
+            return Err(crate::Error::ContextFull {
+                what: format!(
+                    "{} tokens in the sequence and {} more do not fit the context of {}",
+                    self.session.n_past(),
+                    tokens.len(),
+                    self.n_ctx
+                ),
+            });
+        }
+        self.session.forward(tokens)
+    }
+
+    fn n_past(&self) -> usize {
+        self.session.n_past()
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.session.truncate(n);
+    }
+}
