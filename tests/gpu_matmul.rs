@@ -21,14 +21,9 @@ use wgpu::BufferUsages;
 /// Checks `got` (`[n_tok, n_rows]`) against `y0 + W X` for the decoded W `[n_rows, n_cols]` and
 /// X `[n_tok, n_cols]`, exactly in f64.
 ///
-/// The bound is the one `tests/gpu_matvec.rs` justifies for one row of matvec, since per token
-/// the kernel does the same operations in the same order: each product `w * x` rounds once in
-/// f32, each lane adds ceil(n_cols / 64) of them, then a 6-step tree adds the 64 lanes, so every
-/// term passes through at most `k = ceil(n_cols / 64) + 7` roundings of relative size
-/// `u = f32::EPSILON / 2`, and `|error| <= k u / (1 - k u) * sum |w x|`. Accumulating onto `y0`
-/// adds one more rounding (`k + 1`) and `|y0|` to the magnitude. We allow `(k + 1) * EPSILON`
-/// times the magnitude (twice the bound, with margin). The weights enter exactly because
-/// decoding is exact.
+/// The bound is the one `tests/gpu_matvec.rs` uses: `k = gpu_common::summation_depth(n_cols)`
+/// roundings per term (which includes the one of accumulating onto `y0`), `|y0|` added to the
+/// magnitude, and `(k + 1) * EPSILON` times the magnitude allowed.
 fn assert_matmul_close(
     what: &str,
     n_cols: usize,
@@ -39,7 +34,7 @@ fn assert_matmul_close(
 ) {
     let (n_rows, n_tok) = (w.len() / n_cols, x.len() / n_cols);
     assert_eq!(got.len(), n_tok * n_rows, "{what}: output length");
-    let k = n_cols.div_ceil(64) + 7 + usize::from(y0.is_some());
+    let k = gpu_common::summation_depth(n_cols);
     let (mut err2, mut ref2) = (0f64, 0f64);
     for (t, x_t) in x.chunks(n_cols).enumerate() {
         for (r, row) in w.chunks(n_cols).enumerate() {
@@ -130,7 +125,7 @@ fn matmul_with_one_token_matches_matvec() {
         let got = matmul(gpu, ty, &bytes, n_rows, &x, 1).unwrap();
         assert_matmul_close(&format!("{ty:?} matvec"), n_cols, &w, &x, None, &want);
         assert_matmul_close(&format!("{ty:?} matmul"), n_cols, &w, &x, None, &got);
-        let k = n_cols.div_ceil(64) + 7;
+        let k = gpu_common::summation_depth(n_cols);
         for (r, (&g, &m)) in got.iter().zip(&want).enumerate() {
             let magnitude: f64 = w[r * n_cols..(r + 1) * n_cols]
                 .iter()

@@ -113,16 +113,39 @@ fn dequantize_matches_cpu_for_every_type() {
     }
 }
 
-/// The allowed error of one GPU row. Each product `w * x` rounds once in f32 and each lane adds
-/// ceil(n_cols / 64) of them, then a 6-step tree adds the 64 lanes, so every term passes through
-/// at most `k = ceil(n_cols / 64) + 7` roundings of relative size `u = f32::EPSILON / 2`; the
-/// standard bound is `|error| <= k u / (1 - k u) * sum |w x|`. We allow `(k + 1) * EPSILON`
-/// (twice that, with margin), which for the shapes here is below 1e-5 of `sum |w x|`. A fused
-/// multiply-add in the decode or the accumulation only removes roundings. The weights enter
-/// exactly because decoding is exact (see `dequantize_matches_cpu_for_every_type`).
+/// `dequantize_segment` (the per-32-element decoder of the matrix kernels) gives exactly the
+/// bits of `dequantize_value` for every type: segments read across block boundaries of a row of
+/// 24 blocks (or 1024 float elements).
+#[test]
+fn segment_decode_equals_value_decode_for_every_type() {
+    let gpu = test_gpu();
+    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
+        let n_elems = if ty.block_elems() == 1 {
+            1024
+        } else {
+            24 * ty.block_elems()
+        };
+        let (bytes, _) = quantized(ty, 300 + t as u64, n_elems);
+        let kernel = Dequantize::new(gpu, ty).unwrap();
+        let values = kernel.run(gpu, &bytes).unwrap();
+        let segments = kernel.run_segments(gpu, &bytes).unwrap();
+        for (i, (v, s)) in values.iter().zip(&segments).enumerate() {
+            assert_eq!(
+                v.to_bits(),
+                s.to_bits(),
+                "{ty:?} element {i}: value {v:e} segment {s:e}"
+            );
+        }
+    }
+}
+
+/// The allowed error of one GPU row: `(k + 1) * EPSILON * sum |w x|` with `k` the summation
+/// depth of the kernels (`gpu_common::summation_depth`, which derives it). A fused multiply-add
+/// in the decode or the accumulation only removes roundings. The weights enter exactly because
+/// decoding is exact (see `dequantize_matches_cpu_for_every_type`).
 fn assert_matvec_close(what: &str, w: &[f32], x: &[f32], got: &[f32]) {
     let n_cols = x.len();
-    let k = n_cols.div_ceil(64) + 7;
+    let k = gpu_common::summation_depth(n_cols);
     let (mut err2, mut ref2) = (0f64, 0f64);
     for (r, (row, &g)) in w.chunks(n_cols).zip(got).enumerate() {
         let exact: f64 = row.iter().zip(x).map(|(&w, &x)| w as f64 * x as f64).sum();

@@ -31,9 +31,7 @@ fn cols(ty: GgmlType) -> usize {
 }
 
 /// The CPU `matvec_id`: for each output the decoded row dotted with its input in f64, with the
-/// bound of `tests/gpu_matvec.rs`: every term passes through at most `ceil(n_cols / 64) + 7`
-/// f32 roundings (its product, its lane's running sum, the 6-step tree), so the error is below
-/// `(ceil(n_cols / 64) + 8) * EPSILON * Σ |w x|` (twice the standard bound, with margin). `None`
+/// bound of `tests/gpu_matvec.rs` (`gpu_common::summation_depth`). `None`
 /// for an output whose id or slot is invalid: 0, written by the kernel for an id past the slot
 /// table, left alone for a slot outside the pool (the fresh output buffer of `run` is zeroed).
 /// The shapes here are whole tensors (`slot_base` 0).
@@ -86,7 +84,7 @@ fn check_matvec_id(
     let got = kernel.run(gpu, &bytes, slot_of, ids, &x, shape).unwrap();
     let want = reference(&w, slot_of, ids, &x, shape);
     assert_eq!(got.len(), want.len());
-    let depth = (shape.n_cols as usize).div_ceil(64) + 8;
+    let depth = gpu_common::summation_depth(shape.n_cols as usize) + 1;
     for (o, (&g, want)) in got.iter().zip(&want).enumerate() {
         match *want {
             None => assert_eq!(g.to_bits(), 0, "{ty:?} output {o}: invalid id must give 0"),

@@ -6,13 +6,18 @@
 // b * BLOCK_BYTES, position e % BLOCK_ELEMS. This is the exactness test vehicle for the quant
 // files: each output is one call of the same function the matvec kernel uses.
 //
-// Dispatch: one thread per element, WORKGROUP_SIZE (64) per workgroup, ceil(n / 64) workgroups
-// laid out as (min(groups, max_per_dim), ceil(groups / that), 1). Threads at e >= n return.
+// With `segments` = 1 the same values come from `dequantize_segment(0, s, &w)` instead, one
+// thread per 32-element segment s of the bytes read as one row (n % 32 == 0): the test of the
+// fast per-segment decoders that the matrix kernels use.
+//
+// Dispatch: one thread per element (or segment), WORKGROUP_SIZE (64) per workgroup,
+// ceil(threads / 64) workgroups laid out as (min(groups, max_per_dim), ceil(groups / that), 1).
+// Threads past the end return.
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  raw block bytes, little-endian words, zero-padded to 4 bytes
 //   1  out      array<f32>  [n]
-//   2  params   Params      uniform { n }
+//   2  params   Params      uniform { n, segments }
 //
 // Driven by src/gpu/ops/dequantize.rs, whose DequantizeParams mirrors Params (16 bytes).
 
@@ -20,7 +25,7 @@ const WORKGROUP_SIZE: u32 = 64u;
 
 struct Params {
     n: u32,
-    _pad0: u32,
+    segments: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -36,6 +41,17 @@ fn main(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let e = (group.y * n_groups.x + group.x) * WORKGROUP_SIZE + lane;
+    if params.segments != 0u {
+        if e >= params.n / SEGMENT {
+            return;
+        }
+        var w: array<f32, SEGMENT>;
+        dequantize_segment(0u, e, &w);
+        for (var i = 0u; i < SEGMENT; i++) {
+            out[e * SEGMENT + i] = w[i];
+        }
+        return;
+    }
     if e >= params.n {
         return;
     }

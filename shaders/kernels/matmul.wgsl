@@ -86,11 +86,26 @@ fn main(
     let row_base = params.base_byte + r * params.row_bytes;
     var sum_lo = vec4<f32>(0.0);
     var sum_hi = vec4<f32>(0.0);
-    for (var c = lane; c < params.n_cols; c += WORKGROUP_SIZE) {
-        let block = c / BLOCK_ELEMS;
-        let w = dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS);
-        sum_lo += w * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
-        sum_hi += w * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+    // Whole 32-element segments, decoded once each (scales read once), then the tail columns
+    // of a partial segment (float types only) one by one.
+    let n_seg = params.n_cols / SEGMENT;
+    var w: array<f32, SEGMENT>;
+    for (var s = lane; s < n_seg; s += WORKGROUP_SIZE) {
+        dequantize_segment(row_base, s, &w);
+        var seg_lo = vec4<f32>(0.0);
+        var seg_hi = vec4<f32>(0.0);
+        for (var i = 0u; i < SEGMENT; i++) {
+            let c = s * SEGMENT + i;
+            seg_lo += w[i] * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
+            seg_hi += w[i] * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+        }
+        sum_lo += seg_lo;
+        sum_hi += seg_hi;
+    }
+    for (var c = n_seg * SEGMENT + lane; c < params.n_cols; c += WORKGROUP_SIZE) {
+        let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
+        sum_lo += v * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
+        sum_hi += v * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
     }
     partial_lo[lane] = sum_lo;
     partial_hi[lane] = sum_hi;

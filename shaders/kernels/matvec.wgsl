@@ -7,11 +7,14 @@
 // provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize kernel
 // does it.
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per row, n_rows workgroups laid out as
-// (min(n_rows, max_per_dim), ceil(n_rows / that), 1) so more than 65535 rows fit. Lane t sums
-// columns t, t + 64, t + 128, ... (neighbouring lanes read neighbouring elements of one block,
-// so the loads coalesce), then the 64 partial sums are added by a tree reduction in workgroup
-// memory (6 halving steps). The error is that of a sum of ceil(n_cols / 64) + 6 terms deep.
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per ROWS (4) rows, LANES (16) lanes
+// per row, ceil(n_rows / 4) workgroups laid out as (min(groups, max_per_dim), ceil(groups / that),
+// 1) so more than 65535 row groups fit. Lane l of a row takes the row's 32-element segments
+// l, l + 16, l + 32, ...: it decodes a segment at once with `dequantize_segment` (scales read
+// once per segment, packed bytes read as words), adds its 32 products into a segment sum, and the
+// segment sums into its lane sum; columns past the last whole segment (float types only) are
+// taken one by one. A 4-step tree in workgroup memory adds the row's 16 lane sums. Each term so
+// passes through at most 32 + ceil(n_cols / 512) + 5 roundings.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
 // With `accumulate` = 1 the product is added to y instead of replacing it (the residual add of
@@ -26,6 +29,8 @@
 // Driven by src/gpu/ops/matvec.rs, whose MatvecParams mirrors Params (32 bytes).
 
 const WORKGROUP_SIZE: u32 = 64u;
+const ROWS: u32 = 4u;
+const LANES: u32 = 16u;
 
 struct Params {
     // Rows in this dispatch.
@@ -49,6 +54,27 @@ struct Params {
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
+// Lane `sub`'s share of the dot product of the row at byte row_base with x[x_base ..].
+fn lane_dot(row_base: u32, n_cols: u32, x_base: u32, sub: u32) -> f32 {
+    let n_seg = n_cols / SEGMENT;
+    var w: array<f32, SEGMENT>;
+    var sum = 0.0;
+    for (var s = sub; s < n_seg; s += LANES) {
+        dequantize_segment(row_base, s, &w);
+        let xb = x_base + s * SEGMENT;
+        var seg_sum = 0.0;
+        for (var i = 0u; i < SEGMENT; i++) {
+            seg_sum += w[i] * x[xb + i];
+        }
+        sum += seg_sum;
+    }
+    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += LANES) {
+        let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
+        sum += v * x[x_base + c];
+    }
+    return sum;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -56,30 +82,31 @@ fn main(
     @builtin(local_invocation_index) lane: u32,
 ) {
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
-    let r = group.y * n_groups.x + group.x;
-    if r >= params.n_rows {
+    let g = group.y * n_groups.x + group.x;
+    if g * ROWS >= params.n_rows {
         return;
     }
-    let row_base = params.base_byte + r * params.row_bytes;
+    let sub = lane % LANES;
+    let r = g * ROWS + lane / LANES;
+    let in_range = r < params.n_rows;
     var sum = 0.0;
-    for (var c = lane; c < params.n_cols; c += WORKGROUP_SIZE) {
-        let block = c / BLOCK_ELEMS;
-        sum += dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS) * x[c];
+    if in_range {
+        sum = lane_dot(params.base_byte + r * params.row_bytes, params.n_cols, 0u, sub);
     }
     partial[lane] = sum;
     workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lane < stride {
+    for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
+        if sub < stride {
             partial[lane] += partial[lane + stride];
         }
         workgroupBarrier();
     }
-    if lane == 0u {
+    if sub == 0u && in_range {
         let i = params.row0 + r;
         if params.accumulate != 0u {
-            y[i] += partial[0];
+            y[i] += partial[lane];
         } else {
-            y[i] = partial[0];
+            y[i] = partial[lane];
         }
     }
 }

@@ -29,8 +29,9 @@
 // Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per output (r, j, t), output index
 // o = (t * k + j) * n_rows + r, n_tok * k * n_rows workgroups laid out as
 // (min(n, max_per_dim), ceil(n / that), 1). Lane l sums columns l, l + 64, ..., then a tree
-// reduction in workgroup memory adds the 64 partial sums, as in matvec.wgsl: the error is that
-// of a sum ceil(n_cols / 64) + 6 terms deep, and the bits of an output do not depend on the pool
+// reduction in workgroup memory adds the 64 partial sums. A lane decodes 32-element segments
+// l, l + 64, ... at once with `dequantize_segment` (scales read once per segment) and adds each
+// segment's products into a segment sum first; the bits of an output do not depend on the pool
 // it is read from. The id, and so the slot, is the same for the whole workgroup, but it comes
 // from storage, so no lane returns early before the barriers: an output outside the pool or
 // with an invalid id runs the column loop 0 times and only the final store looks at `write`.
@@ -103,8 +104,20 @@ fn main(
     let row_base = select(0u, local * params.slot_bytes + r * params.row_bytes, inside);
     let x_base = t * params.x_tok_stride + j * params.x_stride;
 
+    // Whole 32-element segments decoded at once, then tail columns (float types only).
+    let n_seg = n_cols / SEGMENT;
+    var w: array<f32, SEGMENT>;
     var sum = 0.0;
-    for (var c = lane; c < n_cols; c += WORKGROUP_SIZE) {
+    for (var seg = lane; seg < n_seg; seg += WORKGROUP_SIZE) {
+        dequantize_segment(row_base, seg, &w);
+        let xb = x_base + seg * SEGMENT;
+        var seg_sum = 0.0;
+        for (var i = 0u; i < SEGMENT; i++) {
+            seg_sum += w[i] * x[xb + i];
+        }
+        sum += seg_sum;
+    }
+    for (var c = n_seg * SEGMENT + lane; c < n_cols; c += WORKGROUP_SIZE) {
         let block = c / BLOCK_ELEMS;
         sum += dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS) * x[x_base + c];
     }

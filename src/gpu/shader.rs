@@ -108,6 +108,19 @@ fn quant_source(ty: GgmlType) -> Option<&'static str> {
     })
 }
 
+/// `dequantize_segment` for a quant file that does not define its own: element by element
+/// through `dequantize_value` (correct for every type, but re-decoding the block's scales per
+/// element).
+const GENERIC_SEGMENT: &str = "\
+// Generic: elements seg * 32 .. seg * 32 + 31 of the row at byte row_base, one at a time.
+fn dequantize_segment(row_base: u32, seg: u32, out: ptr<function, array<f32, SEGMENT>>) {
+    for (var i = 0u; i < SEGMENT; i++) {
+        let e = seg * SEGMENT + i;
+        (*out)[i] = dequantize_value(row_base + (e / BLOCK_ELEMS) * BLOCK_BYTES, e % BLOCK_ELEMS);
+    }
+}
+";
+
 /// The composed WGSL of `kernel` for weights of type `ty`, or [`Error::Gpu`] for a type without
 /// a quant file.
 pub fn compose(kernel: Kernel, ty: GgmlType) -> Result<String> {
@@ -124,10 +137,16 @@ pub fn compose(kernel: Kernel, ty: GgmlType) -> Result<String> {
         bytes = ty.block_bytes(),
         elems = ty.block_elems(),
     );
-    for part in COMMON.iter().chain([&quant, &kernel.source()]) {
+    source.push_str("const SEGMENT: u32 = 32u;\n\n");
+    for part in COMMON.iter().chain([&quant]) {
         source.push_str(part);
         source.push('\n');
     }
+    if !quant.contains("fn dequantize_segment(") {
+        source.push_str(GENERIC_SEGMENT);
+    }
+    source.push_str(kernel.source());
+    source.push('\n');
     Ok(source)
 }
 

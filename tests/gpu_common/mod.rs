@@ -64,3 +64,15 @@ pub fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>)
     dequantize_row(ty, &bytes, &mut decoded).unwrap();
     (bytes, decoded)
 }
+
+/// Roundings a term of a GPU dot product passes through, from the matrix kernels' summation
+/// order (matvec, matvec_id, matmul): a lane adds the 32 products of a segment into a segment sum
+/// (at most min(n_cols, 32) deep), adds its segment sums into its lane sum (a lane takes every
+/// 16th or 64th segment: at most ceil(n_cols / 512) of them) plus at most 2 tail columns of a
+/// partial segment, then a tree of at most 6 steps adds the lanes; one more for the product
+/// itself and one for an accumulated `y +=`. The standard bound is then
+/// `|error| <= k u / (1 - k u) * sum |w x|` with `u = f32::EPSILON / 2`; the tests allow
+/// `(k + 1) * EPSILON * sum |w x|`, twice that with margin.
+pub fn summation_depth(n_cols: usize) -> usize {
+    n_cols.min(32) + n_cols.div_ceil(512) + 10
+}

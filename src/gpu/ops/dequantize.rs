@@ -19,7 +19,10 @@ const WORKGROUP_SIZE: u32 = 64;
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct DequantizeParams {
     n: u32,
-    _pad: [u32; 3],
+    /// 0: one thread per element (`dequantize_value`); 1: one per 32-element segment
+    /// (`dequantize_segment`).
+    segments: u32,
+    _pad: [u32; 2],
 }
 
 /// A compiled `dequantize` pipeline for one weight type.
@@ -48,6 +51,17 @@ impl Dequantize {
     /// Decodes `bytes`, whole blocks of the pipeline's type, to f32. Input and output must each
     /// fit in one storage binding.
     pub fn run(&self, gpu: &Gpu, bytes: &[u8]) -> Result<Vec<f32>> {
+        self.run_mode(gpu, bytes, false)
+    }
+
+    /// [`Dequantize::run`] through `dequantize_segment`, one thread per 32 elements, the bytes
+    /// read as one row (so segments cross blocks as in a matrix row). The element count must be
+    /// a multiple of 32.
+    pub fn run_segments(&self, gpu: &Gpu, bytes: &[u8]) -> Result<Vec<f32>> {
+        self.run_mode(gpu, bytes, true)
+    }
+
+    fn run_mode(&self, gpu: &Gpu, bytes: &[u8], segments: bool) -> Result<Vec<f32>> {
         let label = self.label.as_str();
         let gpu_error = |message: String| Error::Gpu {
             what: label.to_owned(),
@@ -74,7 +88,13 @@ impl Dequantize {
                     "{n_elems} elements do not fit one {limit}-byte storage binding"
                 ))
             })?;
-        let n_groups = n.div_ceil(WORKGROUP_SIZE);
+        if segments && !n.is_multiple_of(32) {
+            return Err(gpu_error(format!(
+                "{n} elements are not whole 32-element segments"
+            )));
+        }
+        let threads = if segments { n / 32 } else { n };
+        let n_groups = threads.div_ceil(WORKGROUP_SIZE);
         let (groups_x, groups_y) =
             shader::grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
                 .ok_or_else(|| gpu_error(format!("{n_groups} workgroups do not fit a 2D grid")))?;
@@ -89,7 +109,11 @@ impl Dequantize {
             out_bytes,
             BufferUsages::STORAGE | BufferUsages::COPY_SRC,
         )?;
-        let params = DequantizeParams { n, _pad: [0; 3] };
+        let params = DequantizeParams {
+            n,
+            segments: u32::from(segments),
+            _pad: [0; 2],
+        };
         let params = gpu.upload(
             "dequantize.params",
             bytemuck::bytes_of(&params),

@@ -1,9 +1,9 @@
 //! `matvec`: `y = W x` with W `[n_rows, n_cols]` in raw GGUF blocks of any supported type and x,
 //! y in f32; see `shaders/kernels/matvec.wgsl`.
 //!
-//! Each row is one workgroup of 64 threads that dequantize with `shaders/quant/<type>.wgsl`,
-//! multiply and add in f32, then reduce in workgroup memory. Rows beyond 65535 go into the
-//! second grid dimension. A weight tensor larger than the device's largest storage binding is
+//! A workgroup of 64 threads computes 4 rows, 16 lanes each, decoding 32-element segments with
+//! `shaders/quant/<type>.wgsl`'s `dequantize_segment`, multiplying and adding in f32, then
+//! reducing in workgroup memory. Row groups beyond 65535 go into the second grid dimension. A weight tensor larger than the device's largest storage binding is
 //! bound as several windows of whole rows, one dispatch each; the window start is rounded down
 //! to the storage offset alignment and the remainder passed to the kernel as `base_byte`. The
 //! whole tensor must still fit one buffer (`max_buffer_size`), and x and y one binding each.
@@ -19,6 +19,9 @@ use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::shader::{self, Kernel, Pipeline};
 use crate::{Error, Result};
+
+/// Rows per workgroup; must equal `ROWS` in the WGSL file.
+const ROWS_PER_WORKGROUP: u32 = 4;
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -291,7 +294,7 @@ impl Matvec {
         for window in &windows {
             // All fit u32: windows are at most `limit` <= u32::MAX bytes and hold whole rows.
             let n = u32::try_from(window.n_rows).unwrap_or(u32::MAX);
-            let groups = shader::grid(n, max_per_dim)
+            let groups = shader::grid(n.div_ceil(ROWS_PER_WORKGROUP), max_per_dim)
                 .ok_or_else(|| self.error(format!("{n} rows do not fit a 2D grid")))?;
             let params = MatvecParams {
                 n_rows: n,
