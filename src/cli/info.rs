@@ -12,7 +12,11 @@ use crate::quant::GgmlType;
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {
     /// The GGUF file (any part of a split model).
-    file: PathBuf,
+    #[arg(required_unless_present = "gpu")]
+    file: Option<PathBuf>,
+    /// Show the GPU adapter the engine would use: device, driver, limits and features.
+    #[arg(long)]
+    gpu: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -85,8 +89,44 @@ fn to_json(value: Value<'_>) -> Json {
     }
 }
 
+/// `info --gpu`: the adapter, its limits and the optional features the engine uses.
+fn gpu_info(json_out: bool) -> Result<()> {
+    let gpu = crate::gpu::Gpu::new()?;
+    let l = &gpu.limits;
+    let info = &gpu.adapter_info;
+    let value = serde_json::json!({
+        "adapter": info.name,
+        "backend": format!("{:?}", info.backend),
+        "device_type": format!("{:?}", info.device_type),
+        "driver": format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+        "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+        "max_buffer_size": l.max_buffer_size,
+        "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
+        "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
+        "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
+        "features": format!("{:?}", gpu.features),
+    });
+    if json_out {
+        println!("{value}");
+    } else {
+        println!("GPU: {}", gpu.describe());
+        if let Some(map) = value.as_object() {
+            for (key, v) in map.iter().skip(4) {
+                println!("  {key}: {v}");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let model = GgufModel::open(&args.file)?;
+    if args.gpu {
+        gpu_info(args.json)?;
+    }
+    let Some(file) = &args.file else {
+        return Ok(());
+    };
+    let model = GgufModel::open(file)?;
     let first = model.metadata();
     let arch = model
         .get("general.architecture")
@@ -127,7 +167,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 
     if args.json {
         let mut out = json!({
-            "file": args.file.display().to_string(),
+            "file": file.display().to_string(),
             "parts": parts,
             "gguf_version": first.version(),
             "alignment": first.alignment(),
@@ -167,7 +207,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("file:          {}", args.file.display());
+    println!("file:          {}", file.display());
     if parts.len() > 1 {
         println!("split parts:   {}", parts.len());
         for p in &parts {
