@@ -7,13 +7,14 @@
 // provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize kernel
 // does it.
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per ROWS (4) rows, LANES (16) lanes
-// per row, ceil(n_rows / 4) workgroups laid out as (min(groups, max_per_dim), ceil(groups / that),
-// 1) so more than 65535 row groups fit. Lane l of a row takes the row's 32-element segments
-// l, l + 16, l + 32, ...: it decodes a segment at once with `dequantize_segment` (scales read
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per 64 / lanes rows, `lanes` threads per
+// row (a power of two, 16 for rows of at least 512 columns, fewer for shorter rows so that no lane
+// idles: the host picks it), ceil(n_rows / rows per group) workgroups laid out as
+// (min(groups, max_per_dim), ceil(groups / that), 1) so more than 65535 row groups fit. Lane l of
+// a row takes the row's 32-element segments l, l + lanes, l + 2 lanes, ...: it decodes a segment at once with `dequantize_segment` (scales read
 // once per segment, packed bytes read as words), adds its 32 products into a segment sum, and the
 // segment sums into its lane sum; columns past the last whole segment (float types only) are
-// taken one by one. A 4-step tree in workgroup memory adds the row's 16 lane sums. Each term so
+// taken one by one. A tree of log2(lanes) <= 4 steps in workgroup memory adds the row's lane sums. Each term so
 // passes through at most 32 + ceil(n_cols / 512) + 5 roundings.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
@@ -29,8 +30,6 @@
 // Driven by src/gpu/ops/matvec.rs, whose MatvecParams mirrors Params (32 bytes).
 
 const WORKGROUP_SIZE: u32 = 64u;
-const ROWS: u32 = 4u;
-const LANES: u32 = 16u;
 
 struct Params {
     // Rows in this dispatch.
@@ -43,7 +42,8 @@ struct Params {
     base_byte: u32,
     // 1: y[row] += W x; 0: y[row] = W x.
     accumulate: u32,
-    _pad0: u32,
+    // Threads per row: 1, 2, 4, 8 or 16.
+    lanes: u32,
     _pad1: u32,
 }
 
@@ -55,11 +55,11 @@ struct Params {
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
 // Lane `sub`'s share of the dot product of the row at byte row_base with x[x_base ..].
-fn lane_dot(row_base: u32, n_cols: u32, x_base: u32, sub: u32) -> f32 {
+fn lane_dot(row_base: u32, n_cols: u32, x_base: u32, sub: u32, lanes: u32) -> f32 {
     let n_seg = n_cols / SEGMENT;
     var w: array<f32, SEGMENT>;
     var sum = 0.0;
-    for (var s = sub; s < n_seg; s += LANES) {
+    for (var s = sub; s < n_seg; s += lanes) {
         dequantize_segment(row_base, s, &w);
         let xb = x_base + s * SEGMENT;
         var seg_sum = 0.0;
@@ -68,7 +68,7 @@ fn lane_dot(row_base: u32, n_cols: u32, x_base: u32, sub: u32) -> f32 {
         }
         sum += seg_sum;
     }
-    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += LANES) {
+    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
         let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
         sum += v * x[x_base + c];
     }
@@ -83,19 +83,21 @@ fn main(
 ) {
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
     let g = group.y * n_groups.x + group.x;
-    if g * ROWS >= params.n_rows {
+    let lanes = params.lanes;
+    let rows = WORKGROUP_SIZE / lanes;
+    if g * rows >= params.n_rows {
         return;
     }
-    let sub = lane % LANES;
-    let r = g * ROWS + lane / LANES;
+    let sub = lane % lanes;
+    let r = g * rows + lane / lanes;
     let in_range = r < params.n_rows;
     var sum = 0.0;
     if in_range {
-        sum = lane_dot(params.base_byte + r * params.row_bytes, params.n_cols, 0u, sub);
+        sum = lane_dot(params.base_byte + r * params.row_bytes, params.n_cols, 0u, sub, lanes);
     }
     partial[lane] = sum;
     workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
         if sub < stride {
             partial[lane] += partial[lane + stride];
         }

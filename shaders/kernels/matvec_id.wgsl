@@ -26,15 +26,16 @@
 // shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which provides `dequantize_value`; each
 // weight is decoded exactly as the dequantize kernel does it.
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per output (r, j, t), output index
-// o = (t * k + j) * n_rows + r, n_tok * k * n_rows workgroups laid out as
-// (min(n, max_per_dim), ceil(n / that), 1). Lane l sums columns l, l + 64, ..., then a tree
-// reduction in workgroup memory adds the 64 partial sums. A lane decodes 32-element segments
-// l, l + 64, ... at once with `dequantize_segment` (scales read once per segment) and adds each
-// segment's products into a segment sum first; the bits of an output do not depend on the pool
-// it is read from. The id, and so the slot, is the same for the whole workgroup, but it comes
-// from storage, so no lane returns early before the barriers: an output outside the pool or
-// with an invalid id runs the column loop 0 times and only the final store looks at `write`.
+// Dispatch: `lanes` threads per output (r, j, t) (a power of two up to 16, one per 32-element
+// segment of a row: the host picks it), 64 / lanes outputs per workgroup of WORKGROUP_SIZE (64),
+// output index o = (t * k + j) * n_rows + r, ceil(n_out / (64 / lanes)) workgroups laid out as
+// (min(n, max_per_dim), ceil(n / that), 1). A tree of log2(lanes) steps in workgroup memory adds
+// an output's lane sums. Lane l of an output decodes 32-element segments l, l + lanes, ... at once
+// with `dequantize_segment` (scales read once per segment) and adds each segment's products into
+// a segment sum first; the bits of an output do not depend on the pool it is read from. The id,
+// and so the slot, comes from storage, so no lane returns early before the barriers: an output
+// outside the pool, with an invalid id or past the end runs the column loop 0 times and only the
+// final store looks at `write`.
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  one pool [n_slots, n_rows, row_bytes] raw block bytes, zero-padded
@@ -62,6 +63,11 @@ struct Params {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
+    // Threads per output: 1, 2, 4, 8 or 16 (64 / lanes outputs per workgroup).
+    lanes: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -80,17 +86,23 @@ fn main(
     @builtin(local_invocation_index) lane: u32,
 ) {
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
-    let o = group.y * n_groups.x + group.x;
-    if o >= params.n_tok * params.k * params.n_rows {
+    let g = group.y * n_groups.x + group.x;
+    let lanes = params.lanes;
+    let per_group = WORKGROUP_SIZE / lanes;
+    let n_out = params.n_tok * params.k * params.n_rows;
+    if g * per_group >= n_out {
         return;
     }
+    let sub = lane % lanes;
+    let o = g * per_group + lane / lanes;
+    let valid = o < n_out;
     let r = o % params.n_rows;
     let tj = o / params.n_rows;
     let j = tj % params.k;
     let t = tj / params.k;
 
     let e = ids[params.ids_offset + t * params.ids_tok_stride + j];
-    let known = e < arrayLength(&slot_of);
+    let known = valid && e < arrayLength(&slot_of);
     var s = 0u;
     if known {
         s = slot_of[e];
@@ -99,7 +111,7 @@ fn main(
     let local = s - params.slot_base;
     let inside = known && s >= params.slot_base && local < params.n_slots;
     // Outside the pool: another dispatch writes it. Unknown id: 0, written by pool 0 alone.
-    let write = inside || (!known && params.slot_base == 0u);
+    let write = valid && (inside || (!known && params.slot_base == 0u));
     let n_cols = select(0u, params.n_cols, inside);
     let row_base = select(0u, local * params.slot_bytes + r * params.row_bytes, inside);
     let x_base = t * params.x_tok_stride + j * params.x_stride;
@@ -108,7 +120,7 @@ fn main(
     let n_seg = n_cols / SEGMENT;
     var w: array<f32, SEGMENT>;
     var sum = 0.0;
-    for (var seg = lane; seg < n_seg; seg += WORKGROUP_SIZE) {
+    for (var seg = sub; seg < n_seg; seg += lanes) {
         dequantize_segment(row_base, seg, &w);
         let xb = x_base + seg * SEGMENT;
         var seg_sum = 0.0;
@@ -117,19 +129,19 @@ fn main(
         }
         sum += seg_sum;
     }
-    for (var c = n_seg * SEGMENT + lane; c < n_cols; c += WORKGROUP_SIZE) {
+    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
         let block = c / BLOCK_ELEMS;
         sum += dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS) * x[x_base + c];
     }
     partial[lane] = sum;
     workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lane < stride {
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if sub < stride {
             partial[lane] += partial[lane + stride];
         }
         workgroupBarrier();
     }
-    if lane == 0u && write {
-        y[o] = partial[0];
+    if sub == 0u && write {
+        y[o] = partial[lane];
     }
 }

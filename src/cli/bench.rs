@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Print one JSON object (otherwise a short summary).
     #[arg(long)]
     json: bool,
+    /// Also print the GPU time per kernel of one decode step to stderr (timestamp queries).
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -118,6 +121,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let decode_s = started.elapsed().as_secs_f64();
     let after = seq.stats();
+    if args.profile {
+        let profile = seq.profile_step(token)?;
+        let total: f64 = profile.values().map(|(ns, _)| ns).sum();
+        let mut rows: Vec<_> = profile.into_iter().collect();
+        rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        eprintln!(
+            "GPU time of one decode step by kernel ({:.3} ms in all):",
+            total / 1e6
+        );
+        for (label, (ns, count)) in rows {
+            eprintln!(
+                "  {label:<24} {:>9.3} ms {:>5.1} %  {count} dispatches",
+                ns / 1e6,
+                100.0 * ns / total.max(1.0)
+            );
+        }
+    }
     peak_host = peak_host.max(rss_anon().unwrap_or(0));
 
     let n = args.n_decode as f64;

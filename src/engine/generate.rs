@@ -121,7 +121,7 @@ impl<'t> Generator<'t> {
         if prompt.len() >= seq.n_ctx() {
             return Err(Error::ContextFull {
                 what: format!(
-                    "the prompt has {} tokens but the context holds {}",
+                    "the prompt has {} tokens, and a context of {} leaves no room for a reply",
                     prompt.len(),
                     seq.n_ctx()
                 ),
@@ -189,6 +189,9 @@ impl<'t> Generator<'t> {
         let stop_reason = loop {
             if self.tokenizer.is_eog(token) {
                 break StopReason::EndOfText;
+            }
+            if tokens.len() >= options.max_tokens {
+                break StopReason::Length;
             }
             tokens.push(token);
             history.push(token);

@@ -32,6 +32,14 @@ pub trait Sequence {
         SessionStats::default()
     }
 
+    /// GPU time per kernel of one decode step (GPU only).
+    fn profile_step(&mut self, _token: u32) -> Result<crate::gpu::engine::profile::Profile> {
+        Err(crate::Error::Gpu {
+            what: "profiling".to_owned(),
+            message: "only the GPU backend has a kernel profile".to_owned(),
+        })
+    }
+
     /// GPU memory the sequence holds (cache and scratch; 0 on the CPU).
     fn gpu_bytes(&self) -> u64 {
         0
@@ -69,6 +77,10 @@ impl Sequence for GpuSession {
 
     fn gpu_bytes(&self) -> u64 {
         GpuSession::gpu_bytes(self)
+    }
+
+    fn profile_step(&mut self, token: u32) -> Result<crate::gpu::engine::profile::Profile> {
+        GpuSession::profile_step(self, token)
     }
 }
 

@@ -44,8 +44,8 @@ impl Kernels {
         let mut matmul = HashMap::new();
         let mut matvec_id = HashMap::new();
         for &ty in types {
-            if !matvec.contains_key(&ty) {
-                matvec.insert(ty, Matvec::new(gpu, ty)?);
+            if let std::collections::hash_map::Entry::Vacant(entry) = matvec.entry(ty) {
+                entry.insert(Matvec::new(gpu, ty)?);
                 matmul.insert(ty, Matmul::new(gpu, ty)?);
                 matvec_id.insert(ty, MatvecId::new(gpu, ty)?);
             }

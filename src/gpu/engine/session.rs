@@ -247,6 +247,36 @@ impl GpuSession {
         Ok(())
     }
 
+    /// GPU time per kernel of one decode step of `token` (the step is taken: the token is
+    /// appended).
+    pub fn profile_step(&mut self, token: u32) -> Result<super::profile::Profile> {
+        self.check_tokens(&[token])?;
+        let key = (1, Output::Greedy);
+        if !self.plans.contains_key(&key) {
+            let steps = plan::build(
+                &self.model,
+                &self.scratch,
+                &self.cache,
+                self.n_ctx,
+                1,
+                Output::Greedy,
+                None,
+            )?;
+            self.plans.insert(key, steps);
+        }
+        let gpu = &self.model.gpu;
+        gpu.queue
+            .write_buffer(&self.scratch.tokens, 0, bytemuck::bytes_of(&token));
+        gpu.queue.write_buffer(
+            &self.scratch.positions,
+            0,
+            bytemuck::bytes_of(&(self.n_past as u32)),
+        );
+        let profile = super::profile::profile(gpu, &self.plans[&key])?;
+        self.n_past += 1;
+        Ok(profile)
+    }
+
     /// Maps the first `size` bytes of the readback buffer once the GPU has finished.
     fn read_back(&mut self, size: u64) -> Result<Vec<u8>> {
         let gpu = &self.model.gpu;

@@ -108,7 +108,7 @@ pub struct GpuMoe {
 
 #[derive(Debug)]
 pub enum GpuFfn {
-    Dense(GpuSwiGlu),
+    Dense(Box<GpuSwiGlu>),
     Moe(Box<GpuMoe>),
 }
 
@@ -301,7 +301,7 @@ impl Uploader<'_> {
             },
         };
         let ffn = match &w.ffn {
-            FfnWeights::Dense(ffn) => GpuFfn::Dense(self.swiglu(&n("ffn"), ffn)?),
+            FfnWeights::Dense(ffn) => GpuFfn::Dense(Box::new(self.swiglu(&n("ffn"), ffn)?)),
             FfnWeights::Moe(moe) => {
                 let gates: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.gate.clone()).collect();
                 let ups: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.up.clone()).collect();

@@ -1,7 +1,7 @@
 //! `matvec`: `y = W x` with W `[n_rows, n_cols]` in raw GGUF blocks of any supported type and x,
 //! y in f32; see `shaders/kernels/matvec.wgsl`.
 //!
-//! A workgroup of 64 threads computes 4 rows, 16 lanes each, decoding 32-element segments with
+//! A workgroup of 64 threads computes 64 / lanes rows with `lanes` (≤ 16) threads each, decoding 32-element segments with
 //! `shaders/quant/<type>.wgsl`'s `dequantize_segment`, multiplying and adding in f32, then
 //! reducing in workgroup memory. Row groups beyond 65535 go into the second grid dimension. A weight tensor larger than the device's largest storage binding is
 //! bound as several windows of whole rows, one dispatch each; the window start is rounded down
@@ -20,8 +20,14 @@ use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::shader::{self, Kernel, Pipeline};
 use crate::{Error, Result};
 
-/// Rows per workgroup; must equal `ROWS` in the WGSL file.
-const ROWS_PER_WORKGROUP: u32 = 4;
+/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
+const WORKGROUP_SIZE: u32 = 64;
+
+/// Threads per row: one per 32-element segment up to 16, a power of two (64 / lanes rows share a
+/// workgroup, so short rows do not leave lanes idle).
+fn lanes_for(n_cols: usize) -> u32 {
+    (n_cols.div_ceil(32).clamp(1, 16) as u32).next_power_of_two()
+}
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -33,7 +39,8 @@ struct MatvecParams {
     row0: u32,
     base_byte: u32,
     accumulate: u32,
-    _pad: [u32; 2],
+    lanes: u32,
+    _pad: u32,
 }
 
 /// One dispatch: rows `row0..row0 + n_rows`, bound as bytes `window_start..window_end` of the
@@ -294,7 +301,8 @@ impl Matvec {
         for window in &windows {
             // All fit u32: windows are at most `limit` <= u32::MAX bytes and hold whole rows.
             let n = u32::try_from(window.n_rows).unwrap_or(u32::MAX);
-            let groups = shader::grid(n.div_ceil(ROWS_PER_WORKGROUP), max_per_dim)
+            let lanes = lanes_for(n_cols);
+            let groups = shader::grid(n.div_ceil(WORKGROUP_SIZE / lanes), max_per_dim)
                 .ok_or_else(|| self.error(format!("{n} rows do not fit a 2D grid")))?;
             let params = MatvecParams {
                 n_rows: n,
@@ -303,7 +311,8 @@ impl Matvec {
                 row0: window.row0 as u32,
                 base_byte: window.base_byte as u32,
                 accumulate: u32::from(accumulate),
-                _pad: [0; 2],
+                lanes,
+                _pad: 0,
             };
             let params = gpu.upload(
                 "matvec.params",

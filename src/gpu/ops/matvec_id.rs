@@ -43,6 +43,8 @@ struct MatvecIdParams {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
+    lanes: u32,
+    _pad: [u32; 3],
 }
 
 /// The shape of one `matvec_id` dispatch: for `t < n_tok`, `j < k`, `r < n_rows`,
@@ -182,10 +184,13 @@ impl MatvecId {
         check_binding(gpu, label, "ids", &ids, shape.ids_len() * word)?;
         check_binding(gpu, label, "x", &x, shape.x_len() * word)?;
         check_binding(gpu, label, "y", &y, shape.n_out() * word)?;
-        // `n_out` is also the workgroup count, and an index the kernel computes in u32.
+        // `n_out` is an index the kernel computes in u32.
         let n_out = u32::try_from(shape.n_out())
             .map_err(|_| gpu_error(label, format!("{} outputs overflow u32", shape.n_out())))?;
-        let groups = grid_for(gpu, label, n_out)?;
+        // Threads per output: one per 32-element segment up to 16, a power of two; 64 / lanes
+        // outputs share a workgroup.
+        let lanes = (shape.n_cols.div_ceil(32).clamp(1, 16)).next_power_of_two();
+        let groups = grid_for(gpu, label, n_out.div_ceil(64 / lanes).max(1))?;
         let params = MatvecIdParams {
             n_rows: shape.n_rows,
             n_cols: shape.n_cols,
@@ -200,6 +205,8 @@ impl MatvecId {
             x_stride: shape.x_stride,
             x_tok_stride: shape.x_tok_stride,
             slot_base: shape.slot_base,
+            lanes,
+            _pad: [0; 3],
         };
         bind_composed(
             gpu,
