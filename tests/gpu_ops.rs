@@ -173,6 +173,7 @@ fn rope_q_heads_match_cpu_past_the_original_context() {
         token_stride: n_head * (dn + dr),
         head_stride: dn + dr,
         offset: dn,
+        neox: false,
     };
     let error = check_rope(layout, &positions, &freqs, 7);
     eprintln!("rope q: max error / pair norm {error:.2e} (tolerance {ROPE_TOLERANCE:.0e})");
@@ -191,6 +192,7 @@ fn rope_k_pe_and_odd_shapes_match_cpu() {
         token_stride: 576,
         head_stride: 576,
         offset: 512,
+        neox: false,
     };
     let error = check_rope(layout, &positions, &freqs, 8);
     eprintln!("rope k_pe: max error / pair norm {error:.2e}");
@@ -209,6 +211,7 @@ fn rope_k_pe_and_odd_shapes_match_cpu() {
             token_stride: n_head * head_stride + 2,
             head_stride,
             offset,
+            neox: false,
         };
         let error = check_rope(layout, &positions, &freqs, 9);
         eprintln!("rope pairs={n_pairs} heads={n_head}: max error / pair norm {error:.2e}");
@@ -228,6 +231,7 @@ fn rope_at_position_zero_is_identity() {
         token_stride: 2 * 192,
         head_stride: 192,
         offset: 128,
+        neox: false,
     };
     let x = values(11, layout.len() as usize);
     let got = Rope::new(gpu)
@@ -247,6 +251,7 @@ fn rope_rejects_positions_beyond_2_pow_24() {
         token_stride: 2,
         head_stride: 2,
         offset: 0,
+        neox: false,
     };
     let error = Rope::new(gpu)
         .unwrap()

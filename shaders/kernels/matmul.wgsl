@@ -10,18 +10,18 @@
 // provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize and
 // matvec kernels do it.
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (row, tile of TILE_T = 8 tokens),
-// n_rows * n_tiles workgroups (n_tiles = ceil(n_tok / 8)) numbered g = y * num_workgroups.x + x
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (group of 64 / lanes rows, tile of
+// TILE_T = 8 tokens), `lanes` threads per row (a power of two up to 64, one per 32-element
+// segment of the row: the host picks it so short rows leave no lane idle), ceil(n_rows / rows per
+// group) * n_tiles workgroups (n_tiles = ceil(n_tok / 8)) numbered g = y * num_workgroups.x + x
 // on a (min(total, max_per_dim), ceil(total / that), 1) grid so more than 65535 fit; workgroup g
-// takes row g / n_tiles and tile g % n_tiles, so the tiles of one row run next to each other and
-// find its blocks in cache. Lane l decodes W[r, c] once for c = l, l + 64, l + 128, ...
-// (neighbouring lanes read neighbouring elements of one block, so the loads coalesce; so do the
-// reads of X, one token row at a time) and multiplies it into 8 accumulators, two vec4s, one
-// component per token of the tile. The 64 partial vec4 pairs are added by one tree reduction in
-// workgroup memory (6 halving steps); lane j < 8 then writes token t0 + j. Per token the
-// operations are exactly those of matvec (a sum of ceil(n_cols / 64) + 6 terms deep), plus one
-// final add of the old Y when accumulating. In the last tile, tokens past n_tok read the last
-// token's X (so every load is in bounds) and are not written.
+// takes row group g / n_tiles and tile g % n_tiles, so the tiles of one row run next to each
+// other and find its blocks in cache. Lane l of a row decodes the row's 32-element segments
+// l, l + lanes, ... once each (`dequantize_segment`) and multiplies them into 8 accumulators, two
+// vec4s, one component per token of the tile (a segment sum first, then the lane sum). A tree of
+// log2(lanes) steps in workgroup memory adds the row's lane vec4 pairs; the row's lane 0 writes
+// its 8 tokens. In the last tile, tokens past n_tok read the last token's X (so every load is in
+// bounds) and are not written.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
 //
@@ -30,9 +30,9 @@
 //   1  x        array<f32>  [n_tok, n_cols]
 //   2  y        array<f32>  [n_tok, y_stride] (y_stride = rows of the whole tensor)
 //   3  params   Params      uniform { n_rows, n_cols, row_bytes, row0, base_byte, n_tok,
-//                                     accumulate, y_stride }
+//                                     accumulate, y_stride, lanes }
 //
-// Driven by src/gpu/ops/matmul.rs, whose MatmulParams mirrors Params (32 bytes).
+// Driven by src/gpu/ops/matmul.rs, whose MatmulParams mirrors Params (48 bytes).
 
 const WORKGROUP_SIZE: u32 = 64u;
 // Tokens per workgroup: the accumulators are two vec4s, so changing this changes the kernel.
@@ -53,6 +53,11 @@ struct Params {
     accumulate: u32,
     // Row stride of Y: the rows of the whole tensor, not of this window.
     y_stride: u32,
+    // Threads per row: a power of two, 1 to 64.
+    lanes: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -73,10 +78,15 @@ fn main(
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
     let n_tiles = (params.n_tok + TILE_T - 1u) / TILE_T;
     let g = group.y * n_groups.x + group.x;
-    let r = g / n_tiles;
-    if r >= params.n_rows {
+    let lanes = params.lanes;
+    let rows_per_group = WORKGROUP_SIZE / lanes;
+    let first_row = (g / n_tiles) * rows_per_group;
+    if first_row >= params.n_rows {
         return;
     }
+    let sub = lane % lanes;
+    let r = first_row + lane / lanes;
+    let row_ok = r < params.n_rows;
     let t0 = (g % n_tiles) * TILE_T;
     // Offsets in X of the tile's token rows, clamped to the last token.
     let last = vec4<u32>(params.n_tok - 1u);
@@ -84,13 +94,15 @@ fn main(
     let hi = min(vec4<u32>(t0) + vec4<u32>(4u, 5u, 6u, 7u), last) * params.n_cols;
 
     let row_base = params.base_byte + r * params.row_bytes;
+    // A row past the end runs no column (its lanes still join the barriers).
+    let n_cols = select(0u, params.n_cols, row_ok);
     var sum_lo = vec4<f32>(0.0);
     var sum_hi = vec4<f32>(0.0);
     // Whole 32-element segments, decoded once each (scales read once), then the tail columns
     // of a partial segment (float types only) one by one.
-    let n_seg = params.n_cols / SEGMENT;
+    let n_seg = n_cols / SEGMENT;
     var w: array<f32, SEGMENT>;
-    for (var s = lane; s < n_seg; s += WORKGROUP_SIZE) {
+    for (var s = sub; s < n_seg; s += lanes) {
         dequantize_segment(row_base, s, &w);
         var seg_lo = vec4<f32>(0.0);
         var seg_hi = vec4<f32>(0.0);
@@ -102,7 +114,7 @@ fn main(
         sum_lo += seg_lo;
         sum_hi += seg_hi;
     }
-    for (var c = n_seg * SEGMENT + lane; c < params.n_cols; c += WORKGROUP_SIZE) {
+    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
         let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
         sum_lo += v * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
         sum_hi += v * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
@@ -110,21 +122,25 @@ fn main(
     partial_lo[lane] = sum_lo;
     partial_hi[lane] = sum_hi;
     workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lane < stride {
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if sub < stride {
             partial_lo[lane] += partial_lo[lane + stride];
             partial_hi[lane] += partial_hi[lane + stride];
         }
         workgroupBarrier();
     }
-    let t = t0 + lane;
-    if lane < TILE_T && t < params.n_tok {
-        let sums = select(partial_hi[0], partial_lo[0], lane < 4u);
-        let i = t * params.y_stride + params.row0 + r;
-        var value = sums[lane % 4u];
-        if params.accumulate != 0u {
-            value = y[i] + value;
+    if sub == 0u && row_ok {
+        for (var j = 0u; j < TILE_T; j++) {
+            let t = t0 + j;
+            if t < params.n_tok {
+                let sums = select(partial_hi[lane], partial_lo[lane], j < 4u);
+                let i = t * params.y_stride + params.row0 + r;
+                var value = sums[j % 4u];
+                if params.accumulate != 0u {
+                    value = y[i] + value;
+                }
+                y[i] = value;
+            }
         }
-        y[i] = value;
     }
 }

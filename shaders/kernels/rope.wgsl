@@ -1,10 +1,14 @@
-// rope: "normal" (GPT-J, adjacent pairs) rotary embedding, in place, on the rope sub-vector of
-// every head of every token (spec §4.3), as src/cpu/ops.rs `rope`:
-//   θ = pos[t] · ω_i
-//   x'[2i]   = x[2i]·cos θ − x[2i+1]·sin θ
-//   x'[2i+1] = x[2i]·sin θ + x[2i+1]·cos θ
+// rope: rotary embedding, in place, on the rope sub-vector of every head of every token
+// (spec §4.3), in one of two pairings chosen by params.neox. With θ_i = pos[t] · ω_i:
+// "normal" (GPT-J, adjacent pairs; DeepSeek, llama), as src/cpu/ops.rs `rope`, neox = 0:
+//   x'[2i]   = x[2i]·cos θ_i − x[2i+1]·sin θ_i
+//   x'[2i+1] = x[2i]·sin θ_i + x[2i+1]·cos θ_i
+// "NeoX" (halves; qwen2), neox = 1, with n = n_pairs:
+//   x'[i]     = x[i]·cos θ_i − x[i+n]·sin θ_i
+//   x'[i+n]   = x[i]·sin θ_i + x[i+n]·cos θ_i
 // where x is the n_pairs·2 values starting at t·token_stride + h·head_stride + offset
-// (q_pe: head_stride = dn + dr, offset = dn; k_pe: one head at offset r inside [c_kv ‖ k_pe]).
+// (q_pe: head_stride = dn + dr, offset = dn; k_pe: one head at offset r inside [c_kv ‖ k_pe];
+// dense q [n_tok, H, hd]: head_stride = hd, offset = 0, token_stride = H·hd).
 //
 // Angle precision. θ reaches pos·ω ≈ 5000 rad and more; forming it in f32 would cost ~3e-4 rad
 // (one f32 rounding of θ), and GPU sin/cos are only accurate on [−π, π]. So the host stores each
@@ -24,7 +28,8 @@
 //   0  turns      array<vec4<f32>>  [n_pairs]  (τ1, τ2, τ3, 0) per pair, read-only
 //   1  positions  array<u32>        [n_tok]    absolute position of each token (< 2^24)
 //   2  x          array<f32>        [n_tok · token_stride]  rotated in place
-//   3  params     Params            uniform { n_tok, n_head, n_pairs, token_stride, head_stride, offset }
+//   3  params     Params            uniform { n_tok, n_head, n_pairs, token_stride, head_stride, offset,
+//                                             neox (0: adjacent pairs, 1: halves) }
 //
 // Driven by src/gpu/ops/rope.rs, whose RopeParams mirrors Params (32 bytes).
 
@@ -38,7 +43,7 @@ struct Params {
     token_stride: u32,
     head_stride: u32,
     offset: u32,
-    _pad0: u32,
+    neox: u32,
     _pad1: u32,
 }
 
@@ -78,9 +83,15 @@ fn main(
     let c = cos(theta);
     let s = sin(theta);
 
-    let i = tok * params.token_stride + head * params.head_stride + params.offset + 2u * pair;
-    let x0 = x[i];
-    let x1 = x[i + 1u];
-    x[i] = x0 * c - x1 * s;
-    x[i + 1u] = x0 * s + x1 * c;
+    let base = tok * params.token_stride + head * params.head_stride + params.offset;
+    var i0 = base + 2u * pair;
+    var i1 = i0 + 1u;
+    if params.neox != 0u {
+        i0 = base + pair;
+        i1 = i0 + params.n_pairs;
+    }
+    let x0 = x[i0];
+    let x1 = x[i1];
+    x[i0] = x0 * c - x1 * s;
+    x[i1] = x0 * s + x1 * c;
 }

@@ -277,6 +277,7 @@ pub fn build(
                         token_stride: (h * dk) as u32,
                         head_stride: dk as u32,
                         offset: dn as u32,
+                        neox: false,
                     },
                 )?,
                 rope(
@@ -288,6 +289,7 @@ pub fn build(
                         token_stride: (r + dr) as u32,
                         head_stride: (r + dr) as u32,
                         offset: r as u32,
+                        neox: false,
                     },
                 )?,
             ]);

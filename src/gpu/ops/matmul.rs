@@ -39,6 +39,8 @@ struct MatmulParams {
     n_tok: u32,
     accumulate: u32,
     y_stride: u32,
+    lanes: u32,
+    _pad: [u32; 3],
 }
 
 /// A compiled `matmul` pipeline for one weight type.
@@ -266,11 +268,16 @@ impl Matmul {
                 ))
             })?;
         let n_tiles = n_tok64.div_ceil(TILE_T as u64);
+        // Threads per row: one per 32-element segment up to 64, a power of two; 64 / lanes rows
+        // share a workgroup.
+        let lanes = (n_cols64.div_ceil(32).clamp(1, 64) as u32).next_power_of_two();
+        let rows_per_group = u64::from(64 / lanes);
         let max_per_dim = gpu.limits.max_compute_workgroups_per_dimension;
         let mut dispatches = Vec::with_capacity(windows.len());
         for window in &windows {
             let groups = window
                 .n_rows
+                .div_ceil(rows_per_group)
                 .checked_mul(n_tiles)
                 .and_then(|n| u32::try_from(n).ok())
                 .and_then(|n| shader::grid(n, max_per_dim))
@@ -292,6 +299,8 @@ impl Matmul {
                 n_tok: to_u32(n_tok64),
                 accumulate: u32::from(accumulate),
                 y_stride: to_u32(n_rows64),
+                lanes,
+                _pad: [0; 3],
             };
             let params = gpu.upload(
                 "matmul.params",
@@ -346,7 +355,7 @@ mod tests {
     #[test]
     fn params_match_the_wgsl_struct() {
         let source = shader::compose(Kernel::Matmul, GgmlType::Q4K).unwrap_or_default();
-        assert_eq!(size_of::<MatmulParams>(), 32);
+        assert_eq!(size_of::<MatmulParams>(), 48);
         assert!(source.contains(&format!("const TILE_T: u32 = {TILE_T}u;")));
         for field in [
             "n_rows: u32",
@@ -357,6 +366,8 @@ mod tests {
             "n_tok: u32",
             "accumulate: u32",
             "y_stride: u32",
+            "lanes: u32",
+            "_pad2: u32",
         ] {
             assert!(source.contains(field), "{field}");
         }

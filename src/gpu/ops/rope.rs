@@ -1,5 +1,5 @@
-//! `rope`: "normal" (adjacent pairs) rotary embedding of the rope sub-vector of each head, in
-//! place, with per-pair frequencies from [`crate::cpu::ops::rope_freqs`] and one position per
+//! `rope`: rotary embedding of the rope sub-vector of each head, in place, rotating adjacent
+//! pairs ("normal") or the two halves ("NeoX", [`RopeLayout::neox`]), with per-pair frequencies from [`crate::cpu::ops::rope_freqs`] and one position per
 //! token; see `shaders/kernels/rope.wgsl` for the math and the angle-precision scheme.
 
 use bytemuck::{Pod, Zeroable};
@@ -31,11 +31,14 @@ struct RopeParams {
     token_stride: u32,
     head_stride: u32,
     offset: u32,
-    _pad: [u32; 2],
+    /// 0: adjacent pairs, 1: NeoX halves.
+    neox: u32,
+    _pad: u32,
 }
 
 /// Where the rope sub-vectors lie in the rotated buffer, in f32 elements: pair `i` of head `h`
-/// of token `t` is at `t·token_stride + h·head_stride + offset + 2i`.
+/// of token `t` is at `base + 2i, base + 2i + 1` (or `base + i, base + i + n_pairs` with
+/// `neox`), `base = t·token_stride + h·head_stride + offset`.
 /// For q `[n_tok, H, dn + dr]`: `n_head = H`, `head_stride = dn + dr`, `offset = dn`,
 /// `token_stride = H·(dn + dr)`. For k_pe inside `[n_tok, r + dr]`: `n_head = 1`, `offset = r`,
 /// `token_stride = r + dr`.
@@ -48,6 +51,9 @@ pub struct RopeLayout {
     pub token_stride: u32,
     pub head_stride: u32,
     pub offset: u32,
+    /// NeoX pairing (qwen2 and other `LLAMA_ROPE_TYPE_NEOX` models): rotates `(i, i + n_pairs)`
+    /// instead of `(2i, 2i + 1)`; same frequencies and angles.
+    pub neox: bool,
 }
 
 impl RopeLayout {
@@ -175,7 +181,8 @@ impl Rope {
             token_stride: layout.token_stride,
             head_stride: layout.head_stride,
             offset: layout.offset,
-            _pad: [0; 2],
+            neox: u32::from(layout.neox),
+            _pad: 0,
         };
         self.family.bind(
             gpu,
