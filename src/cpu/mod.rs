@@ -12,6 +12,7 @@
 //! ```
 
 pub mod attention;
+pub mod dense;
 pub mod forward;
 pub mod kv_cache;
 pub mod matrix;

@@ -111,7 +111,9 @@ impl DenseConfig {
         if n_head == 0 {
             return Err(m.error("attention.head_count", "must be positive".into()));
         }
-        let head_dim = m.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
+        let head_dim = m
+            .opt_usize("attention.key_length")?
+            .unwrap_or(n_embd / n_head);
         if let Some(v) = m.opt_usize("attention.value_length")?
             && v != head_dim
         {
@@ -121,12 +123,12 @@ impl DenseConfig {
             ));
         }
         let n_vocab = match model.tensor("token_embd.weight") {
-            Some(info) if info.shape.len() >= 2 => usize::try_from(info.shape[1]).map_err(|e| {
-                Error::Tensor {
+            Some(info) if info.shape.len() >= 2 => {
+                usize::try_from(info.shape[1]).map_err(|e| Error::Tensor {
                     name: info.name.clone(),
                     what: e.to_string(),
-                }
-            })?,
+                })?
+            }
             Some(info) => {
                 return Err(Error::Tensor {
                     name: info.name.clone(),
@@ -229,7 +231,10 @@ impl DenseConfig {
                 None => false,
             };
             if scaled {
-                return Err(m.error(unsupported, "RoPE scaling is not supported for dense models".into()));
+                return Err(m.error(
+                    unsupported,
+                    "RoPE scaling is not supported for dense models".into(),
+                ));
             }
         }
         Ok(())
@@ -413,6 +418,9 @@ mod tests {
         let get = |k: &str| (k == "general.architecture").then_some(Value::String("gemma3"));
         let err = architecture_from(&get).err().map(|e| e.to_string());
         let msg = err.unwrap_or_default();
-        assert!(msg.contains("gemma3") && msg.contains("not supported"), "{msg}");
+        assert!(
+            msg.contains("gemma3") && msg.contains("not supported"),
+            "{msg}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! Knows the DeepSeek names and shapes; does no arithmetic (that is `cpu/` and `gpu/`).
 
 pub mod config;
+pub mod dense;
 mod metadata;
 pub mod weights;
 

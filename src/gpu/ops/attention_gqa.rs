@@ -48,10 +48,7 @@ impl GqaShape {
         if self.head_dim == 0 || self.head_dim > MAX_HEAD_DIM {
             return Err(gpu_error(
                 LABEL,
-                format!(
-                    "head_dim = {} outside 1..={MAX_HEAD_DIM}",
-                    self.head_dim
-                ),
+                format!("head_dim = {} outside 1..={MAX_HEAD_DIM}", self.head_dim),
             ));
         }
         if self.n_head == 0 || self.n_head_kv == 0 || self.n_head % self.n_head_kv != 0 {

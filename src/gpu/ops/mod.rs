@@ -2,10 +2,13 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod attention_gqa;
 pub mod axpy;
+pub mod bias_add;
 pub mod dequantize;
 pub mod elementwise;
 pub mod embed;
+pub mod kv_append;
 pub mod kv_store;
 pub mod matmul;
 pub mod matvec;

@@ -1,0 +1,195 @@
+//! `kv_append`: writes the K/V rows of `n_tok` new tokens into a standard K/V cache at each
+//! token's position (dense `llama` / `qwen2` models, read by `attention_gqa`); see
+//! `shaders/kernels/kv_append.wgsl`.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::BufferUsages;
+
+use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
+use crate::Result;
+use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
+
+/// The kernel's name: the WGSL file stem.
+pub const LABEL: &str = "kv_append";
+
+const SOURCE: &str = include_str!("../../../shaders/kernels/kv_append.wgsl");
+
+/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
+const WORKGROUP_SIZE: u32 = 64;
+
+/// Mirrors the WGSL `Params` struct (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct KvAppendParams {
+    n_tok: u32,
+    width: u32,
+    n_ctx: u32,
+    _pad: u32,
+}
+
+/// A compiled `kv_append` pipeline.
+pub struct KvAppend {
+    family: Family,
+}
+
+impl KvAppend {
+    pub fn new(gpu: &Gpu) -> Result<KvAppend> {
+        let params = size_of::<KvAppendParams>() as u64;
+        Ok(KvAppend {
+            family: Family::new(gpu, LABEL, SOURCE, "main", 3, 2, params)?,
+        })
+    }
+
+    /// The dispatch writing `k_new`, `v_new` `[n_tok, width]` (`width = H_kv · hd`) into rows
+    /// `positions[t]` of `k_cache`, `v_cache` `[n_ctx, width]`; positions are read when it runs
+    /// and rows at or past `n_ctx` are not written.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        [k_new, v_new, positions, k_cache, v_cache]: [Binding<'_>; 5],
+        width: u32,
+        n_tok: u32,
+        n_ctx: u32,
+    ) -> Result<Dispatch> {
+        let threads = u64::from(n_tok) * u64::from(width);
+        if threads == 0 || n_ctx == 0 {
+            return Err(gpu_error(
+                LABEL,
+                format!("{n_tok} tokens of width {width} into {n_ctx} rows"),
+            ));
+        }
+        let threads = u32::try_from(threads)
+            .map_err(|_| gpu_error(LABEL, format!("{threads} values in one dispatch")))?;
+        let new_bytes = 4 * u64::from(threads);
+        let cache_bytes = 4 * u64::from(n_ctx) * u64::from(width);
+        let needs = [
+            ("k_new", k_new, new_bytes),
+            ("v_new", v_new, new_bytes),
+            ("positions", positions, 4 * u64::from(n_tok)),
+            ("k_cache", k_cache, cache_bytes),
+            ("v_cache", v_cache, cache_bytes),
+        ];
+        for (name, binding, bytes) in needs {
+            if binding.len() < bytes {
+                return Err(gpu_error(
+                    LABEL,
+                    format!(
+                        "{name} has {} bytes, n_tok = {n_tok}, width = {width}, \
+                         n_ctx = {n_ctx} needs {bytes}",
+                        binding.len()
+                    ),
+                ));
+            }
+        }
+        if u64::from(n_ctx) * u64::from(width) > u64::from(u32::MAX) {
+            return Err(gpu_error(
+                LABEL,
+                format!("a cache of {n_ctx} rows of {width} values overflows u32 indices"),
+            ));
+        }
+        let groups = grid_for(gpu, LABEL, threads.div_ceil(WORKGROUP_SIZE))?;
+        let params = KvAppendParams {
+            n_tok,
+            width,
+            n_ctx,
+            _pad: 0,
+        };
+        self.family.bind(
+            gpu,
+            &[k_new, v_new, positions, k_cache, v_cache],
+            bytemuck::bytes_of(&params),
+            groups,
+        )
+    }
+
+    /// Returns the caches `(k_cache, v_cache)` `[n_ctx, width]` after writing `k_new`, `v_new`
+    /// `[n_tok, width]` (`n_tok = positions.len()`) into rows `positions` on the GPU; every
+    /// position must be below `n_ctx = k_cache.len() / width`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        gpu: &Gpu,
+        k_new: &[f32],
+        v_new: &[f32],
+        positions: &[u32],
+        k_cache: &[f32],
+        v_cache: &[f32],
+        width: u32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let w = width as usize;
+        let fits = w > 0
+            && k_new.len() == positions.len() * w
+            && v_new.len() == k_new.len()
+            && k_cache.len() % w == 0
+            && v_cache.len() == k_cache.len()
+            && !k_cache.is_empty();
+        if !fits {
+            return Err(gpu_error(
+                LABEL,
+                format!(
+                    "k_new {}, v_new {}, k_cache {}, v_cache {} values and {} positions do \
+                     not fit width {width}",
+                    k_new.len(),
+                    v_new.len(),
+                    k_cache.len(),
+                    v_cache.len(),
+                    positions.len()
+                ),
+            ));
+        }
+        let n_ctx = len_u32(gpu, LABEL, k_cache.len())? / width;
+        if let Some(p) = positions.iter().find(|&&p| p >= n_ctx) {
+            return Err(gpu_error(
+                LABEL,
+                format!("position {p} is outside the cache of {n_ctx} rows"),
+            ));
+        }
+        if positions.is_empty() {
+            return Ok((k_cache.to_vec(), v_cache.to_vec()));
+        }
+        len_u32(gpu, LABEL, k_new.len())?;
+        let n_tok = positions.len() as u32; // fewer than k_new's values
+        let k_new = upload_f32(gpu, "kv_append.k_new", k_new)?;
+        let v_new = upload_f32(gpu, "kv_append.v_new", v_new)?;
+        let positions = gpu.upload(
+            "kv_append.positions",
+            bytemuck::cast_slice(positions),
+            BufferUsages::STORAGE,
+        )?;
+        let k_buffer = upload_f32(gpu, "kv_append.k_cache", k_cache)?;
+        let v_buffer = upload_f32(gpu, "kv_append.v_cache", v_cache)?;
+        let dispatch = self.bind(
+            gpu,
+            [
+                (&k_new).into(),
+                (&v_new).into(),
+                (&positions).into(),
+                (&k_buffer).into(),
+                (&v_buffer).into(),
+            ],
+            width,
+            n_tok,
+            n_ctx,
+        )?;
+        submit(gpu, LABEL, |encoder| {
+            Dispatch::record_all(encoder, LABEL, [&dispatch]);
+            Ok(())
+        })?;
+        Ok((
+            gpu.read_f32("kv_append.k_cache", &k_buffer, k_cache.len())?,
+            gpu.read_f32("kv_append.v_cache", &v_buffer, v_cache.len())?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wgsl_validates_and_params_match() {
+        let span = super::super::elementwise::validated_params_size(LABEL, SOURCE);
+        assert_eq!(span, size_of::<KvAppendParams>());
+    }
+}

@@ -1,0 +1,482 @@
+//! The kernels dense `llama` / `qwen2` models add to the engine (`rope` in NeoX mode,
+//! `attention_gqa`, `kv_append`, `bias_add`) against plain CPU loops written here (f64 where the
+//! rounding matters). Each comparison states its tolerance and why. On a machine without a GPU
+//! they run on Mesa's software Vulkan driver (lavapipe); without any adapter they fail, never
+//! skip.
+
+#![allow(clippy::unwrap_used)]
+
+mod gpu_common;
+
+use gpu_common::{test_gpu, values};
+
+use lanternfish::cpu::ops::rope_freqs;
+use lanternfish::gpu::dispatch::Dispatch;
+use lanternfish::gpu::ops::attention_gqa::{AttentionGqa, GqaShape};
+use lanternfish::gpu::ops::bias_add::BiasAdd;
+use lanternfish::gpu::ops::kv_append::KvAppend;
+use lanternfish::gpu::ops::rope::{Rope, RopeLayout};
+use lanternfish::model::RopeScaling;
+use wgpu::BufferUsages;
+
+// ---------------------------------------------------------------------------------------------
+// rope, NeoX pairing
+
+/// Same bound as tests/gpu_ops.rs's rope tests: the shader reduces the angle exactly but for a
+/// few 1e-7 turns whatever the position, GPU sin/cos on [−π, π] are within ~1e-7 to 1e-6 and the
+/// f32 rotation adds a few ulp; the reference works in f64. Relative to the pair's norm.
+const ROPE_TOLERANCE: f32 = 2e-6;
+
+/// Runs the GPU NeoX rope and an f64 CPU loop on every (token, head) sub-vector; returns the
+/// max error relative to the pair's norm and checks that nothing else changed.
+fn check_rope_neox(layout: RopeLayout, positions: &[u32], freqs: &[f64], seed: u64) -> f32 {
+    assert!(layout.neox);
+    let gpu = test_gpu();
+    let x = values(seed, layout.len() as usize);
+    let got = Rope::new(gpu)
+        .unwrap()
+        .run(gpu, &x, positions, freqs, layout)
+        .unwrap();
+    let n = layout.n_pairs as usize;
+    let mut error = 0f32;
+    let mut rotated = vec![false; x.len()];
+    for (t, &pos) in positions.iter().enumerate() {
+        for h in 0..layout.n_head as usize {
+            let base = t * layout.token_stride as usize
+                + h * layout.head_stride as usize
+                + layout.offset as usize;
+            for (i, &w) in freqs.iter().enumerate() {
+                let (a, b) = (base + i, base + i + n);
+                let (sin, cos) = (f64::from(pos) * w).sin_cos();
+                let (x0, x1) = (f64::from(x[a]), f64::from(x[b]));
+                let want = [x0 * cos - x1 * sin, x0 * sin + x1 * cos];
+                let norm = x0.hypot(x1).max(1e-30);
+                for (&g, w) in [got[a], got[b]].iter().zip(want) {
+                    error = error.max(((f64::from(g) - w).abs() / norm) as f32);
+                }
+                rotated[a] = true;
+                rotated[b] = true;
+            }
+        }
+    }
+    for (i, _) in rotated.iter().enumerate().filter(|(_, r)| !**r) {
+        assert_eq!(got[i].to_bits(), x[i].to_bits(), "element {i} outside the rope");
+    }
+    error
+}
+
+#[test]
+fn rope_neox_matches_cpu_at_large_positions() {
+    // qwen2's q [n_tok, H, hd]: whole heads rotated, base 1e6; positions past 4096 and far out.
+    let (n_head, hd) = (3u32, 64u32);
+    let positions = [0u32, 1, 17, 4095, 4096, 5000, 32_767, 100_000, 1 << 23];
+    let layout = RopeLayout {
+        n_tok: positions.len() as u32,
+        n_head,
+        n_pairs: hd / 2,
+        token_stride: n_head * hd,
+        head_stride: hd,
+        offset: 0,
+        neox: true,
+    };
+    for (base, seed) in [(1_000_000.0, 1), (10_000.0, 2)] {
+        let freqs = rope_freqs(hd as usize, base, &RopeScaling::None);
+        let error = check_rope_neox(layout, &positions, &freqs, seed);
+        eprintln!("rope neox (base {base}): max error / pair norm {error:.2e}");
+        assert!(error <= ROPE_TOLERANCE, "{error:e}");
+    }
+    // A partial rope inside wider heads, with a gap after each token: the halves are relative
+    // to the rope sub-vector, and nothing outside it moves.
+    let layout = RopeLayout {
+        n_tok: 4,
+        n_head: 2,
+        n_pairs: 5,
+        token_stride: 2 * 16 + 3,
+        head_stride: 16,
+        offset: 4,
+        neox: true,
+    };
+    let freqs = rope_freqs(10, 10_000.0, &RopeScaling::Linear { factor: 4.0 });
+    let error = check_rope_neox(layout, &[3, 100_000, 4097, 0], &freqs, 3);
+    eprintln!("rope neox (partial): max error / pair norm {error:.2e}");
+    assert!(error <= ROPE_TOLERANCE, "{error:e}");
+}
+
+#[test]
+fn rope_neox_differs_from_normal_pairing() {
+    // The flag reaches the shader: the two pairings give different results on the same input.
+    let gpu = test_gpu();
+    let layout = RopeLayout {
+        n_tok: 1,
+        n_head: 1,
+        n_pairs: 4,
+        token_stride: 8,
+        head_stride: 8,
+        offset: 0,
+        neox: false,
+    };
+    let freqs = rope_freqs(8, 10_000.0, &RopeScaling::None);
+    let x = values(4, 8);
+    let rope = Rope::new(gpu).unwrap();
+    let normal = rope.run(gpu, &x, &[7], &freqs, layout).unwrap();
+    let neox = rope
+        .run(gpu, &x, &[7], &freqs, RopeLayout { neox: true, ..layout })
+        .unwrap();
+    assert_ne!(normal, neox);
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention_gqa
+
+/// Causal GQA in f64: `out[i, h] = Σ_{t ≤ pos_i} softmax_t(scale·q[i, h]·k[t, g]) v[t, g]`.
+fn attention_cpu(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    positions: &[u32],
+    shape: GqaShape,
+    scale: f32,
+) -> Vec<f32> {
+    let (h_q, h_kv, hd) = (
+        shape.n_head as usize,
+        shape.n_head_kv as usize,
+        shape.head_dim as usize,
+    );
+    let group = h_q / h_kv;
+    let mut out = vec![0f32; q.len()];
+    for (i, &pos) in positions.iter().enumerate() {
+        for h in 0..h_q {
+            let g = h / group;
+            let qh = &q[(i * h_q + h) * hd..][..hd];
+            let row = |cache: &[f32], t: usize| -> Vec<f64> {
+                cache[(t * h_kv + g) * hd..][..hd]
+                    .iter()
+                    .map(|&x| f64::from(x))
+                    .collect()
+            };
+            let scores: Vec<f64> = (0..=pos as usize)
+                .map(|t| {
+                    let kt = row(k, t);
+                    f64::from(scale)
+                        * qh.iter()
+                            .zip(&kt)
+                            .map(|(&a, &b)| f64::from(a) * b)
+                            .sum::<f64>()
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            let mut acc = vec![0f64; hd];
+            for (t, w) in weights.iter().enumerate() {
+                for (a, x) in acc.iter_mut().zip(row(v, t)) {
+                    *a += w / total * x;
+                }
+            }
+            for (o, a) in out[(i * h_q + h) * hd..][..hd].iter_mut().zip(acc) {
+                *o = a as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Max |got − want| over max |want|.
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-30);
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+    diff / scale
+}
+
+// Tolerance: every output is a convex combination of value rows, so errors are measured against
+// max |out| (the size of those combinations). In f32 a score q·k over hd ≤ 64 terms (8-lane
+// partial sums, then 8 of them) is off by ~hd·ε·Σ|q k| ≈ 1e-6 of its magnitude (scores here are
+// O(1), so the softmax weights move by ~1e-6 relative); exp costs a few ulp, and the online
+// rescaling and the weighted sum over ≤ 100 positions add ~n·ε ≈ 1e-5 in the worst case, far
+// less on average (errors of random sign). 1e-5 covers it: lavapipe measures ~1e-7, while a
+// wrong kv head, a missing causal mask or a wrong scale give errors of order 1.
+const ATTENTION_TOLERANCE: f32 = 1e-5;
+
+/// q, k, v for `shape`; cache rows past `valid` hold huge values, so a read beyond the causal
+/// horizon shows at once.
+fn attention_inputs(shape: GqaShape, n_tok: usize, n_ctx: usize, valid: usize, seed: u64) -> [Vec<f32>; 3] {
+    let q = values(seed, n_tok * shape.q_width() as usize);
+    let row = shape.kv_width() as usize;
+    let poison = |mut cache: Vec<f32>| {
+        cache[valid * row..].fill(1e4);
+        cache
+    };
+    let k = poison(values(seed + 1, n_ctx * row));
+    let v = poison(values(seed + 2, n_ctx * row));
+    [q, k, v]
+}
+
+#[test]
+fn attention_gqa_matches_cpu() {
+    let gpu = test_gpu();
+    let kernel = AttentionGqa::new(gpu).unwrap();
+    let smollm2 = GqaShape {
+        n_head: 9,
+        n_head_kv: 3,
+        head_dim: 64,
+    };
+    let mha = GqaShape {
+        n_head: 4,
+        n_head_kv: 4,
+        head_dim: 64,
+    };
+    let n_ctx = 100usize;
+    let cases: [(&str, GqaShape, &[u32]); 6] = [
+        ("smollm2 decode at 0", smollm2, &[0]),
+        ("smollm2 decode at 70", smollm2, &[70]),
+        ("smollm2 prefill 0..5", smollm2, &[0, 1, 2, 3, 4]),
+        ("smollm2 prefill 30..35", smollm2, &[30, 31, 32, 33, 34]),
+        ("mha decode at 97", mha, &[97]),
+        ("mha prefill 60..65", mha, &[60, 61, 62, 63, 64]),
+    ];
+    for (seed, (name, shape, positions)) in cases.into_iter().enumerate() {
+        let valid = *positions.iter().max().unwrap() as usize + 1;
+        let [q, k, v] = attention_inputs(shape, positions.len(), n_ctx, valid, 10 * seed as u64);
+        let scale = 1.0 / (shape.head_dim as f32).sqrt();
+        let got = kernel.run(gpu, &q, &k, &v, positions, shape, scale).unwrap();
+        let want = attention_cpu(&q, &k, &v, positions, shape, scale);
+        let error = relative_error(&got, &want);
+        eprintln!("attention_gqa {name}: max error / max |out| {error:.2e}");
+        assert!(error <= ATTENTION_TOLERANCE, "{name}: {error:e}");
+    }
+    // A head width below the workgroup and not a multiple of 8, two queries per kv head.
+    let odd = GqaShape {
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: 37,
+    };
+    let [q, k, v] = attention_inputs(odd, 3, 40, 40, 99);
+    let positions = [39, 12, 33];
+    let got = kernel.run(gpu, &q, &k, &v, &positions, odd, 0.3).unwrap();
+    let error = relative_error(&got, &attention_cpu(&q, &k, &v, &positions, odd, 0.3));
+    eprintln!("attention_gqa hd 37: max error / max |out| {error:.2e}");
+    assert!(error <= ATTENTION_TOLERANCE, "{error:e}");
+}
+
+#[test]
+fn attention_gqa_rejects_bad_shapes() {
+    let gpu = test_gpu();
+    let kernel = AttentionGqa::new(gpu).unwrap();
+    let one = [0.0f32; 512];
+    for (shape, needle) in [
+        (
+            GqaShape {
+                n_head: 9,
+                n_head_kv: 4,
+                head_dim: 2,
+            },
+            "multiple",
+        ),
+        (
+            GqaShape {
+                n_head: 1,
+                n_head_kv: 1,
+                head_dim: 257,
+            },
+            "head_dim",
+        ),
+    ] {
+        let error = kernel
+            .run(gpu, &one[..shape.q_width() as usize], &one, &one, &[0], shape, 1.0)
+            .unwrap_err();
+        assert!(error.to_string().contains(needle), "{error}");
+    }
+    let shape = GqaShape {
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: 4,
+    };
+    let error = kernel
+        .run(gpu, &one[..8], &one[..8], &one[..8], &[2], shape, 1.0)
+        .unwrap_err();
+    assert!(error.to_string().contains("position 2"), "{error}");
+    // bind checks the buffers: 3 tokens of 2 heads of 4 need 96 bytes of q.
+    let small = gpu.upload("small", &[0; 64], BufferUsages::STORAGE).unwrap();
+    let error = kernel
+        .bind(gpu, [(&small).into(); 5], shape, 3, 2, 1.0)
+        .unwrap_err();
+    assert!(error.to_string().contains("q has 64 bytes"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// kv_append
+
+#[test]
+fn kv_append_writes_scattered_rows() {
+    let gpu = test_gpu();
+    let kernel = KvAppend::new(gpu).unwrap();
+    let (width, n_ctx) = (3 * 64usize, 50usize);
+    let positions = [7u32, 0, 49, 23, 24];
+    let k_new = values(1, positions.len() * width);
+    let v_new = values(2, positions.len() * width);
+    let k_cache = values(3, n_ctx * width);
+    let v_cache = values(4, n_ctx * width);
+    let (got_k, got_v) = kernel
+        .run(gpu, &k_new, &v_new, &positions, &k_cache, &v_cache, width as u32)
+        .unwrap();
+    let (mut want_k, mut want_v) = (k_cache.clone(), v_cache.clone());
+    for (t, &p) in positions.iter().enumerate() {
+        let row = p as usize * width;
+        want_k[row..row + width].copy_from_slice(&k_new[t * width..][..width]);
+        want_v[row..row + width].copy_from_slice(&v_new[t * width..][..width]);
+    }
+    assert_eq!(got_k, want_k);
+    assert_eq!(got_v, want_v);
+
+    // Through bind, a position at or past n_ctx is skipped (run refuses it up front).
+    let (width, n_ctx) = (5u32, 4u32);
+    let upload = |label: &str, values: &[f32]| {
+        gpu.upload(
+            label,
+            bytemuck::cast_slice(values),
+            BufferUsages::STORAGE | BufferUsages::COPY_SRC,
+        )
+        .unwrap()
+    };
+    let k_new = upload("k_new", &[1.0; 10]);
+    let v_new = upload("v_new", &[2.0; 10]);
+    let positions = gpu
+        .upload("positions", bytemuck::cast_slice(&[2u32, 4]), BufferUsages::STORAGE)
+        .unwrap();
+    let k_cache = upload("k_cache", &[0.0; 20]);
+    let v_cache = upload("v_cache", &[0.0; 20]);
+    let dispatch = kernel
+        .bind(
+            gpu,
+            [
+                (&k_new).into(),
+                (&v_new).into(),
+                (&positions).into(),
+                (&k_cache).into(),
+                (&v_cache).into(),
+            ],
+            width,
+            2,
+            n_ctx,
+        )
+        .unwrap();
+    submit(gpu, &[&dispatch]);
+    let got_k = gpu.read_f32("k_cache", &k_cache, 20).unwrap();
+    let got_v = gpu.read_f32("v_cache", &v_cache, 20).unwrap();
+    let row = |x: f32| [[0.0; 5], [0.0; 5], [x; 5], [0.0; 5]].concat();
+    assert_eq!(got_k, row(1.0));
+    assert_eq!(got_v, row(2.0));
+
+    let error = kernel
+        .run(gpu, &[0.0; 5], &[0.0; 5], &[4], &[0.0; 20], &[0.0; 20], 5)
+        .unwrap_err();
+    assert!(error.to_string().contains("position 4"), "{error}");
+}
+
+fn submit(gpu: &lanternfish::gpu::Gpu, dispatches: &[&Dispatch]) {
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    Dispatch::record_all(&mut encoder, "test", dispatches.iter().copied());
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// Decode as the engine runs it: kv_append and attention_gqa bound once, the positions buffer
+/// rewritten before each step, every step checked against the CPU over the cache so far.
+#[test]
+fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
+    let gpu = test_gpu();
+    let shape = GqaShape {
+        n_head: 9,
+        n_head_kv: 3,
+        head_dim: 64,
+    };
+    let (qw, kw, n_ctx) = (shape.q_width() as usize, shape.kv_width() as usize, 40usize);
+    let scale = 0.125;
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
+    let buffer = |label: &str, len: usize| {
+        gpu.create_buffer(label, 4 * len as u64, usage).unwrap()
+    };
+    let (q, k_new, v_new) = (buffer("q", qw), buffer("k_new", kw), buffer("v_new", kw));
+    let (k_cache, v_cache, out) = (buffer("k", n_ctx * kw), buffer("v", n_ctx * kw), buffer("out", qw));
+    let positions = buffer("positions", 1);
+    let append = KvAppend::new(gpu)
+        .unwrap()
+        .bind(
+            gpu,
+            [
+                (&k_new).into(),
+                (&v_new).into(),
+                (&positions).into(),
+                (&k_cache).into(),
+                (&v_cache).into(),
+            ],
+            kw as u32,
+            1,
+            n_ctx as u32,
+        )
+        .unwrap();
+    let attend = AttentionGqa::new(gpu)
+        .unwrap()
+        .bind(
+            gpu,
+            [
+                (&q).into(),
+                (&k_cache).into(),
+                (&v_cache).into(),
+                (&positions).into(),
+                (&out).into(),
+            ],
+            shape,
+            1,
+            n_ctx as u32,
+            scale,
+        )
+        .unwrap();
+    let (mut k_all, mut v_all) = (vec![0f32; n_ctx * kw], vec![0f32; n_ctx * kw]);
+    for step in 0..n_ctx as u32 {
+        let seed = 100 + 3 * u64::from(step);
+        let (qs, ks, vs) = (values(seed, qw), values(seed + 1, kw), values(seed + 2, kw));
+        for (buffer, data) in [(&q, &qs), (&k_new, &ks), (&v_new, &vs)] {
+            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        }
+        gpu.queue
+            .write_buffer(&positions, 0, bytemuck::bytes_of(&step));
+        submit(gpu, &[&append, &attend]);
+        let row = step as usize * kw;
+        k_all[row..row + kw].copy_from_slice(&ks);
+        v_all[row..row + kw].copy_from_slice(&vs);
+        let got = gpu.read_f32("out", &out, qw).unwrap();
+        let want = attention_cpu(&qs, &k_all, &v_all, &[step], shape, scale);
+        let error = relative_error(&got, &want);
+        assert!(error <= ATTENTION_TOLERANCE, "step {step}: {error:e}");
+    }
+    assert_eq!(gpu.read_f32("k", &k_cache, n_ctx * kw).unwrap(), k_all);
+}
+
+// ---------------------------------------------------------------------------------------------
+// bias_add
+
+#[test]
+fn bias_add_is_exact() {
+    // One f32 addition per element on both sides: bit-identical.
+    let gpu = test_gpu();
+    let kernel = BiasAdd::new(gpu).unwrap();
+    for (n, n_tok) in [(1usize, 1usize), (67, 7), (896, 5), (128, 1)] {
+        let b = values(n as u64, n);
+        let y = values(7 + n_tok as u64, n * n_tok);
+        let got = kernel.run(gpu, &y, &b).unwrap();
+        let want: Vec<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x + b[i % n])
+            .collect();
+        assert_eq!(got, want, "n = {n}, n_tok = {n_tok}");
+    }
+    let error = kernel.run(gpu, &[0.0; 10], &[0.0; 3]).unwrap_err();
+    assert!(error.to_string().contains("bias_add"), "{error}");
+}
