@@ -60,7 +60,11 @@ fn check_rope_neox(layout: RopeLayout, positions: &[u32], freqs: &[f64], seed: u
         }
     }
     for (i, _) in rotated.iter().enumerate().filter(|(_, r)| !**r) {
-        assert_eq!(got[i].to_bits(), x[i].to_bits(), "element {i} outside the rope");
+        assert_eq!(
+            got[i].to_bits(),
+            x[i].to_bits(),
+            "element {i} outside the rope"
+        );
     }
     error
 }
@@ -120,7 +124,16 @@ fn rope_neox_differs_from_normal_pairing() {
     let rope = Rope::new(gpu).unwrap();
     let normal = rope.run(gpu, &x, &[7], &freqs, layout).unwrap();
     let neox = rope
-        .run(gpu, &x, &[7], &freqs, RopeLayout { neox: true, ..layout })
+        .run(
+            gpu,
+            &x,
+            &[7],
+            &freqs,
+            RopeLayout {
+                neox: true,
+                ..layout
+            },
+        )
         .unwrap();
     assert_ne!(normal, neox);
 }
@@ -197,13 +210,19 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 // partial sums, then 8 of them) is off by ~hd·ε·Σ|q k| ≈ 1e-6 of its magnitude (scores here are
 // O(1), so the softmax weights move by ~1e-6 relative); exp costs a few ulp, and the online
 // rescaling and the weighted sum over ≤ 100 positions add ~n·ε ≈ 1e-5 in the worst case, far
-// less on average (errors of random sign). 1e-5 covers it: lavapipe measures ~1e-7, while a
+// less on average (errors of random sign). 1e-5 covers it: lavapipe measures ≤ 6e-7, while a
 // wrong kv head, a missing causal mask or a wrong scale give errors of order 1.
 const ATTENTION_TOLERANCE: f32 = 1e-5;
 
 /// q, k, v for `shape`; cache rows past `valid` hold huge values, so a read beyond the causal
 /// horizon shows at once.
-fn attention_inputs(shape: GqaShape, n_tok: usize, n_ctx: usize, valid: usize, seed: u64) -> [Vec<f32>; 3] {
+fn attention_inputs(
+    shape: GqaShape,
+    n_tok: usize,
+    n_ctx: usize,
+    valid: usize,
+    seed: u64,
+) -> [Vec<f32>; 3] {
     let q = values(seed, n_tok * shape.q_width() as usize);
     let row = shape.kv_width() as usize;
     let poison = |mut cache: Vec<f32>| {
@@ -242,7 +261,9 @@ fn attention_gqa_matches_cpu() {
         let valid = *positions.iter().max().unwrap() as usize + 1;
         let [q, k, v] = attention_inputs(shape, positions.len(), n_ctx, valid, 10 * seed as u64);
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
-        let got = kernel.run(gpu, &q, &k, &v, positions, shape, scale).unwrap();
+        let got = kernel
+            .run(gpu, &q, &k, &v, positions, shape, scale)
+            .unwrap();
         let want = attention_cpu(&q, &k, &v, positions, shape, scale);
         let error = relative_error(&got, &want);
         eprintln!("attention_gqa {name}: max error / max |out| {error:.2e}");
@@ -286,7 +307,15 @@ fn attention_gqa_rejects_bad_shapes() {
         ),
     ] {
         let error = kernel
-            .run(gpu, &one[..shape.q_width() as usize], &one, &one, &[0], shape, 1.0)
+            .run(
+                gpu,
+                &one[..shape.q_width() as usize],
+                &one,
+                &one,
+                &[0],
+                shape,
+                1.0,
+            )
             .unwrap_err();
         assert!(error.to_string().contains(needle), "{error}");
     }
@@ -300,7 +329,9 @@ fn attention_gqa_rejects_bad_shapes() {
         .unwrap_err();
     assert!(error.to_string().contains("position 2"), "{error}");
     // bind checks the buffers: 3 tokens of 2 heads of 4 need 96 bytes of q.
-    let small = gpu.upload("small", &[0; 64], BufferUsages::STORAGE).unwrap();
+    let small = gpu
+        .upload("small", &[0; 64], BufferUsages::STORAGE)
+        .unwrap();
     let error = kernel
         .bind(gpu, [(&small).into(); 5], shape, 3, 2, 1.0)
         .unwrap_err();
@@ -321,7 +352,15 @@ fn kv_append_writes_scattered_rows() {
     let k_cache = values(3, n_ctx * width);
     let v_cache = values(4, n_ctx * width);
     let (got_k, got_v) = kernel
-        .run(gpu, &k_new, &v_new, &positions, &k_cache, &v_cache, width as u32)
+        .run(
+            gpu,
+            &k_new,
+            &v_new,
+            &positions,
+            &k_cache,
+            &v_cache,
+            width as u32,
+        )
         .unwrap();
     let (mut want_k, mut want_v) = (k_cache.clone(), v_cache.clone());
     for (t, &p) in positions.iter().enumerate() {
@@ -345,7 +384,11 @@ fn kv_append_writes_scattered_rows() {
     let k_new = upload("k_new", &[1.0; 10]);
     let v_new = upload("v_new", &[2.0; 10]);
     let positions = gpu
-        .upload("positions", bytemuck::cast_slice(&[2u32, 4]), BufferUsages::STORAGE)
+        .upload(
+            "positions",
+            bytemuck::cast_slice(&[2u32, 4]),
+            BufferUsages::STORAGE,
+        )
         .unwrap();
     let k_cache = upload("k_cache", &[0.0; 20]);
     let v_cache = upload("v_cache", &[0.0; 20]);
@@ -398,11 +441,13 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
     let (qw, kw, n_ctx) = (shape.q_width() as usize, shape.kv_width() as usize, 40usize);
     let scale = 0.125;
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
-    let buffer = |label: &str, len: usize| {
-        gpu.create_buffer(label, 4 * len as u64, usage).unwrap()
-    };
+    let buffer = |label: &str, len: usize| gpu.create_buffer(label, 4 * len as u64, usage).unwrap();
     let (q, k_new, v_new) = (buffer("q", qw), buffer("k_new", kw), buffer("v_new", kw));
-    let (k_cache, v_cache, out) = (buffer("k", n_ctx * kw), buffer("v", n_ctx * kw), buffer("out", qw));
+    let (k_cache, v_cache, out) = (
+        buffer("k", n_ctx * kw),
+        buffer("v", n_ctx * kw),
+        buffer("out", qw),
+    );
     let positions = buffer("positions", 1);
     let append = KvAppend::new(gpu)
         .unwrap()
@@ -442,7 +487,8 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
         let seed = 100 + 3 * u64::from(step);
         let (qs, ks, vs) = (values(seed, qw), values(seed + 1, kw), values(seed + 2, kw));
         for (buffer, data) in [(&q, &qs), (&k_new, &ks), (&v_new, &vs)] {
-            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+            gpu.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
         }
         gpu.queue
             .write_buffer(&positions, 0, bytemuck::bytes_of(&step));
@@ -470,11 +516,7 @@ fn bias_add_is_exact() {
         let b = values(n as u64, n);
         let y = values(7 + n_tok as u64, n * n_tok);
         let got = kernel.run(gpu, &y, &b).unwrap();
-        let want: Vec<f32> = y
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| x + b[i % n])
-            .collect();
+        let want: Vec<f32> = y.iter().enumerate().map(|(i, &x)| x + b[i % n]).collect();
         assert_eq!(got, want, "n = {n}, n_tok = {n_tok}");
     }
     let error = kernel.run(gpu, &[0.0; 10], &[0.0; 3]).unwrap_err();

@@ -36,7 +36,7 @@ fn check_file(model: &str, file: &str, reference: &str, greedy: &serde_json::Val
     let info = inputs(model);
     let gguf = open(file);
     let gpu_model = load(&gguf);
-    let v = gpu_model.config.n_vocab;
+    let v = gpu_model.n_vocab;
     let mut session = GpuSession::new(gpu_model.clone(), 256, 3).unwrap();
     let fixed = ids(&info["fixed"]["ids"]);
     let logits = session.forward_all(&fixed).unwrap();
@@ -143,7 +143,7 @@ fn prefill_equals_decode_and_greedy_matches_cpu_on_synth_models() {
     ] {
         let gguf = synth(preset, layout, WeightType::Float(GgmlType::F32));
         let model = load(&gguf);
-        let v = model.config.n_vocab;
+        let v = model.n_vocab;
         let tokens: Vec<u32> = (0..20).map(|i| (i * 37 + 5) % v as u32).collect();
         let mut batch = GpuSession::new(model.clone(), 128, 64).unwrap();
         let all = batch.forward_all(&tokens).unwrap();

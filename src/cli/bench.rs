@@ -95,12 +95,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut seq = loaded.sequence(&args.backend)?;
     let (n_vocab, weight_bytes_per_token, weight_bytes, copy_gb_s) = match &loaded {
         Loaded::Gpu(m) => (
-            m.config.n_vocab,
+            m.n_vocab,
             m.active_bytes_per_token,
-            m.weights.bytes,
+            m.weight_bytes,
             Some(copy_bandwidth(&m.gpu)? / 1e9),
         ),
         Loaded::Cpu(m) => (m.config.n_vocab, 0, 0, None),
+        Loaded::CpuDense(m) => (m.config.n_vocab, 0, 0, None),
     };
     // Deterministic ids spread over the vocabulary.
     let prompt: Vec<u32> = (0..args.n_prompt as u64)

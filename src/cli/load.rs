@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::cpu::CpuModel;
-use crate::engine::{CpuSequence, Sequence};
+use crate::cpu::dense::DenseModel;
+use crate::engine::{CpuDenseSequence, CpuSequence, Sequence};
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::engine::{DEFAULT_BATCH, GpuModel, GpuSession, LoadProgress};
+use crate::model::dense::{Arch, architecture};
 
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +38,7 @@ pub struct BackendArgs {
 /// A model loaded on one backend.
 pub enum Loaded<'a> {
     Cpu(Box<CpuModel<'a>>),
+    CpuDense(Box<DenseModel<'a>>),
     Gpu(Arc<GpuModel>),
 }
 
@@ -43,7 +46,12 @@ impl<'a> Loaded<'a> {
     /// Loads `model` as `args` ask; the GPU load shows a progress bar on stderr.
     pub fn load(model: &'a GgufModel, args: &BackendArgs) -> Result<Loaded<'a>> {
         match args.backend {
-            Backend::Cpu => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
+            Backend::Cpu => match architecture(model)? {
+                Arch::DeepSeek2 => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
+                Arch::Llama | Arch::Qwen2 => {
+                    Ok(Loaded::CpuDense(Box::new(DenseModel::load(model)?)))
+                }
+            },
             Backend::Gpu => {
                 let gpu = Arc::new(Gpu::new()?);
                 tracing::info!("GPU: {}", gpu.describe());
@@ -78,6 +86,10 @@ impl<'a> Loaded<'a> {
                 session: cpu.session(),
                 n_ctx: args.ctx,
             }),
+            Loaded::CpuDense(dense) => Box::new(CpuDenseSequence {
+                session: dense.session(),
+                n_ctx: args.ctx,
+            }),
             Loaded::Gpu(model) => Box::new(GpuSession::new(model.clone(), args.ctx, args.batch)?),
         })
     }
@@ -85,7 +97,7 @@ impl<'a> Loaded<'a> {
     /// The device in words.
     pub fn device(&self) -> String {
         match self {
-            Loaded::Cpu(_) => "CPU reference (f32)".to_owned(),
+            Loaded::Cpu(_) | Loaded::CpuDense(_) => "CPU reference (f32)".to_owned(),
             Loaded::Gpu(model) => model.gpu.describe(),
         }
     }

@@ -6,5 +6,5 @@ pub mod sequence;
 pub mod think;
 
 pub use generate::{GenerateOptions, Generation, GenerationStats, Generator, StopReason};
-pub use sequence::{CpuSequence, Sequence};
+pub use sequence::{CpuDenseSequence, CpuSequence, Sequence};
 pub use think::{Channel, ThinkSplitter, prompt_opens_thinking};

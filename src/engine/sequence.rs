@@ -123,3 +123,43 @@ impl Sequence for CpuSequence<'_, '_> {
         self.session.truncate(n);
     }
 }
+
+/// The dense (llama/qwen2) CPU reference as a sequence.
+pub struct CpuDenseSequence<'m, 'a> {
+    pub session: cpu::dense::DenseSession<'m, 'a>,
+    pub n_ctx: usize,
+}
+
+impl Sequence for CpuDenseSequence<'_, '_> {
+    fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let logits = self.forward_all(tokens)?;
+        let n_vocab = logits.len() / tokens.len().max(1);
+        Ok(logits[logits.len() - n_vocab..].to_vec())
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if self.session.n_past() + tokens.len() > self.n_ctx {
+            return Err(crate::Error::ContextFull {
+                what: format!(
+                    "{} tokens in the sequence and {} more do not fit the context of {}",
+                    self.session.n_past(),
+                    tokens.len(),
+                    self.n_ctx
+                ),
+            });
+        }
+        self.session.forward(tokens)
+    }
+
+    fn n_past(&self) -> usize {
+        self.session.n_past()
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.session.truncate(n);
+    }
+}

@@ -9,8 +9,11 @@ use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::ops::argmax::Argmax;
 use crate::gpu::ops::attention::Attention;
+use crate::gpu::ops::attention_gqa::AttentionGqa;
+use crate::gpu::ops::bias_add::BiasAdd;
 use crate::gpu::ops::elementwise::Elementwise;
 use crate::gpu::ops::embed::Embed;
+use crate::gpu::ops::kv_append::KvAppend;
 use crate::gpu::ops::kv_store::KvStore;
 use crate::gpu::ops::matmul::Matmul;
 use crate::gpu::ops::matvec::Matvec;
@@ -34,6 +37,9 @@ pub struct Kernels {
     pub router: MoeRouter,
     pub combine: MoeCombine,
     pub argmax: Argmax,
+    pub attention_gqa: AttentionGqa,
+    pub kv_append: KvAppend,
+    pub bias_add: BiasAdd,
 }
 
 impl Kernels {
@@ -63,6 +69,9 @@ impl Kernels {
             router: MoeRouter::new(gpu)?,
             combine: MoeCombine::new(gpu)?,
             argmax: Argmax::new(gpu)?,
+            attention_gqa: AttentionGqa::new(gpu)?,
+            kv_append: KvAppend::new(gpu)?,
+            bias_add: BiasAdd::new(gpu)?,
         })
     }
 }

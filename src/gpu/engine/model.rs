@@ -7,20 +7,41 @@ use lanternfish_quant::GgmlType;
 use wgpu::Buffer;
 
 use super::kernels::Kernels;
-use super::weights::{GpuFfn, GpuQ, GpuTensor, GpuWeights, LoadProgress};
+use super::weights::{DenseGpuWeights, GpuFfn, GpuQ, GpuTensor, GpuWeights, LoadProgress};
 use crate::Result;
 use crate::cpu::CpuModel;
+use crate::cpu::dense::DenseModel;
+use crate::cpu::ops::rope_freqs;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::ops::rope;
 use crate::model::DeepSeekConfig;
+use crate::model::RopeScaling;
+use crate::model::dense::{Arch, DenseConfig, architecture};
+
+/// The architecture-specific part of a model on the GPU.
+#[derive(Debug)]
+pub enum GpuArch {
+    /// deepseek2: MLA attention over a latent cache, DeepSeekMoE.
+    DeepSeek {
+        config: DeepSeekConfig,
+        weights: GpuWeights,
+    },
+    /// llama / qwen2: grouped-query attention over a K/V cache, SwiGLU FFN.
+    Dense {
+        config: DenseConfig,
+        weights: DenseGpuWeights,
+    },
+}
 
 /// A model resident on the GPU.
 #[derive(Debug)]
 pub struct GpuModel {
     pub gpu: Arc<Gpu>,
-    pub config: DeepSeekConfig,
-    pub weights: GpuWeights,
+    pub arch: GpuArch,
+    pub n_vocab: usize,
+    /// Bytes of all weight buffers.
+    pub weight_bytes: u64,
     pub kernels: Kernels,
     /// RoPE turns per rotary pair (see `shaders/kernels/rope.wgsl`).
     pub rope_turns: Buffer,
@@ -31,31 +52,80 @@ pub struct GpuModel {
 
 impl GpuModel {
     /// Checks the model (through the CPU loader's shape checks), compiles the kernels for its
-    /// weight types and uploads every tensor.
+    /// weight types and uploads every tensor. deepseek2, llama and qwen2 files are supported.
     pub fn load(
         gpu: Arc<Gpu>,
         file: &GgufModel,
         progress: Option<&LoadProgress<'_>>,
     ) -> Result<GpuModel> {
-        let cpu = CpuModel::load(file)?;
         let total: u64 = file
             .tensors()
             .map(|t| file.tensor_data(t).len() as u64)
             .sum();
-        let weights = GpuWeights::upload(&gpu, &cpu.config, &cpu.weights, total, progress)?;
-        let types = weight_types(&weights);
-        let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types)?;
-        let rope_turns = rope::upload_freqs(&gpu, &cpu.rope_freqs)?;
-        let active_bytes_per_token = active_bytes(&cpu.config, &weights);
-        Ok(GpuModel {
-            gpu,
-            config: cpu.config,
-            weights,
-            kernels,
-            rope_turns,
-            active_bytes_per_token,
-        })
+        match architecture(file)? {
+            Arch::DeepSeek2 => {
+                let cpu = CpuModel::load(file)?;
+                let weights = GpuWeights::upload(&gpu, &cpu.config, &cpu.weights, total, progress)?;
+                let types = types_of(&matrices(&weights));
+                let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types)?;
+                let rope_turns = rope::upload_freqs(&gpu, &cpu.rope_freqs)?;
+                Ok(GpuModel {
+                    n_vocab: cpu.config.n_vocab,
+                    weight_bytes: weights.bytes,
+                    active_bytes_per_token: active_bytes(&cpu.config, &weights),
+                    gpu,
+                    kernels,
+                    rope_turns,
+                    arch: GpuArch::DeepSeek {
+                        config: cpu.config,
+                        weights,
+                    },
+                })
+            }
+            Arch::Llama | Arch::Qwen2 => {
+                let cpu = DenseModel::load(file)?;
+                let weights = DenseGpuWeights::upload(&gpu, &cpu, total, progress)?;
+                let mut matrices = vec![&weights.output];
+                for l in &weights.layers {
+                    matrices.extend([&l.q, &l.k, &l.v, &l.attn_output]);
+                    matrices.extend([&l.ffn.gate, &l.ffn.up, &l.ffn.down]);
+                }
+                let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types_of(&matrices))?;
+                let c = &cpu.config;
+                let freqs = rope_freqs(c.n_rot, c.rope_freq_base, &RopeScaling::None);
+                let rope_turns = rope::upload_freqs(&gpu, &freqs)?;
+                let active = weights.token_embd.row_bytes()
+                    + matrices.iter().map(|t| t.bytes()).sum::<u64>();
+                Ok(GpuModel {
+                    n_vocab: c.n_vocab,
+                    weight_bytes: weights.bytes,
+                    active_bytes_per_token: active,
+                    gpu,
+                    kernels,
+                    rope_turns,
+                    arch: GpuArch::Dense {
+                        config: cpu.config,
+                        weights,
+                    },
+                })
+            }
+        }
     }
+
+    /// Layers of the model.
+    pub fn n_layer(&self) -> usize {
+        match &self.arch {
+            GpuArch::DeepSeek { config, .. } => config.n_layer,
+            GpuArch::Dense { config, .. } => config.n_layer,
+        }
+    }
+}
+
+fn types_of(tensors: &[&GpuTensor]) -> Vec<GgmlType> {
+    let mut types: Vec<GgmlType> = tensors.iter().map(|t| t.ty).collect();
+    types.sort_by_key(|t| t.id());
+    types.dedup();
+    types
 }
 
 /// Every tensor that a matvec, matmul or matvec_id reads.
@@ -79,13 +149,6 @@ pub(crate) fn matrices(w: &GpuWeights) -> Vec<&GpuTensor> {
         }
     }
     out
-}
-
-fn weight_types(w: &GpuWeights) -> Vec<GgmlType> {
-    let mut types: Vec<GgmlType> = matrices(w).iter().map(|t| t.ty).collect();
-    types.sort_by_key(|t| t.id());
-    types.dedup();
-    types
 }
 
 fn active_bytes(c: &DeepSeekConfig, w: &GpuWeights) -> u64 {

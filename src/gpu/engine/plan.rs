@@ -15,8 +15,9 @@
 
 use wgpu::Buffer;
 
+use super::model::GpuArch;
 use super::model::GpuModel;
-use super::weights::{GpuFfn, GpuQ, GpuSwiGlu, GpuTensor};
+use super::weights::{GpuFfn, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
@@ -25,6 +26,7 @@ use crate::gpu::ops::embed::EmbedShape;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
 use crate::gpu::ops::moe_router::RouterConfig;
 use crate::gpu::ops::rope::RopeLayout;
+use crate::model::DeepSeekConfig;
 
 /// Which logits a forward pass produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,8 +70,10 @@ pub struct Scratch {
     pub cq_norm: Buffer,
     /// `[B, H, dn + dr]`.
     pub q: Buffer,
-    /// `[B, r + dr]`.
+    /// `[B, r + dr]` (deepseek2), or the keys `[B, H_kv·hd]` (dense).
     pub kv: Buffer,
+    /// The values `[B, H_kv·hd]` (dense).
+    pub v: Buffer,
     /// `[B, H, r]`, twice.
     pub q_abs: Buffer,
     pub o_lat: Buffer,
@@ -102,19 +106,37 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 
 impl Scratch {
     pub fn new(model: &GpuModel, max_batch: usize) -> Result<Scratch> {
-        let c = &model.config;
         let gpu = &model.gpu;
         let b = max_batch.max(1);
-        let (h, dk, r, dr, dv) = (
-            c.n_head,
-            c.n_embd_head_qk(),
-            c.n_lora_kv,
-            c.n_rot,
-            c.n_embd_head_v,
-        );
-        let rq = c.n_lora_q.max(1);
-        let width = c.n_ff.max(c.n_ff_exp * c.n_expert_shared).max(1);
-        let (e, k, f) = (c.n_expert.max(1), c.n_expert_used.max(1), c.n_ff_exp.max(1));
+        // Widths per token; the other architecture's buffers are one element.
+        let (d, rq, q, kv, v, lat, o, width, e, k, f) = match &model.arch {
+            GpuArch::DeepSeek { config: c, .. } => (
+                c.n_embd,
+                c.n_lora_q.max(1),
+                c.n_head * c.n_embd_head_qk(),
+                c.n_lora_kv + c.n_rot,
+                1,
+                c.n_head * c.n_lora_kv,
+                c.n_head * c.n_embd_head_v,
+                c.n_ff.max(c.n_ff_exp * c.n_expert_shared).max(1),
+                c.n_expert.max(1),
+                c.n_expert_used.max(1),
+                c.n_ff_exp.max(1),
+            ),
+            GpuArch::Dense { config: c, .. } => (
+                c.n_embd,
+                1,
+                c.n_head * c.head_dim,
+                c.kv_width(),
+                c.kv_width(),
+                1,
+                c.n_head * c.head_dim,
+                c.n_ff,
+                1,
+                1,
+                1,
+            ),
+        };
         let mut bytes = 0;
         let mut make = |label: &str, values: usize| {
             let size = (values.max(1) * 4) as u64;
@@ -125,15 +147,16 @@ impl Scratch {
             max_batch: b,
             tokens: make("tokens", b)?,
             positions: make("positions", b)?,
-            x: make("x", b * c.n_embd)?,
-            a: make("a", b * c.n_embd)?,
+            x: make("x", b * d)?,
+            a: make("a", b * d)?,
             cq: make("cq", b * rq)?,
             cq_norm: make("cq_norm", b * rq)?,
-            q: make("q", b * h * dk)?,
-            kv: make("kv", b * (r + dr))?,
-            q_abs: make("q_abs", b * h * r)?,
-            o_lat: make("o_lat", b * h * r)?,
-            o: make("o", b * h * dv)?,
+            q: make("q", b * q)?,
+            kv: make("kv", b * kv)?,
+            v: make("v", b * v)?,
+            q_abs: make("q_abs", b * lat)?,
+            o_lat: make("o_lat", b * lat)?,
+            o: make("o", b * o)?,
             g: make("g", b * width)?,
             u: make("u", b * width)?,
             h: make("h", b * width)?,
@@ -143,9 +166,9 @@ impl Scratch {
             eg: make("eg", b * k * f)?,
             eu: make("eu", b * k * f)?,
             eh: make("eh", b * k * f)?,
-            ey: make("ey", b * k * c.n_embd)?,
-            last: make("last", c.n_embd)?,
-            logits: make("logits", c.n_vocab)?,
+            ey: make("ey", b * k * d)?,
+            last: make("last", d)?,
+            logits: make("logits", model.n_vocab)?,
             argmax: make("argmax", 1)?,
             bytes,
         })
@@ -153,13 +176,13 @@ impl Scratch {
 }
 
 /// The first `n` f32 (or u32) values of `buffer`.
-fn first(buffer: &Buffer, n: usize) -> Binding<'_> {
+pub(super) fn first(buffer: &Buffer, n: usize) -> Binding<'_> {
     Binding::range(buffer, 0, (n.max(1) * 4) as u64)
 }
 
 /// Builds the steps of one forward pass over `n_tok` tokens (≤ the scratch's batch) that write
-/// into `cache` (one buffer per layer, `n_ctx` rows each). `all_logits` receives `[n_tok, V]`
-/// for [`Output::All`].
+/// into `cache` (deepseek2: one latent buffer per layer; dense: K then V per layer; `n_ctx` rows
+/// each). `all_logits` receives `[n_tok, V]` for [`Output::All`].
 pub fn build(
     model: &GpuModel,
     s: &Scratch,
@@ -169,10 +192,129 @@ pub fn build(
     output: Output,
     all_logits: Option<&Buffer>,
 ) -> Result<Vec<Step>> {
-    let c = &model.config;
+    let (mut steps, d, eps, output_norm, output_tensor) = match &model.arch {
+        GpuArch::DeepSeek { config, weights } => (
+            deepseek_layers(model, config, weights, s, cache, n_ctx, n_tok)?,
+            config.n_embd,
+            config.rms_eps,
+            &weights.output_norm,
+            &weights.output,
+        ),
+        GpuArch::Dense { config, weights } => (
+            super::plan_dense::layers(model, config, weights, s, cache, n_ctx, n_tok)?,
+            config.n_embd,
+            config.rms_eps,
+            &weights.output_norm,
+            &weights.output,
+        ),
+    };
+    output_head(
+        model,
+        s,
+        n_tok,
+        d,
+        eps,
+        output_norm,
+        output_tensor,
+        output,
+        all_logits,
+        &mut steps,
+    )?;
+    Ok(steps)
+}
+
+/// `y = W x` (+ `y` when `acc`) for `rows` tokens: matvec for one, the tiled matmul for a batch.
+pub(super) fn mm(
+    model: &GpuModel,
+    t: &GpuTensor,
+    x: &Buffer,
+    y: &Buffer,
+    rows: usize,
+    acc: bool,
+) -> Result<Vec<Dispatch>> {
+    let (gpu, k) = (&*model.gpu, &model.kernels);
+    let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
+    if rows == 1 {
+        k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
+    } else {
+        k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
+    }
+}
+
+/// `y[r] = rmsnorm(x[r]) · w` for `rows` rows of `width`.
+pub(super) fn rmsnorm(
+    model: &GpuModel,
+    [x, w, y]: [&Buffer; 3],
+    width: usize,
+    rows: usize,
+    eps: f32,
+) -> Result<Dispatch> {
+    model.kernels.rmsnorm.bind(
+        &model.gpu,
+        [first(x, rows * width), w.into(), first(y, rows * width)],
+        width as u32,
+        rows as u32,
+        eps,
+    )
+}
+
+/// `x += down · (silu(gate · a) ⊙ (up · a))` for `n` tokens.
+pub(super) fn swiglu(
+    model: &GpuModel,
+    s: &Scratch,
+    f: &GpuSwiGlu,
+    n: usize,
+) -> Result<Vec<Dispatch>> {
+    let width = f.gate.n_rows;
+    let mut out = mm(model, &f.gate, &s.a, &s.g, n, false)?;
+    out.extend(mm(model, &f.up, &s.a, &s.u, n, false)?);
+    out.push(model.kernels.elementwise.bind(
+        &model.gpu,
+        ElementwiseOp::SiluMul,
+        [
+            first(&s.g, n * width),
+            first(&s.u, n * width),
+            first(&s.h, n * width),
+        ],
+        (n * width) as u32,
+    )?);
+    out.extend(mm(model, &f.down, &s.h, &s.x, n, true)?);
+    Ok(out)
+}
+
+/// The embedding gather of `n` tokens into `x`.
+pub(super) fn embed(
+    model: &GpuModel,
+    s: &Scratch,
+    table: &GpuTensor,
+    d: usize,
+    n: usize,
+) -> Result<Vec<Dispatch>> {
+    model.kernels.embed.bind(
+        &model.gpu,
+        &table.buffer,
+        [first(&s.tokens, n), first(&s.x, n * d)],
+        &EmbedShape {
+            n_vocab: table.n_rows as u32,
+            n_embd: d as u32,
+            n_tok: n as u32,
+        },
+    )
+}
+
+/// The deepseek2 blocks (and the embedding) of one forward pass.
+#[allow(clippy::too_many_arguments)]
+fn deepseek_layers(
+    model: &GpuModel,
+    c: &DeepSeekConfig,
+    w: &GpuWeights,
+    s: &Scratch,
+    cache: &[Buffer],
+    n_ctx: usize,
+    n_tok: usize,
+) -> Result<Vec<Step>> {
     let gpu = &*model.gpu;
     let k = &model.kernels;
-    let w = &model.weights;
     let (d, h, dn, dk, r, dr, dv) = (
         c.n_embd,
         c.n_head,
@@ -188,53 +330,14 @@ pub fn build(
     let mut push =
         |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
 
-    // y = W x (+ y): matvec for one token, the tiled matmul for a batch.
-    let mm =
-        |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| -> Result<Vec<Dispatch>> {
-            let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
-            if rows == 1 {
-                k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
-            } else {
-                k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
-            }
-        };
+    let mm = |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| {
+        mm(model, t, x, y, rows, acc)
+    };
     let rmsnorm = |x: &Buffer, wt: &Buffer, y: &Buffer, width: usize, rows: usize| {
-        k.rmsnorm.bind(
-            gpu,
-            [first(x, rows * width), wt.into(), first(y, rows * width)],
-            width as u32,
-            rows as u32,
-            c.rms_eps,
-        )
+        rmsnorm(model, [x, wt, y], width, rows, c.rms_eps)
     };
-    let swiglu = |f: &GpuSwiGlu| -> Result<Vec<Dispatch>> {
-        let width = f.gate.n_rows;
-        let mut out = mm(&f.gate, &s.a, &s.g, n, false)?;
-        out.extend(mm(&f.up, &s.a, &s.u, n, false)?);
-        out.push(k.elementwise.bind(
-            gpu,
-            ElementwiseOp::SiluMul,
-            [
-                first(&s.g, n * width),
-                first(&s.u, n * width),
-                first(&s.h, n * width),
-            ],
-            (n * width) as u32,
-        )?);
-        out.extend(mm(&f.down, &s.h, &s.x, n, true)?);
-        Ok(out)
-    };
-
-    push(k.embed.bind(
-        gpu,
-        &w.token_embd.buffer,
-        [first(&s.tokens, n), first(&s.x, n * d)],
-        &EmbedShape {
-            n_vocab: w.token_embd.n_rows as u32,
-            n_embd: d as u32,
-            n_tok: t32,
-        },
-    )?);
+    let swiglu = |f: &GpuSwiGlu| swiglu(model, s, f, n);
+    push(embed(model, s, &w.token_embd, d, n)?);
     let heads = MatvecIdShape {
         n_rows: 0,
         n_cols: 0,
@@ -475,8 +578,26 @@ pub fn build(
         }
     }
 
-    // Output head.
-    let vocab = c.n_vocab;
+    Ok(steps)
+}
+
+/// The final norm and the output projection for the rows `output` wants.
+#[allow(clippy::too_many_arguments)]
+fn output_head(
+    model: &GpuModel,
+    s: &Scratch,
+    n: usize,
+    d: usize,
+    eps: f32,
+    output_norm: &Buffer,
+    output_tensor: &GpuTensor,
+    output: Output,
+    all_logits: Option<&Buffer>,
+    steps: &mut Vec<Step>,
+) -> Result<()> {
+    let vocab = model.n_vocab;
+    let mut push =
+        |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
     match output {
         Output::Nothing => {}
         Output::All => {
@@ -484,8 +605,8 @@ pub fn build(
                 what: "plan".to_owned(),
                 message: "all-position logits need a logits buffer".to_owned(),
             })?;
-            push(vec![rmsnorm(&s.x, &w.output_norm, &s.a, d, n)?]);
-            push(mm(&w.output, &s.a, logits, n, false)?);
+            push(vec![rmsnorm(model, [&s.x, output_norm, &s.a], d, n, eps)?]);
+            push(mm(model, output_tensor, &s.a, logits, n, false)?);
         }
         Output::Last | Output::Greedy => {
             steps.push(Step::Copy {
@@ -494,22 +615,29 @@ pub fn build(
                 dst: s.last.clone(),
                 size: (d * 4) as u64,
             });
-            let mut push = |dispatches: Vec<Dispatch>| {
-                steps.extend(dispatches.into_iter().map(Step::Dispatch))
-            };
-            push(vec![rmsnorm(&s.last, &w.output_norm, &s.a, d, 1)?]);
-            push(mm(&w.output, &s.a, &s.logits, 1, false)?);
+            steps.push(Step::Dispatch(rmsnorm(
+                model,
+                [&s.last, output_norm, &s.a],
+                d,
+                1,
+                eps,
+            )?));
+            steps.extend(
+                mm(model, output_tensor, &s.a, &s.logits, 1, false)?
+                    .into_iter()
+                    .map(Step::Dispatch),
+            );
             if output == Output::Greedy {
-                push(vec![k.argmax.bind(
-                    gpu,
+                steps.push(Step::Dispatch(model.kernels.argmax.bind(
+                    &model.gpu,
                     [first(&s.logits, vocab), first(&s.argmax, 1)],
                     vocab as u32,
                     1,
-                )?]);
+                )?));
             }
         }
     }
-    Ok(steps)
+    Ok(())
 }
 
 /// Records `steps` into `encoder`: consecutive dispatches share one compute pass.

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 
 use wgpu::{Buffer, BufferUsages, MapMode, PollType};
 
-use super::model::GpuModel;
+use super::model::{GpuArch, GpuModel};
 use super::plan::{self, Output, Scratch, Step};
 use crate::{Error, Result};
 
@@ -46,18 +46,38 @@ pub struct GpuSession {
 impl GpuSession {
     /// An empty sequence of at most `n_ctx` tokens, prefilling `max_batch` tokens per submit.
     pub fn new(model: Arc<GpuModel>, n_ctx: usize, max_batch: usize) -> Result<GpuSession> {
-        let c = &model.config;
         let gpu = &model.gpu;
         if n_ctx == 0 || n_ctx > crate::gpu::ops::rope::MAX_POSITION as usize {
             return Err(Error::ContextFull {
                 what: format!("a context of {n_ctx} tokens is not supported"),
             });
         }
-        let row_bytes = ((c.n_lora_kv + c.n_rot) * 4) as u64;
-        let cache = (0..c.n_layer)
-            .map(|il| {
+        // deepseek2: the latent rows `[n_ctx, r + dr]` per layer; dense: K and V
+        // `[n_ctx, H_kv·hd]` per layer.
+        let caches: Vec<(String, u64)> = match &model.arch {
+            GpuArch::DeepSeek { config: c, .. } => (0..c.n_layer)
+                .map(|il| {
+                    (
+                        format!("latent cache of layer {il}"),
+                        ((c.n_lora_kv + c.n_rot) * 4) as u64,
+                    )
+                })
+                .collect(),
+            GpuArch::Dense { config: c, .. } => (0..c.n_layer)
+                .flat_map(|il| {
+                    let row = (c.kv_width() * 4) as u64;
+                    [
+                        (format!("K cache of layer {il}"), row),
+                        (format!("V cache of layer {il}"), row),
+                    ]
+                })
+                .collect(),
+        };
+        let cache = caches
+            .iter()
+            .map(|(label, row_bytes)| {
                 gpu.create_buffer(
-                    &format!("latent cache of layer {il} ({n_ctx} tokens)"),
+                    &format!("{label} ({n_ctx} tokens)"),
                     row_bytes * n_ctx as u64,
                     BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
                 )
@@ -66,7 +86,7 @@ impl GpuSession {
         let scratch = Scratch::new(&model, max_batch.clamp(1, n_ctx))?;
         let readback = gpu.create_buffer(
             "logits readback",
-            (c.n_vocab.max(1) * 4) as u64,
+            (model.n_vocab.max(1) * 4) as u64,
             BufferUsages::COPY_DST | BufferUsages::MAP_READ,
         )?;
         Ok(GpuSession {
@@ -121,7 +141,7 @@ impl GpuSession {
 
     /// Appends `tokens`; returns the logits of every one `[n_tok, V]` (tests, perplexity).
     pub fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let v = self.model.config.n_vocab;
+        let v = self.model.n_vocab;
         let mut out = Vec::with_capacity(tokens.len() * v);
         for chunk in tokens.chunks(self.scratch.max_batch) {
             self.check_tokens(chunk)?;
@@ -145,7 +165,7 @@ impl GpuSession {
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
-        let v = self.model.config.n_vocab;
+        let v = self.model.n_vocab;
         if let Some(bad) = tokens.iter().find(|&&t| t as usize >= v) {
             return Err(Error::Tensor {
                 name: "token_embd.weight".into(),
@@ -182,7 +202,7 @@ impl GpuSession {
         }
         let size = match output {
             Output::Greedy => 4,
-            _ => (self.model.config.n_vocab * 4) as u64,
+            _ => (self.model.n_vocab * 4) as u64,
         };
         self.read_back(size)
     }
@@ -228,7 +248,7 @@ impl GpuSession {
                 0,
                 &self.readback,
                 0,
-                (self.model.config.n_vocab * 4) as u64,
+                (self.model.n_vocab * 4) as u64,
             ),
             Output::Greedy => {
                 encoder.copy_buffer_to_buffer(&self.scratch.argmax, 0, &self.readback, 0, 4)

@@ -390,3 +390,82 @@ impl GpuWeights {
         })
     }
 }
+
+/// One block of a dense (llama/qwen2) model.
+#[derive(Debug)]
+pub struct DenseGpuLayer {
+    pub attn_norm: Buffer,
+    pub q: GpuTensor,
+    pub k: GpuTensor,
+    pub v: GpuTensor,
+    pub q_bias: Option<Buffer>,
+    pub k_bias: Option<Buffer>,
+    pub v_bias: Option<Buffer>,
+    pub attn_output: GpuTensor,
+    pub ffn_norm: Buffer,
+    pub ffn: GpuSwiGlu,
+}
+
+/// Every weight of a dense model on the GPU.
+#[derive(Debug)]
+pub struct DenseGpuWeights {
+    pub token_embd: GpuTensor,
+    pub output_norm: Buffer,
+    pub output: GpuTensor,
+    pub layers: Vec<DenseGpuLayer>,
+    pub bytes: u64,
+}
+
+impl DenseGpuWeights {
+    /// Uploads every tensor of a dense model (views into the file's map).
+    pub fn upload(
+        gpu: &Gpu,
+        m: &crate::cpu::dense::DenseModel<'_>,
+        total_bytes: u64,
+        progress: Option<&LoadProgress<'_>>,
+    ) -> Result<DenseGpuWeights> {
+        let mut up = Uploader {
+            gpu,
+            staging: Vec::with_capacity(STAGING_CHUNK + 4),
+            since_flush: 0,
+            done: 0,
+            total: total_bytes,
+            progress,
+        };
+        let token_embd = up.matrix("token_embd", &m.token_embd)?;
+        let mut layers = Vec::with_capacity(m.layers.len());
+        for (il, l) in m.layers.iter().enumerate() {
+            let n = |what: &str| format!("blk.{il}.{what}");
+            let mut bias = |what: &str, b: &Option<Vec<f32>>| {
+                b.as_deref().map(|b| up.vector(&n(what), b)).transpose()
+            };
+            let (q_bias, k_bias, v_bias) = (
+                bias("attn_q.bias", &l.attn_q_bias)?,
+                bias("attn_k.bias", &l.attn_k_bias)?,
+                bias("attn_v.bias", &l.attn_v_bias)?,
+            );
+            layers.push(DenseGpuLayer {
+                attn_norm: up.vector(&n("attn_norm"), &l.attn_norm)?,
+                q: up.matrix(&n("attn_q"), &l.attn_q)?,
+                k: up.matrix(&n("attn_k"), &l.attn_k)?,
+                v: up.matrix(&n("attn_v"), &l.attn_v)?,
+                q_bias,
+                k_bias,
+                v_bias,
+                attn_output: up.matrix(&n("attn_output"), &l.attn_output)?,
+                ffn_norm: up.vector(&n("ffn_norm"), &l.ffn_norm)?,
+                ffn: up.swiglu(&n("ffn"), &l.ffn)?,
+            });
+        }
+        let output_norm = up.vector("output_norm", &m.output_norm)?;
+        let output = up.matrix("output", &m.output)?;
+        gpu.queue.submit([]);
+        Ok(DenseGpuWeights {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+            bytes: up.done,
+        })
+    }
+}

@@ -51,7 +51,7 @@ impl GqaShape {
                 format!("head_dim = {} outside 1..={MAX_HEAD_DIM}", self.head_dim),
             ));
         }
-        if self.n_head == 0 || self.n_head_kv == 0 || self.n_head % self.n_head_kv != 0 {
+        if self.n_head == 0 || self.n_head_kv == 0 || !self.n_head.is_multiple_of(self.n_head_kv) {
             return Err(gpu_error(
                 LABEL,
                 format!(

@@ -80,7 +80,7 @@ impl BiasAdd {
     /// Returns `y [n_tok, n]` with `b [n]` added to every row, computed on the GPU
     /// (`n = b.len()`, `n_tok = y.len() / n`).
     pub fn run(&self, gpu: &Gpu, y: &[f32], b: &[f32]) -> Result<Vec<f32>> {
-        if b.is_empty() || y.len() % b.len() != 0 {
+        if b.is_empty() || !y.len().is_multiple_of(b.len()) {
             return Err(gpu_error(
                 LABEL,
                 format!(

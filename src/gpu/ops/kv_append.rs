@@ -121,7 +121,7 @@ impl KvAppend {
         let fits = w > 0
             && k_new.len() == positions.len() * w
             && v_new.len() == k_new.len()
-            && k_cache.len() % w == 0
+            && k_cache.len().is_multiple_of(w)
             && v_cache.len() == k_cache.len()
             && !k_cache.is_empty();
         if !fits {

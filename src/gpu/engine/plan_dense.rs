@@ -1,0 +1,123 @@
+//! The blocks of a dense (llama / qwen2) forward pass, as [`super::plan`] builds them for
+//! deepseek2. Per layer:
+//!   a = rmsnorm(x)      q = mm(Wq, a) (+ bq)   k = mm(Wk, a) (+ bk)   v = mm(Wv, a) (+ bv)
+//!   rope(q), rope(k) (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
+//!   for qwen2)          K/V cache rows at each token's position = k, v
+//!   o = attention_gqa(q, K, V)   x += mm(Wo, o)   a = rmsnorm(x)   x += down(silu(gate a) ⊙ up a)
+
+use wgpu::Buffer;
+
+use super::model::GpuModel;
+use super::plan::{Scratch, Step, embed, first, mm, rmsnorm, swiglu};
+use super::weights::DenseGpuWeights;
+use crate::Result;
+use crate::gpu::dispatch::Dispatch;
+use crate::gpu::ops::attention_gqa::GqaShape;
+use crate::gpu::ops::rope::RopeLayout;
+use crate::model::dense::{DenseConfig, RopeStyle};
+
+/// The embedding and every block of one forward pass over `n` tokens; `cache` holds K then V
+/// per layer.
+pub(super) fn layers(
+    model: &GpuModel,
+    c: &DenseConfig,
+    w: &DenseGpuWeights,
+    s: &Scratch,
+    cache: &[Buffer],
+    n_ctx: usize,
+    n: usize,
+) -> Result<Vec<Step>> {
+    let gpu = &*model.gpu;
+    let k = &model.kernels;
+    let (d, h, h_kv, hd) = (c.n_embd, c.n_head, c.n_head_kv, c.head_dim);
+    let (q_width, kv_width) = (h * hd, c.kv_width());
+    let t32 = n as u32;
+    let mut steps: Vec<Step> = Vec::new();
+    let mut push =
+        |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
+    push(embed(model, s, &w.token_embd, d, n)?);
+    let rope = |x: &Buffer, heads: usize| {
+        k.rope.bind(
+            gpu,
+            [(&model.rope_turns).into(), first(&s.positions, n), x.into()],
+            RopeLayout {
+                n_tok: t32,
+                n_head: heads as u32,
+                n_pairs: (c.n_rot / 2) as u32,
+                token_stride: (heads * hd) as u32,
+                head_stride: hd as u32,
+                offset: 0,
+                neox: c.rope_style == RopeStyle::Neox,
+            },
+        )
+    };
+    for (il, layer) in w.layers.iter().enumerate() {
+        push(vec![rmsnorm(
+            model,
+            [&s.x, &layer.attn_norm, &s.a],
+            d,
+            n,
+            c.rms_eps,
+        )?]);
+        for (t, bias, y, width) in [
+            (&layer.q, &layer.q_bias, &s.q, q_width),
+            (&layer.k, &layer.k_bias, &s.kv, kv_width),
+            (&layer.v, &layer.v_bias, &s.v, kv_width),
+        ] {
+            push(mm(model, t, &s.a, y, n, false)?);
+            if let Some(b) = bias {
+                push(vec![k.bias_add.bind(
+                    gpu,
+                    [b.into(), first(y, n * width)],
+                    width as u32,
+                    t32,
+                )?]);
+            }
+        }
+        if c.n_rot > 0 {
+            push(vec![rope(&s.q, h)?, rope(&s.kv, h_kv)?]);
+        }
+        let (k_cache, v_cache) = (&cache[2 * il], &cache[2 * il + 1]);
+        push(vec![k.kv_append.bind(
+            gpu,
+            [
+                first(&s.kv, n * kv_width),
+                first(&s.v, n * kv_width),
+                first(&s.positions, n),
+                k_cache.into(),
+                v_cache.into(),
+            ],
+            kv_width as u32,
+            t32,
+            n_ctx as u32,
+        )?]);
+        push(vec![k.attention_gqa.bind(
+            gpu,
+            [
+                first(&s.q, n * q_width),
+                k_cache.into(),
+                v_cache.into(),
+                first(&s.positions, n),
+                first(&s.o, n * q_width),
+            ],
+            GqaShape {
+                n_head: h as u32,
+                n_head_kv: h_kv as u32,
+                head_dim: hd as u32,
+            },
+            t32,
+            n_ctx as u32,
+            1.0 / (hd as f32).sqrt(),
+        )?]);
+        push(mm(model, &layer.attn_output, &s.o, &s.x, n, true)?);
+        push(vec![rmsnorm(
+            model,
+            [&s.x, &layer.ffn_norm, &s.a],
+            d,
+            n,
+            c.rms_eps,
+        )?]);
+        push(swiglu(model, s, &layer.ffn, n)?);
+    }
+    Ok(steps)
+}
