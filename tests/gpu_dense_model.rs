@@ -83,3 +83,40 @@ fn smollm2_on_the_gpu_matches_the_cpu_reference() {
     }
     eprintln!("continuation: {:?}", tokenizer.decode(&text));
 }
+
+/// The product path end to end on the real model: `lanternfish chat` in ChatML, two turns on
+/// piped stdin; the answers are right and the second turn reuses the first one's cache.
+#[test]
+fn chat_with_smollm2_answers_and_reuses_the_cache() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = std::env::var_os("LANTERNFISH_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/models"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanternfish"))
+        .args(["chat", "-n", "24", "--model"])
+        .arg(dir.join("smollm2-135m-instruct-q4_1.gguf"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is the capital of France?\nAnd of Italy?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Paris"), "{stdout}");
+    assert!(stdout.contains("Rome"), "{stdout}");
+    let reused: Vec<&str> = stderr.lines().filter(|l| l.contains("reused")).collect();
+    assert_eq!(reused.len(), 2, "{stderr}");
+    assert!(reused[0].contains("(0 reused)"), "{stderr}");
+    assert!(!reused[1].contains("(0 reused)"), "{stderr}");
+}
