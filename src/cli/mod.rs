@@ -7,6 +7,7 @@ mod chat;
 mod info;
 mod load;
 mod logits;
+mod perplexity;
 mod prompt;
 mod quantize;
 mod run;
@@ -48,6 +49,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Token ids of a text, with the model's tokenizer.
     Tokenize(tokenize::TokenizeArgs),
+    /// Perplexity of a model on a text file, chunked as llama.cpp's llama-perplexity does.
+    Perplexity(perplexity::PerplexityArgs),
     /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
     Synth(synth::SynthArgs),
 }
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Chat(args) => chat::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Perplexity(args) => perplexity::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,12 @@
-//! `lanternfish synth --preset NAME [--layers N] [--type T] [--seed S] [--layout mla|legacy] --out F`.
+//! `lanternfish synth --preset NAME [--layers N] [--type T] [--seed S] [--layout mla|legacy]
+//! [--routing uniform|realistic [--zipf-s S] [--locality L]] --out F`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::synth::{Layout, SynthConfig, SynthOptions, WeightType, write_model};
+use crate::synth::{Layout, Routing, SynthConfig, SynthOptions, WeightType, write_model};
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
@@ -24,6 +25,18 @@ pub struct SynthArgs {
     /// MLA tensor layout: `mla` (attn_k_b + attn_v_b) or `legacy` (attn_kv_b).
     #[arg(long, default_value = "mla")]
     layout: String,
+    /// Expert routing: `uniform` (plain random weights, every expert equally likely) or `realistic`
+    /// (Zipf-like expert popularity and token-to-token locality built into the router, embeddings
+    /// and output head; recorded in `lanternfish.synth.routing*` metadata keys).
+    #[arg(long, default_value = "uniform")]
+    routing: String,
+    /// With `--routing realistic`: Zipf exponent of expert popularity (default 1.0).
+    #[arg(long)]
+    zipf_s: Option<f32>,
+    /// With `--routing realistic`: strength of the cluster (locality) component of the router
+    /// (default 3.0; 0 = popularity only).
+    #[arg(long)]
+    locality: Option<f32>,
     /// Where to write the GGUF.
     #[arg(long)]
     out: PathBuf,
@@ -53,6 +66,33 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         "legacy" => Layout::Legacy,
         other => bail!("unknown layout {other:?}; choose mla or legacy"),
     };
+    config.routing = match Routing::from_name(&args.routing) {
+        Some(Routing::Skewed(mut p)) => {
+            if let Some(s) = args.zipf_s {
+                if !(0.0..=10.0).contains(&s) {
+                    bail!("--zipf-s {s} is out of range (0..=10)");
+                }
+                p.zipf_s = s;
+            }
+            if let Some(l) = args.locality {
+                if !(0.0..=100.0).contains(&l) {
+                    bail!("--locality {l} is out of range (0..=100)");
+                }
+                p.locality = l;
+            }
+            Routing::Skewed(p)
+        }
+        Some(Routing::Uniform) => {
+            if args.zipf_s.is_some() || args.locality.is_some() {
+                bail!("--zipf-s and --locality need --routing realistic");
+            }
+            Routing::Uniform
+        }
+        None => bail!(
+            "unknown routing {:?}; choose uniform or realistic",
+            args.routing
+        ),
+    };
     let options = SynthOptions {
         config,
         weights,
@@ -70,12 +110,13 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     progress.finish_and_clear();
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     eprintln!(
-        "wrote {} ({}, {} layers, {}, seed {}) in {:.1} s",
+        "wrote {} ({}, {} layers, {}, seed {}, {} routing) in {:.1} s",
         args.out.display(),
         super::human_bytes(bytes),
         options.config.n_layer,
         args.weight_type,
         args.seed,
+        options.config.routing.name(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

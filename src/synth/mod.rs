@@ -4,12 +4,24 @@
 //!
 //! The same seed gives the same weights whatever the thread count, quant type or MLA layout (each
 //! row has its own random stream), so files of one seed differ only by their encoding.
+//!
+//! # Routing
+//!
+//! Random weights route tokens uniformly over the experts, which no real model does, so expert
+//! caches would see no skew. [`SynthConfig::routing`] = [`Routing::Skewed`] (CLI: `synth --routing
+//! realistic [--zipf-s S] [--locality L]`) builds Zipf-like expert popularity and token-to-token
+//! locality into the embeddings, routers and output head; see [`SkewedRouting`] for the
+//! parameters, their defaults, the skew they aim at and what `tests/synth_routing.rs` measures.
+//! Such files carry `lanternfish.synth.routing = "realistic"` and one
+//! `lanternfish.synth.routing.<parameter>` key per parameter; the default
+//! ([`Routing::Uniform`]) writes no key and the same bytes as before the option existed.
 
 mod presets;
-
+mod routing;
 mod tensors;
 
 pub use presets::SynthConfig;
+pub use routing::{Routing, SkewedRouting};
 pub use tensors::{Init, Layout, TensorSpec, tensor_specs};
 
 use std::io::Write;
@@ -20,6 +32,7 @@ use crate::gguf::{GgufFile, GgufWriter, MetaValue};
 use crate::quantize::{QuantMix, target_type};
 use crate::rng::Rng;
 use crate::{Error, Result};
+use routing::{LayerTables, Skew};
 
 static TOKENIZER_FULL: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3.gguf");
 static TOKENIZER_MINI: &[u8] = include_bytes!("../../assets/tokenizers/deepseek-v3-mini.gguf");
@@ -109,6 +122,17 @@ pub fn write_model<W: Write>(
         }
     }
     let specs = tensor_specs(c, n_vocab, options.layout);
+    let skew = match c.routing {
+        Routing::Uniform => None,
+        Routing::Skewed(params) => Some(Skew::new(
+            params,
+            options.seed,
+            c.n_embd as usize,
+            n_vocab,
+            c.n_expert as usize,
+            c.n_expert_used as usize,
+        )),
+    };
     let types: Vec<GgmlType> = specs.iter().map(|s| tensor_type(options, s)).collect();
     let invalid = |e: crate::gguf::WriteError| Error::Tensor {
         name: "synthetic model".into(),
@@ -122,7 +146,7 @@ pub fn write_model<W: Write>(
     let mut stream = writer.start(sink).map_err(invalid)?;
     for (i, (s, ty)) in specs.iter().zip(&types).enumerate() {
         progress(i, specs.len());
-        let data = generate(options, s, *ty);
+        let data = generate(options, s, *ty, skew.as_ref());
         stream.write_tensor(&data).map_err(invalid)?;
     }
     stream.finish().map_err(invalid)?;
@@ -204,15 +228,66 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     );
     w.set(&arch("leading_dense_block_count"), u32v(c.n_dense_lead));
     w.set(&arch("vocab_size"), u32v(n_vocab));
+    // Uniform routing writes no key, so those files stay byte-identical to older ones.
+    if let Routing::Skewed(p) = c.routing {
+        let key = "lanternfish.synth.routing";
+        w.set(key, MetaValue::String(c.routing.name().into()));
+        w.set(&format!("{key}.zipf_s"), MetaValue::F32(p.zipf_s));
+        w.set(&format!("{key}.popularity"), MetaValue::F32(p.popularity));
+        w.set(&format!("{key}.n_clusters"), MetaValue::U32(p.n_clusters));
+        w.set(&format!("{key}.locality"), MetaValue::F32(p.locality));
+        w.set(
+            &format!("{key}.common_share"),
+            MetaValue::F32(p.common_share),
+        );
+        w.set(
+            &format!("{key}.cluster_share"),
+            MetaValue::F32(p.cluster_share),
+        );
+        w.set(&format!("{key}.head"), MetaValue::F32(p.head));
+    }
+}
+
+/// What skewed routing adds to the rows of one tensor.
+enum RowSkew<'a> {
+    Embedding(&'a Skew),
+    Router(&'a Skew, LayerTables),
+    Head(&'a Skew),
+}
+
+impl RowSkew<'_> {
+    fn of<'a>(o: &SynthOptions, spec: &TensorSpec, skew: Option<&'a Skew>) -> Option<RowSkew<'a>> {
+        let skew = skew?;
+        let name = spec.name.as_str();
+        if name == "token_embd.weight" {
+            Some(RowSkew::Embedding(skew))
+        } else if name == "output.weight" {
+            Some(RowSkew::Head(skew))
+        } else if name.ends_with(".ffn_gate_inp.weight") {
+            let layer = crate::quantize::mix::layer_of(name)?;
+            Some(RowSkew::Router(skew, skew.layer_tables(o.seed, layer)))
+        } else {
+            None
+        }
+    }
+
+    fn apply(&self, row_idx: u64, row: &mut [f32]) {
+        match self {
+            RowSkew::Embedding(skew) => skew.embed_row(row_idx, row),
+            RowSkew::Router(skew, tables) => skew.router_row(tables, row_idx as usize, row),
+            RowSkew::Head(skew) => skew.head_row(row_idx, row),
+        }
+    }
 }
 
 /// The encoded bytes of one tensor, generated row by row on all cores.
-fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType) -> Vec<u8> {
+fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType, skew: Option<&Skew>) -> Vec<u8> {
     let row_len = spec.shape[0] as usize;
     let n_rows: u64 = spec.shape[1..].iter().product();
     let row_bytes = row_len / ty.block_elems() * ty.block_bytes();
     let mut out = vec![0u8; n_rows as usize * row_bytes];
     let kv_b = (spec.init == Init::KvB).then(|| KvB::new(o, spec));
+    let row_skew = RowSkew::of(o, spec, skew);
     let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows_per_thread = (n_rows as usize).div_ceil(n_threads).max(1);
     std::thread::scope(|scope| {
@@ -221,6 +296,7 @@ fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType) -> Vec<u8> {
             .enumerate()
         {
             let kv_b = kv_b.as_ref();
+            let row_skew = row_skew.as_ref();
             scope.spawn(move || {
                 let mut row = vec![0f32; row_len];
                 for (i, dst) in chunk.chunks_exact_mut(row_bytes.max(1)).enumerate() {
@@ -236,6 +312,9 @@ fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType) -> Vec<u8> {
                             row.iter_mut().for_each(|v| *v = std * rng.normal());
                         }
                         (Init::KvB, None) => row.fill(0.0),
+                    }
+                    if let Some(row_skew) = row_skew {
+                        row_skew.apply(row_idx, &mut row);
                     }
                     // `ty` is F32/F16/BF16 or a type chosen by the mix rules, all of which the
                     // quant crate encodes; row lengths were fixed by the fallback rules.

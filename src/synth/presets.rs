@@ -1,6 +1,8 @@
 //! Shapes of the synthetic model presets: tiny ones for tests and the real shapes of DeepSeek-V2-Lite
 //! and V3 (spec §2 and §8) for benchmarks.
 
+use super::routing::Routing;
+
 /// The hyper-parameters of a synthetic deepseek2 model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynthConfig {
@@ -41,6 +43,10 @@ pub struct SynthConfig {
     pub yarn_log_multiplier: f32,
     /// Which bundled tokenizer: the full DeepSeek-V3 vocabulary or its 4096-row cut.
     pub full_vocab: bool,
+    /// Expert popularity and locality built into the weights; [`Routing::Uniform`] in every
+    /// preset. (A field of the config rather than of `SynthOptions` so that code building
+    /// `SynthOptions` literally keeps compiling.)
+    pub routing: Routing,
 }
 
 impl SynthConfig {
@@ -71,6 +77,7 @@ impl SynthConfig {
             weights_norm: false,
             yarn_log_multiplier: 0.0707,
             full_vocab: false,
+            routing: Routing::Uniform,
         };
         Some(match name {
             "tiny-v2" => tiny,
@@ -129,6 +136,7 @@ impl SynthConfig {
                 weights_norm: true,
                 yarn_log_multiplier: 0.1,
                 full_vocab: true,
+                routing: Routing::Uniform,
             },
             _ => return None,
         })

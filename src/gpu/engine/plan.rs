@@ -4,6 +4,8 @@
 //! so a plan serves every step (spec §4.11 lists the per-layer ops).
 //!
 //! Per layer (MoE case; `mm` is matvec for one token and the tiled matmul for a batch):
+//!
+//! ```text
 //!   a = rmsnorm(x)                      q = mm(attn_q, a)  (or q_a → norm → q_b)
 //!   kv = mm(kv_a, a)                    rope(q_pe), rope(k_pe)
 //!   cache[pos] = [norm(c_kv) ‖ k_pe]    q_abs = k_b[h] · q_nope[h]  (matvec_id over heads)
@@ -12,6 +14,7 @@
 //!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id)
 //!   x += shared(a) (accumulating matvec)     x += Σ_e w_e y_e (moe_combine)
 //! then a = rmsnorm(x) for the rows whose logits are wanted, logits = mm(output, a).
+//! ```
 
 use wgpu::Buffer;
 

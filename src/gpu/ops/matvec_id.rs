@@ -14,8 +14,8 @@
 //! dispatch over the whole tensor.
 //!
 //! [`MatvecId::bind`] builds the dispatch once for resident buffers; [`MatvecId::run`] uploads,
-//! dispatches and reads back (tests). This module also holds [`bind_composed`] and
-//! [`check_binding`], shared with the other quant-composed kernels.
+//! dispatches and reads back (tests). This module also holds `bind_composed` and
+//! `check_binding`, shared with the other quant-composed kernels.
 
 use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
