@@ -11,6 +11,7 @@ pub mod context;
 pub mod dispatch;
 pub mod engine;
 pub mod ops;
+pub mod paging;
 mod readback;
 pub mod shader;
 

