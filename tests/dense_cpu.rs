@@ -463,3 +463,50 @@ fn missing_bias_shape_is_checked() {
         "{msg}"
     );
 }
+
+/// Tokenizer parity with llama.cpp on the real file: every golden prompt's ids came from
+/// llama-server's `/tokenize` with `add_special: true`, which adds BOS only when the file's
+/// `add_bos_token` says so (false here) and parses special tokens such as `<|im_start|>`. The chat
+/// prompt is also what the file's own ChatML template renders for the same messages.
+#[test]
+fn smollm2_tokenizer_matches_llama_cpp_goldens() {
+    use lanternfish::chat_template::{ChatMessage, ChatTemplate, RenderOptions};
+    use lanternfish::tokenizer::Tokenizer;
+
+    let gguf = smollm2();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    assert!(!tokenizer.add_bos_token());
+    let goldens = goldens();
+    let cases = goldens["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let prompt = case["prompt"].as_str().unwrap();
+        let expected = ids(&case["prompt_ids"]);
+        let got = tokenizer
+            .encode_with(prompt, tokenizer.add_bos_token(), true)
+            .unwrap();
+        assert_eq!(got, expected, "{name}: {prompt:?}");
+    }
+
+    let chat = cases.iter().find(|c| c["name"] == "chat").unwrap();
+    let template = ChatTemplate::from_gguf(&gguf).unwrap();
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        ..RenderOptions::default()
+    };
+    let rendered = template
+        .render(
+            &[
+                ChatMessage::system(
+                    "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+                ),
+                ChatMessage::user("What is the tallest mountain in the world?"),
+            ],
+            &opts,
+        )
+        .unwrap();
+    assert_eq!(rendered, chat["prompt"].as_str().unwrap());
+    let got = tokenizer.encode_with(&rendered, false, true).unwrap();
+    assert_eq!(got, ids(&chat["prompt_ids"]));
+}
