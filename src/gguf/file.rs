@@ -40,6 +40,20 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps `path` and validates its header.
     pub fn open(path: &Path) -> Result<GgufFile> {
+        Self::open_with(path, header::parse)
+    }
+
+    /// Like [`GgufFile::open`] for a file whose tensor data may be cut short: only the metadata
+    /// is needed (tokenizer, chat template), and tensors past the end are left out (see
+    /// [`header::parse_metadata`]).
+    pub fn open_metadata(path: &Path) -> Result<GgufFile> {
+        Self::open_with(path, header::parse_metadata)
+    }
+
+    fn open_with(
+        path: &Path,
+        parse: fn(&[u8]) -> super::cursor::ParseResult<header::Header>,
+    ) -> Result<GgufFile> {
         let io = |error| Error::Io {
             path: path.to_owned(),
             error,
@@ -52,16 +66,20 @@ impl GgufFile {
         } else {
             Bytes::Mapped(map_read_only(&file).map_err(io)?)
         };
-        Self::from_bytes_inner(path.to_owned(), bytes)
+        Self::from_bytes_inner(path.to_owned(), bytes, parse)
     }
 
     /// Validates a GGUF held in memory; `name` is used in error messages.
     pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<GgufFile> {
-        Self::from_bytes_inner(name.to_owned(), Bytes::Owned(bytes))
+        Self::from_bytes_inner(name.to_owned(), Bytes::Owned(bytes), header::parse)
     }
 
-    fn from_bytes_inner(path: PathBuf, bytes: Bytes) -> Result<GgufFile> {
-        match header::parse(bytes.as_slice()) {
+    fn from_bytes_inner(
+        path: PathBuf,
+        bytes: Bytes,
+        parse: fn(&[u8]) -> super::cursor::ParseResult<header::Header>,
+    ) -> Result<GgufFile> {
+        match parse(bytes.as_slice()) {
             Ok(header) => Ok(GgufFile {
                 path,
                 bytes,

@@ -86,6 +86,9 @@ pub struct Header {
     keys: Vec<(String, RawValue)>,
     index: HashMap<String, usize>,
     pub tensors: Vec<TensorInfo>,
+    /// Tensors left out because their data lies past the end of the file (only from
+    /// [`parse_metadata`]; always 0 from [`parse`]).
+    pub truncated_tensors: usize,
 }
 
 impl Header {
@@ -136,6 +139,18 @@ fn rebuild(bytes: &[u8], raw: RawValue) -> Option<Value<'_>> {
 
 /// Parses and validates the header of a GGUF file held in `bytes`.
 pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
+    parse_with(bytes, false)
+}
+
+/// [`parse`] for a file whose tensor data may be cut short (the first part of a download):
+/// everything is validated as usual, but tensors whose data ends past the end of the file are
+/// left out of the tensor list instead of failing, so the metadata (tokenizer, chat template)
+/// can still be read. Counts the left-out tensors in `Header::truncated_tensors`.
+pub fn parse_metadata(bytes: &[u8]) -> ParseResult<Header> {
+    parse_with(bytes, true)
+}
+
+fn parse_with(bytes: &[u8], allow_truncated: bool) -> ParseResult<Header> {
     let mut cur = Cursor::new(bytes);
     let magic = cur.u32(&|| "magic".into())?;
     if magic != GGUF_MAGIC {
@@ -213,6 +228,7 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
         keys,
         index,
         tensors: Vec::new(),
+        truncated_tensors: 0,
     };
     header.alignment = read_alignment(&header, bytes)?;
 
@@ -265,6 +281,10 @@ pub fn parse(bytes: &[u8]) -> ParseResult<Header> {
             .and_then(|start| start.checked_add(n_bytes));
         match end {
             Some(end) if end <= file_len => {}
+            Some(_) if allow_truncated => {
+                header.truncated_tensors += 1;
+                continue;
+            }
             _ => {
                 return parse_error(
                     offset_at,

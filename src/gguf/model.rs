@@ -56,6 +56,13 @@ impl GgufModel {
         Self::from_parts(parts)
     }
 
+    /// Opens only the metadata of one GGUF file whose tensor data may be cut short (a partial
+    /// download): enough for the tokenizer and chat template; tensors past the end of the file
+    /// are left out, so no model can be loaded from it.
+    pub fn open_metadata(path: &Path) -> Result<GgufModel> {
+        Self::from_parts(vec![GgufFile::open_metadata(path)?])
+    }
+
     /// Builds a model from already opened files (part 0 first).
     pub fn from_parts(mut parts: Vec<GgufFile>) -> Result<GgufModel> {
         if parts.is_empty() {
