@@ -281,6 +281,37 @@ fn rope_rejects_positions_beyond_2_pow_24() {
     assert!(error.to_string().contains("x has 16 bytes"), "{error}");
 }
 
+/// `silu_mul_halves` (SwiGLU over the `[gate ‖ up]` rows of a fused projection) equals the CPU's
+/// silu·up element for element within the bound `swiglu_and_add_match_cpu` states.
+#[test]
+fn swiglu_over_fused_gate_up_rows_matches_cpu() {
+    let gpu = test_gpu();
+    let kernel = Elementwise::new(gpu).unwrap();
+    for (n_tok, width) in [(1usize, 64usize), (3, 100), (5, 1)] {
+        let gate_up: Vec<f32> = values(7 + n_tok as u64, n_tok * 2 * width)
+            .iter()
+            .map(|v| v * 20.0)
+            .collect();
+        let got = kernel.run_halves(gpu, &gate_up, width).unwrap();
+        assert_eq!(got.len(), n_tok * width);
+        for t in 0..n_tok {
+            for c in 0..width {
+                let (z, u) = (
+                    gate_up[t * 2 * width + c],
+                    gate_up[t * 2 * width + width + c],
+                );
+                let (g, want) = (got[t * width + c], silu(z) * u);
+                let ulps = (g - want).abs() / (want.abs().max(1e-30) * f32::EPSILON);
+                assert!(
+                    ulps <= 8.0 + 2.0 * z.abs(),
+                    "row {t} col {c}: gpu {g}, cpu {want}"
+                );
+            }
+        }
+    }
+    assert!(kernel.run_halves(gpu, &[1.0; 6], 4).is_err());
+}
+
 #[test]
 fn swiglu_and_add_match_cpu() {
     let gpu = test_gpu();

@@ -32,16 +32,19 @@ pub enum Kernel {
     Embed,
     /// `shaders/kernels/matmul.wgsl`: `Y = W X` (+ Y) for a tile of tokens, W in raw blocks.
     Matmul,
+    /// `shaders/kernels/matvec_swiglu.wgsl`: `h = silu(G x) ⊙ (U x)` in one dispatch.
+    MatvecSwiglu,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 6] = [
         Kernel::Dequantize,
         Kernel::Matvec,
         Kernel::MatvecId,
         Kernel::Embed,
         Kernel::Matmul,
+        Kernel::MatvecSwiglu,
     ];
 
     /// The WGSL file stem.
@@ -52,6 +55,7 @@ impl Kernel {
             Kernel::Matmul => "matmul",
             Kernel::MatvecId => "matvec_id",
             Kernel::Embed => "embed",
+            Kernel::MatvecSwiglu => "matvec_swiglu",
         }
     }
 
@@ -62,6 +66,7 @@ impl Kernel {
             Kernel::Matmul => include_str!("../../shaders/kernels/matmul.wgsl"),
             Kernel::MatvecId => include_str!("../../shaders/kernels/matvec_id.wgsl"),
             Kernel::Embed => include_str!("../../shaders/kernels/embed.wgsl"),
+            Kernel::MatvecSwiglu => include_str!("../../shaders/kernels/matvec_swiglu.wgsl"),
         }
     }
 }

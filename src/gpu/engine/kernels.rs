@@ -18,6 +18,7 @@ use crate::gpu::ops::kv_store::KvStore;
 use crate::gpu::ops::matmul::Matmul;
 use crate::gpu::ops::matvec::Matvec;
 use crate::gpu::ops::matvec_id::MatvecId;
+use crate::gpu::ops::matvec_swiglu::MatvecSwiglu;
 use crate::gpu::ops::moe_combine::MoeCombine;
 use crate::gpu::ops::moe_router::MoeRouter;
 use crate::gpu::ops::rmsnorm::RmsNorm;
@@ -28,6 +29,7 @@ pub struct Kernels {
     pub matvec: HashMap<GgmlType, Matvec>,
     pub matmul: HashMap<GgmlType, Matmul>,
     pub matvec_id: HashMap<GgmlType, MatvecId>,
+    pub matvec_swiglu: HashMap<GgmlType, MatvecSwiglu>,
     pub embed: Embed,
     pub rmsnorm: RmsNorm,
     pub rope: Rope,
@@ -49,17 +51,20 @@ impl Kernels {
         let mut matvec = HashMap::new();
         let mut matmul = HashMap::new();
         let mut matvec_id = HashMap::new();
+        let mut matvec_swiglu = HashMap::new();
         for &ty in types {
             if let std::collections::hash_map::Entry::Vacant(entry) = matvec.entry(ty) {
                 entry.insert(Matvec::new(gpu, ty)?);
                 matmul.insert(ty, Matmul::new(gpu, ty)?);
                 matvec_id.insert(ty, MatvecId::new(gpu, ty)?);
+                matvec_swiglu.insert(ty, MatvecSwiglu::new(gpu, ty)?);
             }
         }
         Ok(Kernels {
             matvec,
             matmul,
             matvec_id,
+            matvec_swiglu,
             embed: Embed::new(gpu, embd_type)?,
             rmsnorm: RmsNorm::new(gpu)?,
             rope: Rope::new(gpu)?,

@@ -88,7 +88,7 @@ impl GpuModel {
                 let mut matrices = vec![&weights.output];
                 for l in &weights.layers {
                     matrices.extend([&l.q, &l.k, &l.v, &l.attn_output]);
-                    matrices.extend([&l.ffn.gate, &l.ffn.up, &l.ffn.down]);
+                    matrices.extend(l.ffn.tensors());
                 }
                 let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types_of(&matrices))?;
                 let c = &cpu.config;
@@ -138,12 +138,12 @@ pub(crate) fn matrices(w: &GpuWeights) -> Vec<&GpuTensor> {
         }
         out.extend([&layer.kv_a, &layer.k_b, &layer.v_b, &layer.attn_output]);
         match &layer.ffn {
-            GpuFfn::Dense(f) => out.extend([&f.gate, &f.up, &f.down]),
+            GpuFfn::Dense(f) => out.extend(f.tensors()),
             GpuFfn::Moe(moe) => {
                 out.push(&moe.router);
                 out.extend(moe.experts.all());
                 if let Some(s) = &moe.shared {
-                    out.extend([&s.gate, &s.up, &s.down]);
+                    out.extend(s.tensors());
                 }
             }
         }

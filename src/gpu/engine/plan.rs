@@ -20,7 +20,7 @@ use wgpu::Buffer;
 
 use super::model::GpuArch;
 use super::model::GpuModel;
-use super::weights::{GpuFfn, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
+use super::weights::{GateUp, GpuFfn, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
@@ -82,7 +82,8 @@ pub struct Scratch {
     pub o_lat: Buffer,
     /// `[B, H·dv]`.
     pub o: Buffer,
-    /// Dense/shared FFN `[B, width]`: gate, up, and silu(gate)·up.
+    /// Dense/shared FFN: gate `[B, width]` (or gate ‖ up `[B, 2·width]` from a fused tensor), up
+    /// `[B, width]`, and silu(gate)·up `[B, width]`.
     pub g: Buffer,
     pub u: Buffer,
     pub h: Buffer,
@@ -160,7 +161,7 @@ impl Scratch {
             q_abs: make("q_abs", b * lat)?,
             o_lat: make("o_lat", b * lat)?,
             o: make("o", b * o)?,
-            g: make("g", b * width)?,
+            g: make("g", b * 2 * width)?,
             u: make("u", b * width)?,
             h: make("h", b * width)?,
             router_logits: make("router_logits", b * e)?,
@@ -268,19 +269,53 @@ pub(super) fn swiglu(
     f: &GpuSwiGlu,
     n: usize,
 ) -> Result<Vec<Dispatch>> {
-    let width = f.gate.n_rows;
-    let mut out = mm(model, &f.gate, &s.a, &s.g, n, false)?;
-    out.extend(mm(model, &f.up, &s.a, &s.u, n, false)?);
-    out.push(model.kernels.elementwise.bind(
-        &model.gpu,
-        ElementwiseOp::SiluMul,
-        [
-            first(&s.g, n * width),
-            first(&s.u, n * width),
-            first(&s.h, n * width),
-        ],
-        (n * width) as u32,
-    )?);
+    let width = f.gate_up.width();
+    let (gpu, k) = (&*model.gpu, &model.kernels);
+    let mut out = Vec::new();
+    match &f.gate_up {
+        // Decode: gate, up and silu in one pass over both tensors.
+        GateUp::Fused(t) if n == 1 => out.push(k.matvec_swiglu[&t.ty].bind(
+            gpu,
+            &t.buffer,
+            width,
+            t.n_cols,
+            first(&s.a, t.n_cols),
+            first(&s.h, width),
+        )?),
+        // Prefill: one matmul over the 2·width rows ([n, gate ‖ up] per token), then silu.
+        GateUp::Fused(t) => {
+            out.extend(k.matmul[&t.ty].bind(
+                gpu,
+                &t.buffer,
+                2 * width,
+                t.n_cols,
+                n,
+                first(&s.a, n * t.n_cols),
+                first(&s.g, n * 2 * width),
+                false,
+            )?);
+            out.push(k.elementwise.bind_halves(
+                gpu,
+                [first(&s.g, n * 2 * width), first(&s.h, n * width)],
+                width as u32,
+                n as u32,
+            )?);
+        }
+        GateUp::Split { gate, up } => {
+            out.extend(mm(model, gate, &s.a, &s.g, n, false)?);
+            out.extend(mm(model, up, &s.a, &s.u, n, false)?);
+            out.push(k.elementwise.bind(
+                gpu,
+                ElementwiseOp::SiluMul,
+                [
+                    first(&s.g, n * width),
+                    first(&s.u, n * width),
+                    first(&s.h, n * width),
+                ],
+                (n * width) as u32,
+            )?);
+        }
+    }
     out.extend(mm(model, &f.down, &s.h, &s.x, n, true)?);
     Ok(out)
 }

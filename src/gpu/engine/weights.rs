@@ -63,12 +63,49 @@ pub enum GpuQ {
     },
 }
 
+/// gate and up of a SwiGLU FFN.
+#[derive(Debug)]
+pub enum GateUp {
+    /// One tensor of 2 slots, gate rows then up rows (same type and shape, within one
+    /// storage binding): decode runs gate, up and silu as one `matvec_swiglu` dispatch.
+    Fused(GpuTensor),
+    Split {
+        gate: GpuTensor,
+        up: GpuTensor,
+    },
+}
+
+impl GateUp {
+    /// The tensors, for byte counts and type lists.
+    pub fn tensors(&self) -> Vec<&GpuTensor> {
+        match self {
+            GateUp::Fused(t) => vec![t],
+            GateUp::Split { gate, up } => vec![gate, up],
+        }
+    }
+
+    /// Rows of the gate (the FFN width).
+    pub fn width(&self) -> usize {
+        match self {
+            GateUp::Fused(t) => t.n_rows,
+            GateUp::Split { gate, .. } => gate.n_rows,
+        }
+    }
+}
+
 /// gate, up and down of a SwiGLU FFN.
 #[derive(Debug)]
 pub struct GpuSwiGlu {
-    pub gate: GpuTensor,
-    pub up: GpuTensor,
+    pub gate_up: GateUp,
     pub down: GpuTensor,
+}
+
+impl GpuSwiGlu {
+    pub fn tensors(&self) -> Vec<&GpuTensor> {
+        let mut out = self.gate_up.tensors();
+        out.push(&self.down);
+        out
+    }
 }
 
 /// The routed experts of one layer: gate, up and down, each as one or more pools of slots (a
@@ -279,9 +316,28 @@ impl Uploader<'_> {
     }
 
     fn swiglu(&mut self, prefix: &str, w: &SwiGlu<'_>) -> Result<GpuSwiGlu> {
+        let (gate_ty, gate_bytes) = w.gate.raw();
+        let (up_ty, up_bytes) = w.up.raw();
+        let limit = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
+        let fusable = gate_ty == up_ty
+            && w.gate.n_rows() == w.up.n_rows()
+            && w.gate.n_cols() == w.up.n_cols()
+            && (gate_bytes.len() + up_bytes.len()) as u64 <= limit;
+        let gate_up = if fusable {
+            let slots = [w.gate.clone(), w.up.clone()];
+            GateUp::Fused(self.tensor(&format!("{prefix}_gate_up"), &slots)?)
+        } else {
+            GateUp::Split {
+                gate: self.matrix(&format!("{prefix}_gate"), &w.gate)?,
+                up: self.matrix(&format!("{prefix}_up"), &w.up)?,
+            }
+        };
         Ok(GpuSwiGlu {
-            gate: self.matrix(&format!("{prefix}_gate"), &w.gate)?,
-            up: self.matrix(&format!("{prefix}_up"), &w.up)?,
+            gate_up,
             down: self.matrix(&format!("{prefix}_down"), &w.down)?,
         })
     }

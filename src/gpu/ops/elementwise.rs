@@ -25,7 +25,8 @@ const WORKGROUP_SIZE: u32 = 64;
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct ElementwiseParams {
     n: u32,
-    _pad: [u32; 3],
+    width: u32,
+    _pad: [u32; 2],
 }
 
 /// Which entry point of `elementwise.wgsl` to run.
@@ -50,6 +51,7 @@ impl ElementwiseOp {
 pub struct Elementwise {
     silu_mul: Family,
     add: Family,
+    silu_mul_halves: Family,
 }
 
 impl Elementwise {
@@ -63,6 +65,15 @@ impl Elementwise {
         Ok(Elementwise {
             silu_mul: build(ElementwiseOp::SiluMul)?,
             add: build(ElementwiseOp::Add)?,
+            silu_mul_halves: Family::new(
+                gpu,
+                &format!("{LABEL}/silu_mul_halves"),
+                SOURCE,
+                "silu_mul_halves",
+                2,
+                1,
+                params,
+            )?,
         })
     }
 
@@ -101,7 +112,11 @@ impl Elementwise {
             ));
         }
         let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE).max(1))?;
-        let params = ElementwiseParams { n, _pad: [0; 3] };
+        let params = ElementwiseParams {
+            n,
+            width: 0,
+            _pad: [0; 2],
+        };
         family.bind(gpu, &[a, b, out], bytemuck::bytes_of(&params), groups)
     }
 
@@ -125,6 +140,68 @@ impl Elementwise {
             self.encode(gpu, encoder, op, [&a_buffer, &b_buffer, &out], n)
         })?;
         gpu.read_f32("elementwise.out", &out, a.len())
+    }
+}
+
+impl Elementwise {
+    /// The dispatch of `out[t, c] = silu(gu[t, c]) · gu[t, width + c]` for `n_tok` rows of a
+    /// fused gate ‖ up projection `gu [n_tok, 2·width]`, into `out [n_tok, width]`.
+    pub fn bind_halves(
+        &self,
+        gpu: &Gpu,
+        [gate_up, out]: [Binding<'_>; 2],
+        width: u32,
+        n_tok: u32,
+    ) -> Result<Dispatch> {
+        let family = &self.silu_mul_halves;
+        let n = u64::from(width) * u64::from(n_tok);
+        if gate_up.len() < 8 * n || out.len() < 4 * n || n == 0 {
+            return Err(gpu_error(
+                family.label(),
+                format!("buffers too small for {n_tok} rows of {width}"),
+            ));
+        }
+        let n = u32::try_from(n).map_err(|_| gpu_error(family.label(), format!("{n} values")))?;
+        let groups = grid_for(gpu, family.label(), n.div_ceil(WORKGROUP_SIZE))?;
+        let params = ElementwiseParams {
+            n,
+            width,
+            _pad: [0; 2],
+        };
+        family.bind(
+            gpu,
+            &[gate_up, gate_up, out],
+            bytemuck::bytes_of(&params),
+            groups,
+        )
+    }
+}
+
+impl Elementwise {
+    /// Returns `silu(gate) ⊙ up` for the rows `[gate ‖ up]` of `gate_up` (`[n_tok, 2·width]`),
+    /// computed on the GPU with the `silu_mul_halves` entry point.
+    pub fn run_halves(&self, gpu: &Gpu, gate_up: &[f32], width: usize) -> Result<Vec<f32>> {
+        let label = self.silu_mul_halves.label();
+        if width == 0 || !gate_up.len().is_multiple_of(2 * width) || gate_up.is_empty() {
+            return Err(gpu_error(
+                label,
+                format!("{} values are not rows of 2 x {width}", gate_up.len()),
+            ));
+        }
+        let n_tok = gate_up.len() / (2 * width);
+        let input = upload_f32(gpu, "elementwise.gate_up", gate_up)?;
+        let out = output_buffer(gpu, "elementwise.out", (n_tok * width * 4) as u64)?;
+        let dispatch = self.bind_halves(
+            gpu,
+            [(&input).into(), (&out).into()],
+            len_u32(gpu, label, width)?,
+            len_u32(gpu, label, n_tok)?,
+        )?;
+        submit(gpu, label, |encoder| {
+            Dispatch::record_all(encoder, LABEL, [&dispatch]);
+            Ok(())
+        })?;
+        gpu.read_f32("elementwise.out", &out, n_tok * width)
     }
 }
 

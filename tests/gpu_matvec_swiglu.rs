@@ -1,0 +1,165 @@
+//! The fused SwiGLU projection `h = silu(G x) ⊙ (U x)` (`shaders/kernels/matvec_swiglu.wgsl`)
+//! for every weight type, against the CPU in f64 and against the three-dispatch path it replaces
+//! (`matvec` gate, `matvec` up, `elementwise` `silu_mul`). On a machine without a GPU these run
+//! on Mesa's software Vulkan driver (lavapipe); without any adapter they fail, never skip.
+
+#![allow(clippy::unwrap_used)]
+
+mod gpu_common;
+
+use gpu_common::{quantized, summation_depth, test_gpu, values};
+
+use lanternfish::gpu::ops::elementwise::{Elementwise, ElementwiseOp};
+use lanternfish::gpu::ops::matvec::Matvec;
+use lanternfish::gpu::ops::matvec_swiglu::MatvecSwiglu;
+use lanternfish::gpu::shader::QUANT_TYPES;
+use lanternfish_quant::GgmlType;
+use wgpu::BufferUsages;
+
+/// Column counts per type: 256 and 2048 (one or several 16-lane strides of segments), and for
+/// the float types also 100, whose last 4 columns take the per-element tail path.
+fn col_counts(ty: GgmlType) -> Vec<usize> {
+    if ty.block_elems() == 1 {
+        vec![100, 256, 2048]
+    } else {
+        vec![256, 2048]
+    }
+}
+
+/// `(sum w x, sum |w x|)` in f64 of one CPU-decoded row.
+fn dot(row: &[f32], x: &[f32]) -> (f64, f64) {
+    row.iter().zip(x).fold((0.0, 0.0), |(s, m), (&w, &x)| {
+        let p = w as f64 * x as f64;
+        (s + p, m + p.abs())
+    })
+}
+
+fn silu(z: f64) -> f64 {
+    z / (1.0 + (-z).exp())
+}
+
+/// Checks one GPU row `got` against the f64 reference.
+///
+/// The GPU sums carry the matvec error: `|ĝ - g| <= e_g = (k + 1) ε Σ|G x|` and likewise `e_u`,
+/// with `k = summation_depth(n_cols)` (see `gpu_common`). Then, since `|silu'(z)| <= 1.1` for
+/// every z (its maximum is about 1.0998),
+/// `|silu(ĝ) û - silu(g) u| <= |silu(ĝ) - silu(g)| |û| + |silu(g)| |û - u|
+///                            <= 1.1 e_g (|u| + e_u) + |silu(g)| e_u`.
+/// On top comes the f32 evaluation of `z * (1 / (1 + exp(-z))) * up`: Vulkan allows `exp` an
+/// error of `3 + 2 |z|` ulp (relative to exp(-z), which enters the sigmoid damped by
+/// `exp(-z) / (1 + exp(-z)) <= 1`), the division 2.5 ulp, and three correctly rounded
+/// operations (the addition and two products) half an ulp each: in all at most
+/// `(8 + 2 |ĝ|) ε |ĥ|` relative to the result, allowed on top.
+fn assert_swiglu_close(what: &str, gate: &[f32], up: &[f32], x: &[f32], got: &[f32]) {
+    let n_cols = x.len();
+    let k = summation_depth(n_cols) as f64;
+    let eps = f32::EPSILON as f64;
+    for (r, ((g_row, u_row), &h)) in gate
+        .chunks(n_cols)
+        .zip(up.chunks(n_cols))
+        .zip(got)
+        .enumerate()
+    {
+        let (g, g_mag) = dot(g_row, x);
+        let (u, u_mag) = dot(u_row, x);
+        let (e_g, e_u) = ((k + 1.0) * eps * g_mag, (k + 1.0) * eps * u_mag);
+        let exact = silu(g) * u;
+        let propagated = 1.1 * e_g * (u.abs() + e_u) + silu(g).abs() * e_u;
+        let evaluation = (8.0 + 2.0 * (g.abs() + e_g)) * eps * (exact.abs() + propagated);
+        let bound = propagated + evaluation;
+        let error = (h as f64 - exact).abs();
+        assert!(
+            error <= bound,
+            "{what} row {r}: gpu {h:e} exact {exact:e} (gate {g:e}, up {u:e}) error {error:e} \
+             > bound {bound:e}"
+        );
+    }
+}
+
+/// One dispatch against the CPU-decoded rows in f64 and, bit for bit, against `matvec` ×2 +
+/// `silu_mul`: the fused kernel forms the gate and up sums with the same f32 operations in the
+/// same order as `matvec` and then evaluates the same silu expression as `silu_mul`.
+#[test]
+fn matvec_swiglu_matches_cpu_and_the_three_dispatch_path() {
+    let gpu = test_gpu();
+    let elementwise = Elementwise::new(gpu).unwrap();
+    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
+        let fused = MatvecSwiglu::new(gpu, ty).unwrap();
+        let matvec = Matvec::new(gpu, ty).unwrap();
+        let mut n_bits_differ = 0;
+        let mut n_outputs = 0;
+        for (c, n_cols) in col_counts(ty).into_iter().enumerate() {
+            for n_rows in [7, 33] {
+                let seed = 5000 + 1000 * t as u64 + 10 * c as u64 + n_rows as u64;
+                let (gate_bytes, gate) = quantized(ty, seed, n_rows * n_cols);
+                let (up_bytes, up) = quantized(ty, seed + 3, n_rows * n_cols);
+                let x = values(seed + 7, n_cols);
+                let what = format!("{ty:?} {n_rows}x{n_cols}");
+                assert!(fused.fits(gpu, n_rows, n_cols), "{what}");
+
+                let got = fused.run(gpu, &gate_bytes, &up_bytes, n_rows, &x).unwrap();
+                assert_eq!(got.len(), n_rows, "{what}");
+                assert_swiglu_close(&what, &gate, &up, &x, &got);
+
+                let g = matvec.run(gpu, &gate_bytes, n_rows, &x).unwrap();
+                let u = matvec.run(gpu, &up_bytes, n_rows, &x).unwrap();
+                let want = elementwise
+                    .run(gpu, ElementwiseOp::SiluMul, &g, &u)
+                    .unwrap();
+                for (r, (&h, &w)) in got.iter().zip(&want).enumerate() {
+                    if h.to_bits() != w.to_bits() {
+                        n_bits_differ += 1;
+                        eprintln!("{what} row {r}: fused {h:e} three dispatches {w:e}");
+                    }
+                }
+                n_outputs += n_rows;
+            }
+        }
+        eprintln!("{ty:?}: {n_bits_differ} of {n_outputs} outputs differ from matvec + silu_mul");
+        assert_eq!(
+            n_bits_differ, 0,
+            "{ty:?}: fused and three-dispatch bits differ"
+        );
+    }
+}
+
+/// Enough rows of at least one column that the pair does not fit one storage binding: `fits`
+/// says so and `bind` refuses with an error naming the fallback, before touching any buffer.
+#[test]
+fn gate_and_up_beyond_one_binding_are_refused() {
+    let gpu = test_gpu();
+    let ty = GgmlType::Q8_0;
+    let kernel = MatvecSwiglu::new(gpu, ty).unwrap();
+    let n_cols = 4096;
+    let row_bytes = (n_cols / ty.block_elems() * ty.block_bytes()) as u64;
+    let limit = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(u32::MAX.into());
+    let n_rows = (limit / (2 * row_bytes) + 1) as usize;
+    assert!(kernel.fits(gpu, n_rows - 2, n_cols));
+    assert!(!kernel.fits(gpu, n_rows, n_cols));
+    let small = gpu
+        .create_buffer("test.small", 256, BufferUsages::STORAGE)
+        .unwrap();
+    let error = kernel
+        .bind(
+            gpu,
+            &small,
+            n_rows,
+            n_cols,
+            (&small).into(),
+            (&small).into(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("storage binding"), "{error}");
+    // Columns that are not whole blocks are refused too.
+    assert!(!kernel.fits(gpu, 7, 100));
+    assert!(
+        kernel
+            .run(gpu, &[0; 34], &[0; 34], 1, &values(1, 100))
+            .is_err()
+    );
+}
