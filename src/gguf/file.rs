@@ -45,7 +45,7 @@ impl GgufFile {
 
     /// Like [`GgufFile::open`] for a file whose tensor data may be cut short: only the metadata
     /// is needed (tokenizer, chat template), and tensors past the end are left out (see
-    /// [`header::parse_metadata`]).
+    /// `header::parse_metadata`).
     pub fn open_metadata(path: &Path) -> Result<GgufFile> {
         Self::open_with(path, header::parse_metadata)
     }

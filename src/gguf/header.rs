@@ -87,7 +87,7 @@ pub struct Header {
     index: HashMap<String, usize>,
     pub tensors: Vec<TensorInfo>,
     /// Tensors left out because their data lies past the end of the file (only from
-    /// [`parse_metadata`]; always 0 from [`parse`]).
+    /// `parse_metadata`; always 0 from `parse`).
     pub truncated_tensors: usize,
 }
 
