@@ -92,22 +92,11 @@ pub struct CpuSequence<'m, 'a> {
 
 impl Sequence for CpuSequence<'_, '_> {
     fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let logits = self.forward_all(tokens)?;
-        let n_vocab = logits.len() / tokens.len().max(1);
-        Ok(logits[logits.len() - n_vocab..].to_vec())
+        last_row(self.forward_all(tokens)?, tokens.len())
     }
 
     fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        if self.session.n_past() + tokens.len() > self.n_ctx {
-            return Err(crate::Error::ContextFull {
-                what: format!(
-                    "{} tokens in the sequence and {} more do not fit the context of {}",
-                    self.session.n_past(),
-                    tokens.len(),
-                    self.n_ctx
-                ),
-            });
-        }
+        check_context(self.session.n_past(), tokens.len(), self.n_ctx)?;
         self.session.forward(tokens)
     }
 
@@ -124,6 +113,24 @@ impl Sequence for CpuSequence<'_, '_> {
     }
 }
 
+/// The logits of the last of `n_tok` rows.
+fn last_row(logits: Vec<f32>, n_tok: usize) -> Result<Vec<f32>> {
+    let n_vocab = logits.len() / n_tok.max(1);
+    Ok(logits[logits.len() - n_vocab..].to_vec())
+}
+
+/// A clear error when `n_new` more tokens do not fit the context.
+fn check_context(n_past: usize, n_new: usize, n_ctx: usize) -> Result<()> {
+    if n_past + n_new > n_ctx {
+        return Err(crate::Error::ContextFull {
+            what: format!(
+                "{n_past} tokens in the sequence and {n_new} more do not fit the context of {n_ctx}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The dense (llama/qwen2) CPU reference as a sequence.
 pub struct CpuDenseSequence<'m, 'a> {
     pub session: cpu::dense::DenseSession<'m, 'a>,
@@ -132,22 +139,11 @@ pub struct CpuDenseSequence<'m, 'a> {
 
 impl Sequence for CpuDenseSequence<'_, '_> {
     fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let logits = self.forward_all(tokens)?;
-        let n_vocab = logits.len() / tokens.len().max(1);
-        Ok(logits[logits.len() - n_vocab..].to_vec())
+        last_row(self.forward_all(tokens)?, tokens.len())
     }
 
     fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        if self.session.n_past() + tokens.len() > self.n_ctx {
-            return Err(crate::Error::ContextFull {
-                what: format!(
-                    "{} tokens in the sequence and {} more do not fit the context of {}",
-                    self.session.n_past(),
-                    tokens.len(),
-                    self.n_ctx
-                ),
-            });
-        }
+        check_context(self.session.n_past(), tokens.len(), self.n_ctx)?;
         self.session.forward(tokens)
     }
 
