@@ -216,6 +216,24 @@ pub(crate) fn build_pipeline(
     })
 }
 
+/// Composes `kernel` for `ty` and builds its pipeline with the binding layout the single-input
+/// quant kernels share (matvec, matmul, matvec_swiglu, embed): weights and input read-only,
+/// output read-write, then a uniform of `params_size` bytes. Returns the label
+/// (`<kernel>.<type>`) and the pipeline; a type without a quant file or a WGSL error becomes
+/// [`Error::Gpu`].
+pub(crate) fn build_quant_pipeline(
+    gpu: &Gpu,
+    kernel: Kernel,
+    ty: GgmlType,
+    params_size: u64,
+) -> Result<(String, Pipeline)> {
+    let label = format!("{}.{}", kernel.name(), ty.name());
+    let source = compose(kernel, ty)?;
+    let bindings = [Some(true), Some(true), Some(false), None];
+    let pipeline = build_pipeline(gpu, &label, &source, &bindings, params_size)?;
+    Ok((label, pipeline))
+}
+
 /// Lays `n_groups` workgroups out as `(x, y)` with both at most `max_per_dim`, or `None` when
 /// even a square grid is too small. Kernels recover the index as `y * num_workgroups.x + x`.
 pub(crate) fn grid(n_groups: u32, max_per_dim: u32) -> Option<(u32, u32)> {

@@ -54,11 +54,8 @@ pub struct Embed {
 impl Embed {
     /// Composes and compiles the kernel for `ty`.
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Embed> {
-        let label = format!("embed.{}", ty.name());
-        let source = shader::compose(Kernel::Embed, ty)?;
-        let bindings = [Some(true), Some(true), Some(false), None];
         let size = size_of::<EmbedParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::Embed, ty, size)?;
         Ok(Embed {
             ty,
             label,

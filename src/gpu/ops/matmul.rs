@@ -54,11 +54,8 @@ impl Matmul {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
     /// becomes [`Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Matmul> {
-        let label = format!("matmul.{}", ty.name());
-        let source = shader::compose(Kernel::Matmul, ty)?;
-        let bindings = [Some(true), Some(true), Some(false), None];
         let size = size_of::<MatmulParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::Matmul, ty, size)?;
         Ok(Matmul {
             ty,
             label,

@@ -103,11 +103,8 @@ impl Matvec {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
     /// becomes [`Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Matvec> {
-        let label = format!("matvec.{}", ty.name());
-        let source = shader::compose(Kernel::Matvec, ty)?;
-        let bindings = [Some(true), Some(true), Some(false), None];
         let size = size_of::<MatvecParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::Matvec, ty, size)?;
         Ok(Matvec {
             ty,
             label,

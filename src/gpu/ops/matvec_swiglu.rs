@@ -59,11 +59,8 @@ impl MatvecSwiglu {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
     /// becomes [`Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecSwiglu> {
-        let label = format!("matvec_swiglu.{}", ty.name());
-        let source = shader::compose(Kernel::MatvecSwiglu, ty)?;
-        let bindings = [Some(true), Some(true), Some(false), None];
         let size = size_of::<MatvecSwigluParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
+        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::MatvecSwiglu, ty, size)?;
         Ok(MatvecSwiglu {
             ty,
             label,
