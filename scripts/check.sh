@@ -4,8 +4,10 @@
 #   scripts/check.sh
 #
 # Steps: formatting, clippy with warnings as errors, the test models (if scripts/fetch-test-models.sh
-# exists), all tests, and docs with warnings as errors. Each step prints its duration, and a summary
-# follows at the end. The first failing step stops the run with its name.
+# exists), the `openai` Python client for the server tests (scripts/openai-venv.sh), all tests, the
+# desktop app's smoke test under Xvfb (scripts/app-smoke.sh; needs xvfb, xdotool, imagemagick), and
+# docs with warnings as errors. Each step prints its duration, and a summary follows at the end.
+# The first failing step stops the run with its name.
 #
 # Needs a Vulkan driver: a real GPU's, or Mesa's software one (Debian/Ubuntu: apt-get install
 # mesa-vulkan-drivers libvulkan1). GPU tests fail, never skip, when no adapter exists (REQUIRE_GPU=1
@@ -14,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}" REQUIRE_GPU=1
+# One build, never rebuilt: incremental caches would only take disk (several GB over ~35 test binaries).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export XDG_RUNTIME_DIR
 
@@ -64,13 +68,25 @@ show_device() {
     echo "REQUIRE_GPU=${REQUIRE_GPU:-unset} LANTERNFISH_ADAPTER=${LANTERNFISH_ADAPTER:-unset}"
 }
 
+# Free disk where the build goes, and what the build took: a full disk fails the link step.
+show_disk() {
+    df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2}'
+    [ ! -d target ] || du -sh target | awk '{print "target/: " $1}'
+}
+
 TOTAL_START=$(now)
 show_device
+show_disk
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 if [ -f scripts/fetch-test-models.sh ]; then
     step models bash scripts/fetch-test-models.sh
 fi
+if [ -f scripts/openai-venv.sh ]; then
+    step openai bash scripts/openai-venv.sh
+fi
 step test cargo test --workspace --locked
+show_disk
+step app-smoke bash scripts/app-smoke.sh
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
 SUMMARY+=("$(printf '%-10s %10s' total "$(elapsed "$TOTAL_START" "$(now)")")" "all checks passed")

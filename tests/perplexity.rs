@@ -97,6 +97,51 @@ fn gpu_and_cpu_perplexity_agree_on_smollm2() {
     let rel = (g - c).abs() / c;
     eprintln!("SmolLM2 ppl, ctx 128, 2 chunks: gpu {g:.5}, cpu {c:.5}, rel {rel:.2e}");
     assert!(rel <= 1e-3, "gpu {g} vs cpu {c}: {rel:e}");
+
+    // The same text and chunks through two independent implementations
+    // (tests/golden/smollm2/README.md): the tokens are llama.cpp's, our tokenizer gives the same.
+    let golden = |name: &str| -> Json {
+        let path = repo().join("tests/golden/smollm2").join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (llama, f64_ref) = (golden("perplexity.json"), golden("reference_f64.json"));
+    let gguf = lanternfish::gguf::GgufModel::open(&model).unwrap();
+    let tokenizer = lanternfish::tokenizer::Tokenizer::from_gguf(&gguf).unwrap();
+    let ours = tokenizer
+        .encode(
+            &std::fs::read_to_string(&text).unwrap(),
+            tokenizer.add_bos_token(),
+        )
+        .unwrap();
+    let theirs: Vec<u32> = llama["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(
+        ours[..theirs.len()],
+        theirs[..],
+        "tokens differ from llama.cpp's"
+    );
+    // The f64 reference (numpy on gguf-py's dequantized weights): f32 against f64 only.
+    let reference = f64_ref["ppl"].as_f64().unwrap();
+    let rel = (g - reference).abs() / reference;
+    eprintln!("f64 reference {reference:.6}: rel {rel:.2e}");
+    assert!(
+        rel <= 1e-4,
+        "gpu {g} vs the f64 reference {reference}: {rel:e}"
+    );
+    // llama.cpp (llama-server's per-token log-probabilities, llama-perplexity's method): 8.2253,
+    // 1.36 % below ours. Its CPU backend quantizes activations to 8 bits for the Q4_1 products
+    // (and stores K/V in f16), which moves single log-probabilities by up to ~1.4 nats on this
+    // text (mean |Δ| 0.15); the f64 reference agrees with us to 4e-7, not with llama.cpp. The
+    // issue's 1 % is therefore out of reach for any exact implementation; 2 % still catches a real
+    // error (a wrong RoPE base or mask moves the value by far more).
+    let peer = llama["ppl"].as_f64().unwrap();
+    let rel = (g - peer).abs() / peer;
+    eprintln!("llama.cpp {peer:.6}: rel {rel:.2e}");
+    assert!(rel <= 0.02, "gpu {g} vs llama.cpp {peer}: {rel:e}");
 }
 
 fn error_of(out: &Output) -> String {

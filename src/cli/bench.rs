@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::load::{BackendArgs, Loaded};
+use super::load::{BackendArgs, Loaded, load_model};
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 
@@ -86,13 +86,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.backend.ctx
         );
     }
-    let model = GgufModel::open(&args.model)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.model)?)?;
     let mut peak_host = rss_anon().unwrap_or(0);
     let load_started = Instant::now();
-    let loaded = Loaded::load(&model, &args.backend)?;
+    let loaded = load_model(&model, &args.backend)?;
     let load_s = load_started.elapsed().as_secs_f64();
     peak_host = peak_host.max(rss_anon().unwrap_or(0));
-    let mut seq = loaded.sequence(&args.backend)?;
+    let mut seq = args.backend.sequence(&loaded)?;
     let (n_vocab, weight_bytes_per_token, weight_bytes, copy_gb_s) = match &loaded {
         Loaded::Gpu(m) => (
             m.n_vocab,
@@ -102,6 +102,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         Loaded::Cpu(m) => (m.config.n_vocab, 0, 0, None),
         Loaded::CpuDense(m) => (m.config.n_vocab, 0, 0, None),
+    };
+    let (memory, paged) = match &loaded {
+        Loaded::Gpu(m) => (m.memory.clone(), m.pager.is_some()),
+        _ => (None, false),
     };
     // Deterministic ids spread over the vocabulary.
     let prompt: Vec<u32> = (0..args.n_prompt as u64)
@@ -145,6 +149,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let decode_tok_s = n / decode_s;
     let achieved_gb_s = weight_bytes_per_token as f64 * decode_tok_s / 1e9;
     let per_token = |a: u64, b: u64| (a - b) as f64 / n;
+    let (pa, pb) = (after.paging, before.paging);
+    let paged_bytes_per_token = per_token(pa.paged_bytes, pb.paged_bytes);
+    let paging = paged.then(|| {
+        let hits = pa.hits - pb.hits;
+        let misses = pa.misses - pb.misses;
+        let predicted = pa.predicted_total - pb.predicted_total;
+        json!({
+            "expert_hit_rate": hits as f64 / (hits + misses).max(1) as f64,
+            "prefetch_accuracy": (predicted > 0)
+                .then(|| (pa.predicted_right - pb.predicted_right) as f64 / predicted as f64),
+            "paged_bytes_per_token": paged_bytes_per_token,
+            "stall_ms_per_token": per_token(pa.upload_us, pb.upload_us) / 1e3,
+            "sync_wait_ms_per_token": per_token(pa.sync_wait_us, pb.sync_wait_us) / 1e3,
+            "syncs_per_token": per_token(pa.syncs, pb.syncs),
+            "expert_passes_per_token": per_token(pa.passes, pb.passes),
+            "pcie_ms_per_token_16gbs": paged_bytes_per_token / 16e9 * 1e3,
+            "pcie_ms_per_token_8gbs": paged_bytes_per_token / 8e9 * 1e3,
+        })
+    });
     let out = json!({
         "model": args.model.display().to_string(),
         "device": loaded.device(),
@@ -167,8 +190,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "dispatches_per_token": per_token(after.dispatches, before.dispatches),
         "host_us_per_token": per_token(after.encode_us, before.encode_us),
         "expert_hit_rate": 1.0,
-        "gpu_budget_bytes": null,
+        "prefetch_accuracy": null,
+        "paged_bytes_per_token": 0.0,
+        "stall_ms_per_token": 0.0,
+        "gpu_budget_bytes": memory.as_ref().and_then(|m| m.budget_bytes),
+        "resident_weight_bytes": memory.as_ref().map(|m| m.resident_bytes),
+        "expert_pool_bytes": memory.as_ref().map(|m| m.pool_bytes),
+        "expert_bytes": memory.as_ref().map(|m| m.expert_bytes),
     });
+    let mut out = out;
+    if let (Some(paging), Some(fields)) = (paging, out.as_object_mut())
+        && let Some(paging) = paging.as_object()
+    {
+        for (key, value) in paging {
+            fields.insert(key.clone(), value.clone());
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{out}")?;

@@ -1,8 +1,8 @@
 //! `lanternfish chat --model F`: an interactive terminal chat in the model's chat template.
 //!
-//! Each turn renders the whole conversation and hands its tokens to one [`Generator`], which
-//! keeps the KV cache of the prefix shared with the previous turn, so only the new message is
-//! prefilled. Ctrl-C stops a reply and returns to the prompt; Ctrl-C at the prompt, Ctrl-D or
+//! Each turn renders the whole conversation and submits its tokens to the [`Engine`], whose
+//! worker keeps the KV cache of the prefix shared with the previous turn, so only the new
+//! message is prefilled. Ctrl-C stops a reply and returns to the prompt; Ctrl-C at the prompt, Ctrl-D or
 //! `/exit` quits; `/reset` starts a new conversation. When the conversation outgrows the context,
 //! the oldest turns are dropped (the system prompt stays) with a notice.
 
@@ -10,15 +10,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::load::{BackendArgs, Loaded};
+use super::load::{BackendArgs, load_bar};
 use super::run::{DIM, RESET, SamplingArgs};
-use crate::chat_template::{ChatMessage, ChatTemplate, RenderOptions};
-use crate::engine::{Channel, GenerateOptions, Generator, StopReason, prompt_opens_thinking};
-use crate::gguf::GgufModel;
-use crate::tokenizer::Tokenizer;
+use crate::chat_template::{ChatMessage, RenderOptions};
+use crate::engine::{Channel, Engine, Event, GenerateOptions, Request, StopReason};
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
@@ -38,21 +38,14 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> Result<()> {
-    let model = GgufModel::open(&args.model)?;
-    let tokenizer = Tokenizer::from_gguf(&model)?;
-    let template = ChatTemplate::from_gguf(&model)?;
-    let loaded = Loaded::load(&model, &args.backend)?;
-    let mut seq = loaded.sequence(&args.backend)?;
-    let mut generator = Generator::new(&tokenizer);
-
     // Ctrl-C while generating stops the reply; at the prompt it quits.
-    let cancel = Arc::new(AtomicBool::new(false));
+    let interrupt = Arc::new(AtomicBool::new(false));
     let generating = Arc::new(AtomicBool::new(false));
     {
-        let (cancel, generating) = (cancel.clone(), generating.clone());
+        let (interrupt, generating) = (interrupt.clone(), generating.clone());
         ctrlc::set_handler(move || {
             if generating.load(Ordering::SeqCst) {
-                cancel.store(true, Ordering::SeqCst);
+                interrupt.store(true, Ordering::SeqCst);
             } else {
                 eprintln!();
                 std::process::exit(0);
@@ -61,23 +54,29 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
     }
 
+    let bar = load_bar();
+    let loaded = Engine::load(
+        args.backend
+            .engine_config(&crate::hub::resolve_model_path(&args.model)?),
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done.min(total));
+        },
+        &AtomicBool::new(false),
+    );
+    bar.finish_and_clear();
+    let engine = loaded.with_context(|| format!("loading {}", args.model.display()))?;
+
     let interactive = std::io::stdin().is_terminal();
     let dim = std::io::stdout().is_terminal();
-    let name = model
-        .get("general.name")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| args.model.display().to_string());
-    eprintln!("{name} on {}", loaded.device());
+    let info = engine.info();
+    eprintln!("{} on {}", info.name, info.device);
     eprintln!("type a message; /reset starts over, /exit or Ctrl-D quits, Ctrl-C stops a reply");
 
     let system: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
     let mut turns: Vec<ChatMessage> = Vec::new();
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout();
-    let options = RenderOptions {
-        add_generation_prompt: true,
-        ..Default::default()
-    };
     loop {
         if interactive {
             eprint!("\n> ");
@@ -92,7 +91,6 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             "/exit" | "/quit" => break,
             "/reset" => {
                 turns.clear();
-                generator.reset(&mut *seq);
                 eprintln!("[new conversation]");
                 continue;
             }
@@ -100,48 +98,73 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         }
         turns.push(ChatMessage::user(line));
 
-        // Render, dropping the oldest turns while the prompt and a reply do not fit.
+        // Render, leaving out the oldest turns while the prompt and a reply do not fit.
         let reserve = args.n_predict.min(args.backend.ctx / 2);
-        let (prompt_text, prompt) = loop {
-            let messages: Vec<ChatMessage> = system.iter().chain(&turns).cloned().collect();
-            let text = template.render(&messages, &options)?;
-            let ids = tokenizer.encode(&text, tokenizer.add_bos_token())?;
-            if ids.len() + reserve <= args.backend.ctx || turns.len() <= 1 {
-                break (text, ids);
+        let messages: Vec<ChatMessage> = system.iter().chain(&turns).cloned().collect();
+        let prompt = match engine.render_chat(&messages, &RenderOptions::default(), reserve) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                turns.pop();
+                eprintln!("error: {error}");
+                continue;
             }
-            let drop = if turns.len() >= 3 { 2 } else { 1 };
-            turns.drain(..drop);
-            eprintln!(
-                "[dropped the oldest {drop} message(s) to fit the context of {}]",
-                args.backend.ctx
-            );
         };
+        if prompt.dropped > 0 {
+            turns.drain(..prompt.dropped);
+            eprintln!(
+                "[dropped the oldest {} message(s) to fit the context of {}]",
+                prompt.dropped, args.backend.ctx
+            );
+        }
 
-        let generate = GenerateOptions {
+        let options = GenerateOptions {
             max_tokens: args.n_predict,
             sampler: args.sampling.config(),
-            stop: Vec::new(),
-            starts_thinking: prompt_opens_thinking(&prompt_text),
+            starts_thinking: prompt.starts_thinking,
+            ..GenerateOptions::default()
         };
-        cancel.store(false, Ordering::SeqCst);
+        interrupt.store(false, Ordering::SeqCst);
         generating.store(true, Ordering::SeqCst);
-        let mut channel = Channel::Answer;
-        let result = generator.generate(&mut *seq, &prompt, &generate, &cancel, &mut |c, text| {
-            let mut out = String::new();
-            if c != channel {
-                if dim {
-                    out.push_str(if c == Channel::Thinking { DIM } else { RESET });
-                }
-                if c == Channel::Answer {
-                    out.push_str("\n\n");
-                }
-                channel = c;
-            }
-            out.push_str(text);
-            let _ = stdout
-                .write_all(out.as_bytes())
-                .and_then(|()| stdout.flush());
+        let job = engine.submit(Request {
+            tokens: prompt.tokens,
+            options,
         });
+        let mut channel = Channel::Answer;
+        let result = loop {
+            let event = match job.events.recv_timeout(Duration::from_millis(50)) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    if interrupt.load(Ordering::SeqCst) {
+                        job.cancel();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(anyhow::anyhow!("the engine stopped"));
+                }
+            };
+            match event {
+                Event::Started | Event::Token(_) => {}
+                Event::Text { channel: c, text } => {
+                    let mut out = String::new();
+                    if c != channel {
+                        if dim {
+                            out.push_str(if c == Channel::Thinking { DIM } else { RESET });
+                        }
+                        if c == Channel::Answer {
+                            out.push_str("\n\n");
+                        }
+                        channel = c;
+                    }
+                    out.push_str(&text);
+                    let _ = stdout
+                        .write_all(out.as_bytes())
+                        .and_then(|()| stdout.flush());
+                }
+                Event::Done { generation, .. } => break Ok(generation),
+                Event::Error(error) => break Err(error.into()),
+            }
+        };
         generating.store(false, Ordering::SeqCst);
         if dim && channel == Channel::Thinking {
             print!("{RESET}");

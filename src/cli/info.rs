@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::{Value as Json, json};
 
 use crate::gguf::{GgufModel, Value};
+use crate::gpu::paging::Budget;
 use crate::quant::GgmlType;
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,21 @@ pub struct InfoArgs {
     /// Print every metadata key (long arrays are summarised).
     #[arg(long)]
     metadata: bool,
+    /// Print the GPU placement plan (resident bytes, expert slots per layer, what is paged)
+    /// under --gpu-budget / --expert-cache.
+    #[arg(long)]
+    memory: bool,
+    /// With --memory: GPU memory for the weights, e.g. 6GiB.
+    #[arg(long, value_name = "BYTES", requires = "memory", conflicts_with = "expert_cache",
+          value_parser = |s: &str| Budget::parse_bytes(s).map_err(|e| e.to_string()))]
+    gpu_budget: Option<u64>,
+    /// With --memory: share of the routed-expert bytes on the GPU, e.g. 25%.
+    #[arg(long, value_name = "SHARE", requires = "memory",
+          value_parser = |s: &str| Budget::parse_share(s).map_err(|e| e.to_string()))]
+    expert_cache: Option<f64>,
+    /// With --memory: the context the KV cache is sized for.
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
 }
 
 /// `general.file_type` names (llama.cpp `llama_ftype`).
@@ -126,7 +142,14 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     let Some(file) = &args.file else {
         return Ok(());
     };
-    let model = GgufModel::open(file)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(file)?)?;
+    if args.memory {
+        let budget = args
+            .gpu_budget
+            .map(Budget::Bytes)
+            .or(args.expert_cache.map(Budget::ExpertShare));
+        return super::memory::print(&model, budget, args.ctx, args.json);
+    }
     let first = model.metadata();
     let arch = model
         .get("general.architecture")

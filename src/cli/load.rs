@@ -1,26 +1,12 @@
-//! Loading a model on the chosen backend for `logits`, `run`, `chat` and `bench`: the GPU engine
-//! by default (with a progress bar while the weights upload), or the CPU reference.
-
-use std::sync::Arc;
+//! Loading a model for `logits`, `run`, `chat`, `bench` and `perplexity`: the backend options on
+//! the command line, and a progress bar on stderr while the weights upload.
 
 use anyhow::{Context, Result};
 
-use crate::cpu::CpuModel;
-use crate::cpu::dense::DenseModel;
-use crate::engine::{CpuDenseSequence, CpuSequence, Sequence};
+pub use crate::engine::{Backend, Loaded};
 use crate::gguf::GgufModel;
-use crate::gpu::Gpu;
-use crate::gpu::engine::{DEFAULT_BATCH, GpuModel, GpuSession, LoadProgress};
-use crate::model::dense::{Arch, architecture};
-
-/// Which implementation runs the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// The GPU engine (wgpu: Vulkan, Metal, DX12; lavapipe without a GPU).
-    Gpu,
-    /// The f32 reference forward pass on the CPU (slow, exact; the oracle for GPU kernels).
-    Cpu,
-}
+use crate::gpu::engine::{DEFAULT_BATCH, LoadProgress, PlacementOptions};
+use crate::gpu::paging::{Budget, Prefetch};
 
 /// Backend options shared by the commands that run a model.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,72 +19,100 @@ pub struct BackendArgs {
     /// Prompt tokens per prefill batch on the GPU.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
+    /// GPU memory for the weights, e.g. 6GiB: routed experts that do not fit stay in the file's
+    /// map and are paged into GPU slots on demand (see `info --memory`).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with = "expert_cache")]
+    pub gpu_budget: Option<u64>,
+    /// Keep this share of the routed-expert bytes on the GPU, e.g. 25%, and page the rest.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub expert_cache: Option<f64>,
+    /// How paged experts are loaded ahead of need (`wrong` exists for testing).
+    #[arg(long, value_enum, default_value = "router")]
+    pub prefetch: Prefetch,
+    /// Write the routed experts of every token and MoE layer to FILE, one JSON line each
+    /// (GPU backend; the router's ids are read back each layer).
+    #[arg(long, value_name = "FILE")]
+    pub trace_experts: Option<std::path::PathBuf>,
 }
 
-/// A model loaded on one backend.
-pub enum Loaded<'a> {
-    Cpu(Box<CpuModel<'a>>),
-    CpuDense(Box<DenseModel<'a>>),
-    Gpu(Arc<GpuModel>),
+fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    Budget::parse_bytes(text).map_err(|e| e.to_string())
 }
 
-impl<'a> Loaded<'a> {
-    /// Loads `model` as `args` ask; the GPU load shows a progress bar on stderr.
-    pub fn load(model: &'a GgufModel, args: &BackendArgs) -> Result<Loaded<'a>> {
-        match args.backend {
-            Backend::Cpu => match architecture(model)? {
-                Arch::DeepSeek2 => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
-                Arch::Llama | Arch::Qwen2 => {
-                    Ok(Loaded::CpuDense(Box::new(DenseModel::load(model)?)))
-                }
-            },
-            Backend::Gpu => {
-                let gpu = Arc::new(Gpu::new()?);
-                tracing::info!("GPU: {}", gpu.describe());
-                let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "loading {bar:40} {binary_bytes}/{binary_total_bytes} ({eta})",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                let on_bytes = |done: u64, total: u64| {
-                    bar.set_length(total);
-                    bar.set_position(done.min(total));
-                };
-                let progress = LoadProgress {
-                    on_bytes: &on_bytes,
-                    cancel: None,
-                };
-                let loaded = GpuModel::load(gpu, model, Some(&progress));
-                bar.finish_and_clear();
-                Ok(Loaded::Gpu(Arc::new(
-                    loaded.context("loading the model onto the GPU")?,
-                )))
-            }
+fn parse_share(text: &str) -> std::result::Result<f64, String> {
+    Budget::parse_share(text).map_err(|e| e.to_string())
+}
+
+impl BackendArgs {
+    /// The engine settings these options ask for, for `model`.
+    pub fn engine_config(&self, model: &std::path::Path) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            backend: self.backend,
+            n_ctx: self.ctx,
+            batch: self.batch,
+            gpu_budget: self.gpu_budget,
+            expert_cache: self.expert_cache,
+            prefetch: self.prefetch,
+            ..crate::engine::EngineConfig::new(model)
         }
     }
 
-    /// A new empty sequence with the context and batch of `args`.
-    pub fn sequence(&self, args: &BackendArgs) -> Result<Box<dyn Sequence + '_>> {
-        Ok(match self {
-            Loaded::Cpu(cpu) => Box::new(CpuSequence {
-                session: cpu.session(),
-                n_ctx: args.ctx,
-            }),
-            Loaded::CpuDense(dense) => Box::new(CpuDenseSequence {
-                session: dense.session(),
-                n_ctx: args.ctx,
-            }),
-            Loaded::Gpu(model) => Box::new(GpuSession::new(model.clone(), args.ctx, args.batch)?),
-        })
-    }
-
-    /// The device in words.
-    pub fn device(&self) -> String {
-        match self {
-            Loaded::Cpu(_) | Loaded::CpuDense(_) => "CPU reference (f32)".to_owned(),
-            Loaded::Gpu(model) => model.gpu.describe(),
+    /// Where the weights go under these options.
+    pub fn placement(&self) -> PlacementOptions {
+        PlacementOptions {
+            budget: self
+                .gpu_budget
+                .map(Budget::Bytes)
+                .or(self.expert_cache.map(Budget::ExpertShare)),
+            prefetch: self.prefetch,
+            force_paging: self.trace_experts.is_some(),
         }
     }
+
+    /// A new empty sequence of this context and batch on `loaded`.
+    pub fn sequence<'l>(
+        &self,
+        loaded: &'l Loaded<'_>,
+    ) -> Result<Box<dyn crate::engine::Sequence + 'l>> {
+        let trace: Option<Box<dyn std::io::Write + Send>> = match &self.trace_experts {
+            Some(path) => Some(Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ))),
+            None => None,
+        };
+        Ok(loaded.sequence_traced(self.ctx, self.batch, trace)?)
+    }
+}
+
+/// A progress bar on stderr for loading weights.
+pub fn load_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "loading {bar:40} {binary_bytes}/{binary_total_bytes} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Loads `model` as `args` ask; the GPU load shows a progress bar on stderr.
+pub fn load_model<'a>(model: &'a GgufModel, args: &BackendArgs) -> Result<Loaded<'a>> {
+    let bar = load_bar();
+    let on_bytes = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done.min(total));
+    };
+    let progress = LoadProgress {
+        on_bytes: &on_bytes,
+        cancel: None,
+    };
+    let loaded = Loaded::load(model, args.backend, &args.placement(), Some(&progress));
+    bar.finish_and_clear();
+    let what = match args.backend {
+        Backend::Gpu => "loading the model onto the GPU",
+        Backend::Cpu => "loading the model on the CPU",
+    };
+    loaded.context(what)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::load::{BackendArgs, Loaded};
+use super::load::{BackendArgs, load_model};
 use super::prompt::{PromptArgs, prompt_tokens};
 use crate::gguf::GgufModel;
 use crate::tokenizer::Tokenizer;
@@ -29,11 +29,11 @@ pub struct LogitsArgs {
 }
 
 pub fn run(args: &LogitsArgs) -> Result<()> {
-    let model = GgufModel::open(&args.model)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.model)?)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let tokens = prompt_tokens(&model, &tokenizer, &args.prompt)?;
-    let loaded = Loaded::load(&model, &args.backend)?;
-    let mut seq = loaded.sequence(&args.backend)?;
+    let loaded = load_model(&model, &args.backend)?;
+    let mut seq = args.backend.sequence(&loaded)?;
     let logits = if args.all_positions {
         seq.forward_all(&tokens)?
     } else {

@@ -2,18 +2,24 @@
 //! `anyhow::Result`; an error prints one line starting with `error:` and exits with code 1
 //! (bad arguments exit with clap's code 2), never a panic.
 
+mod app;
 mod bench;
 mod chat;
 mod info;
 mod load;
 mod logits;
+mod memory;
 mod perplexity;
 mod prompt;
+mod pull;
 mod quantize;
 mod run;
+mod serve;
 mod synth;
 mod tensor;
 mod tokenize;
+
+use crate::gpu::paging::human_bytes;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +59,12 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Write a random-weight deepseek2 model with real shapes and the DeepSeek-V3 tokenizer.
     Synth(synth::SynthArgs),
+    /// Download a GGUF model from the Hugging Face Hub (HF_ENDPOINT, HF_HOME) and print its path.
+    Pull(pull::PullArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (chat, completions with FIM, models).
+    Serve(serve::ServeArgs),
+    /// Open the desktop chat app (the lanternfish-app binary built next to this one).
+    App(app::AppArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -75,6 +87,9 @@ pub fn main() -> ExitCode {
         Command::Chat(args) => chat::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Perplexity(args) => perplexity::run(&args),
+        Command::Pull(args) => pull::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::App(args) => app::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,20 +133,4 @@ fn write_atomically(
         let _ = std::fs::remove_file(&temp);
     }
     result
-}
-
-/// Human-readable byte count (binary units).
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::load::{Backend, BackendArgs, Loaded};
+use super::load::{Backend, BackendArgs, load_model};
 use crate::gguf::GgufModel;
 use crate::gpu::engine::DEFAULT_BATCH;
 use crate::tokenizer::Tokenizer;
@@ -80,7 +80,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
         );
     }
 
-    let model = GgufModel::open(&args.model)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.model)?)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let add_bos = tokenizer.add_bos_token();
     let bos = if add_bos { tokenizer.bos() } else { None };
@@ -102,9 +102,13 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
         backend: args.backend,
         ctx: n_ctx,
         batch: args.batch,
+        gpu_budget: None,
+        expert_cache: None,
+        prefetch: Default::default(),
+        trace_experts: None,
     };
-    let loaded = Loaded::load(&model, &backend)?;
-    let mut seq = loaded.sequence(&backend)?;
+    let loaded = load_model(&model, &backend)?;
+    let mut seq = backend.sequence(&loaded)?;
     tracing::info!(
         "perplexity on {}: {} tokens, {n_chunks} chunks of {n_ctx}",
         loaded.device(),

@@ -42,7 +42,7 @@ fn is_float(ty: GgmlType) -> bool {
 
 pub fn run(args: &QuantizeArgs) -> Result<()> {
     let started = Instant::now();
-    let model = GgufModel::open(&args.input)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.input)?)?;
     if let (Ok(a), Ok(b)) = (args.input.canonicalize(), args.output.canonicalize())
         && a == b
     {

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use serde_json::json;
 
-use super::load::{BackendArgs, Loaded};
+use super::load::{BackendArgs, load_model};
 use super::prompt::{PromptArgs, prompt_tokens};
 use crate::engine::{Channel, GenerateOptions, Generator, prompt_opens_thinking};
 use crate::gguf::GgufModel;
@@ -73,16 +73,17 @@ pub const DIM: &str = "\x1b[2m";
 pub const RESET: &str = "\x1b[0m";
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    let model = GgufModel::open(&args.model)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.model)?)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let prompt = prompt_tokens(&model, &tokenizer, &args.prompt)?;
-    let loaded = Loaded::load(&model, &args.backend)?;
-    let mut seq = loaded.sequence(&args.backend)?;
+    let loaded = load_model(&model, &args.backend)?;
+    let mut seq = args.backend.sequence(&loaded)?;
     let options = GenerateOptions {
         max_tokens: args.n_predict,
         sampler: args.sampling.config(),
         stop: Vec::new(),
         starts_thinking: prompt_opens_thinking(&tokenizer.decode(&prompt)),
+        logprobs: None,
     };
     let mut stdout = std::io::stdout().lock();
     let dim = stdout.is_terminal();

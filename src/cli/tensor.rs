@@ -19,7 +19,7 @@ pub struct TensorArgs {
 }
 
 pub fn run(args: &TensorArgs) -> Result<()> {
-    let model = GgufModel::open(&args.file)?;
+    let model = GgufModel::open(&crate::hub::resolve_model_path(&args.file)?)?;
     let Some(info) = model.tensor(&args.name) else {
         let similar: Vec<&str> = model
             .tensors()

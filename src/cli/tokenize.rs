@@ -29,7 +29,7 @@ pub struct TokenizeArgs {
 
 pub fn run(args: &TokenizeArgs) -> Result<()> {
     // The tokenizer needs only the metadata: a file cut short (a partial download) still works.
-    let model = GgufModel::open_metadata(&args.model)?;
+    let model = GgufModel::open_metadata(&crate::hub::resolve_model_path(&args.model)?)?;
     let tokenizer = Tokenizer::from_gguf(&model)?;
     let add_bos = tokenizer.add_bos_token() && !args.no_bos;
     let ids = tokenizer.encode_with(&args.text, add_bos, !args.plain)?;

@@ -21,6 +21,9 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// The prompt opened a `<think>` block.
     pub starts_thinking: bool,
+    /// `Some(n)`: report each generated token's log-probability and its `n` most likely
+    /// alternatives (this reads the logits back each step, so greedy no longer runs on the GPU).
+    pub logprobs: Option<usize>,
 }
 
 impl Default for GenerateOptions {
@@ -30,6 +33,7 @@ impl Default for GenerateOptions {
             sampler: SamplerConfig::default(),
             stop: Vec::new(),
             starts_thinking: false,
+            logprobs: None,
         }
     }
 }
@@ -71,6 +75,26 @@ impl GenerationStats {
     }
 }
 
+/// One generated token's log-probability under the model (log-softmax of the raw logits) and
+/// the most likely alternatives at that step, most likely first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    pub id: u32,
+    /// The token's bytes (a piece of a UTF-8 character for byte tokens).
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    pub top: Vec<(u32, Vec<u8>, f32)>,
+}
+
+/// What [`Generator::generate_events`] reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum GenEvent<'a> {
+    /// Decoded text of one channel.
+    Text(Channel, &'a str),
+    /// A sampled token's log-probabilities (only when [`GenerateOptions::logprobs`] is set).
+    Token(&'a TokenLogprob),
+}
+
 /// The result of one generation.
 #[derive(Clone, Debug)]
 pub struct Generation {
@@ -79,6 +103,8 @@ pub struct Generation {
     pub thinking: String,
     pub stop_reason: StopReason,
     pub stats: GenerationStats,
+    /// Per generated token, when [`GenerateOptions::logprobs`] asked for them.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// A generator over one sequence: remembers which tokens its cache holds so that the next
@@ -113,6 +139,22 @@ impl<'t> Generator<'t> {
         cancel: &AtomicBool,
         on_text: &mut dyn FnMut(Channel, &str),
     ) -> Result<Generation> {
+        self.generate_events(seq, prompt, options, cancel, &mut |event| {
+            if let GenEvent::Text(channel, text) = event {
+                on_text(channel, text);
+            }
+        })
+    }
+
+    /// [`Generator::generate`] that also reports token log-probabilities as they are sampled.
+    pub fn generate_events(
+        &mut self,
+        seq: &mut dyn Sequence,
+        prompt: &[u32],
+        options: &GenerateOptions,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(GenEvent<'_>),
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::Tokenizer {
                 what: "the prompt has no tokens".to_owned(),
@@ -142,8 +184,11 @@ impl<'t> Generator<'t> {
         self.cached.truncate(keep);
 
         let mut sampler = Sampler::new(options.sampler.clone());
-        let greedy_on_device =
-            options.sampler.temperature <= 0.0 && options.sampler.repeat_penalty == 1.0;
+        let greedy_on_device = options.sampler.temperature <= 0.0
+            && options.sampler.repeat_penalty == 1.0
+            && options.logprobs.is_none();
+        let top_n = options.logprobs.map(|n| n.min(MAX_TOP_LOGPROBS));
+        let tokenizer = self.tokenizer;
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len(),
             reused_tokens: keep,
@@ -151,18 +196,23 @@ impl<'t> Generator<'t> {
         };
         let mut history = prompt.to_vec();
         let started = Instant::now();
-        let next =
-            |seq: &mut dyn Sequence, sampler: &mut Sampler, feed: &[u32], history: &[u32]| {
-                if greedy_on_device {
-                    seq.forward_greedy(feed)
-                } else {
-                    let logits = seq.forward_last(feed)?;
-                    Ok(sampler.sample(&logits, history))
-                }
-            };
+        let next = |seq: &mut dyn Sequence,
+                    sampler: &mut Sampler,
+                    feed: &[u32],
+                    history: &[u32]|
+         -> Result<(u32, Option<TokenLogprob>)> {
+            if greedy_on_device {
+                return Ok((seq.forward_greedy(feed)?, None));
+            }
+            let logits = seq.forward_last(feed)?;
+            let token = sampler.sample(&logits, history);
+            let logprob = top_n.map(|n| token_logprob(tokenizer, &logits, token, n));
+            Ok((token, logprob))
+        };
         // A failed prefill leaves the cache in an unknown state: start over next time.
-        let mut token = match next(seq, &mut sampler, &prompt[keep..], &history) {
-            Ok(token) => token,
+        let mut logprobs = Vec::new();
+        let (mut token, mut logprob) = match next(seq, &mut sampler, &prompt[keep..], &history) {
+            Ok(next) => next,
             Err(error) => {
                 self.reset(seq);
                 return Err(error);
@@ -176,16 +226,18 @@ impl<'t> Generator<'t> {
         let mut stream = self.tokenizer.stream();
         let (mut answer, mut thinking) = (String::new(), String::new());
         let mut tokens = Vec::new();
-        let mut emit =
-            |segments: Vec<(Channel, String)>, answer: &mut String, thinking: &mut String| {
-                for (channel, text) in segments {
-                    on_text(channel, &text);
-                    match channel {
-                        Channel::Answer => answer.push_str(&text),
-                        Channel::Thinking => thinking.push_str(&text),
-                    }
+        let emit = |on_event: &mut dyn FnMut(GenEvent<'_>),
+                    segments: Vec<(Channel, String)>,
+                    answer: &mut String,
+                    thinking: &mut String| {
+            for (channel, text) in segments {
+                on_event(GenEvent::Text(channel, &text));
+                match channel {
+                    Channel::Answer => answer.push_str(&text),
+                    Channel::Thinking => thinking.push_str(&text),
                 }
-            };
+            }
+        };
         let stop_reason = loop {
             if self.tokenizer.is_eog(token) {
                 break StopReason::EndOfText;
@@ -195,6 +247,10 @@ impl<'t> Generator<'t> {
             }
             tokens.push(token);
             history.push(token);
+            if let Some(logprob) = logprob.take() {
+                on_event(GenEvent::Token(&logprob));
+                logprobs.push(logprob);
+            }
             let piece = stream.push(token);
             let segments = splitter.push(&piece);
             // Stop strings apply to the answer; cut the answer before the first one.
@@ -216,7 +272,7 @@ impl<'t> Generator<'t> {
                 }
                 kept.push((channel, text));
             }
-            emit(kept, &mut answer, &mut thinking);
+            emit(on_event, kept, &mut answer, &mut thinking);
             if hit_stop {
                 break StopReason::Stop;
             }
@@ -230,9 +286,10 @@ impl<'t> Generator<'t> {
                 break StopReason::ContextFull;
             }
             match next(seq, &mut sampler, &[token], &history) {
-                Ok(t) => {
+                Ok((t, l)) => {
                     self.cached.push(token);
                     token = t;
+                    logprob = l;
                 }
                 Err(error) => {
                     self.reset(seq);
@@ -244,7 +301,7 @@ impl<'t> Generator<'t> {
             let tail = stream.finish();
             let mut segments = splitter.push(&tail);
             segments.extend(splitter.finish());
-            emit(segments, &mut answer, &mut thinking);
+            emit(on_event, segments, &mut answer, &mut thinking);
         }
         stats.generated_tokens = tokens.len();
         stats.decode_s = decode_started.elapsed().as_secs_f64();
@@ -254,6 +311,48 @@ impl<'t> Generator<'t> {
             thinking,
             stop_reason,
             stats,
+            logprobs,
         })
+    }
+}
+
+/// The most alternatives [`GenerateOptions::logprobs`] reports (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// `token`'s log-softmax of `logits` and the `n` most likely tokens.
+fn token_logprob(tokenizer: &Tokenizer, logits: &[f32], token: u32, n: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits
+        .iter()
+        .map(|&l| ((l - max) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32
+        + max;
+    let logprob_of = |id: u32| {
+        logits
+            .get(id as usize)
+            .map_or(f32::NEG_INFINITY, |&l| l - log_sum)
+    };
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let n = n.min(order.len());
+    if n > 0 {
+        order.select_nth_unstable_by(n - 1, |&a, &b| {
+            logits[b as usize].total_cmp(&logits[a as usize])
+        });
+    }
+    order.truncate(n);
+    order.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
+    TokenLogprob {
+        id: token,
+        bytes: tokenizer.piece(token, false).to_vec(),
+        logprob: logprob_of(token),
+        top: order
+            .into_iter()
+            .map(|id| (id, tokenizer.piece(id, false).to_vec(), logprob_of(id)))
+            .collect(),
     }
 }

@@ -149,6 +149,21 @@ impl GgufFile {
             .unwrap_or(&[])
     }
 
+    /// Tells the OS that `len` bytes of `info`'s data from `offset` will be read soon, so that
+    /// it starts reading them from disk in the background (a hint: errors are ignored, and an
+    /// in-memory file has nothing to read).
+    pub fn advise_will_need(&self, info: &TensorInfo, offset: usize, len: usize) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(map) = &self.bytes {
+            let start = header::data_range(info).start + offset;
+            if start + len <= map.len() {
+                let _ = map.advise_range(memmap2::Advice::WillNeed, start, len);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (info, offset, len);
+    }
+
     pub(crate) fn set_part(&mut self, part: usize) {
         for info in &mut self.header.tensors {
             info.part = part;

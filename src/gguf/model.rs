@@ -140,6 +140,14 @@ impl GgufModel {
             .map(|part| part.data(info))
             .unwrap_or(&[])
     }
+
+    /// Read-ahead hint for `len` bytes of `info`'s data from `offset` (see
+    /// [`GgufFile::advise_will_need`]).
+    pub fn advise_will_need(&self, info: &TensorInfo, offset: usize, len: usize) {
+        if let Some(part) = self.parts.get(info.part) {
+            part.advise_will_need(info, offset, len);
+        }
+    }
 }
 
 fn split_value(file: &GgufFile, key: &str) -> Result<Option<u64>> {

@@ -9,6 +9,6 @@ pub mod profile;
 pub mod session;
 pub mod weights;
 
-pub use model::GpuModel;
+pub use model::{GpuModel, PlacementOptions};
 pub use session::{DEFAULT_BATCH, GpuSession, SessionStats};
 pub use weights::LoadProgress;

@@ -1,7 +1,7 @@
 //! A deepseek2 model loaded onto the GPU: config, weights in device buffers, compiled kernels and
 //! the RoPE frequency table. Sessions ([`super::GpuSession`]) share it through an `Arc`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use lanternfish_quant::GgmlType;
 use wgpu::Buffer;
@@ -15,9 +15,22 @@ use crate::cpu::ops::rope_freqs;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::ops::rope;
+use crate::gpu::paging::{Budget, MemoryPlan, Pager, Prefetch};
 use crate::model::DeepSeekConfig;
 use crate::model::RopeScaling;
 use crate::model::dense::{Arch, DenseConfig, architecture};
+
+/// How to place a model's weights: everything resident (the default), or routed experts paged
+/// into slots under a budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlacementOptions {
+    /// `None`: every weight resident.
+    pub budget: Option<Budget>,
+    pub prefetch: Prefetch,
+    /// Page experts even when they all fit (every expert gets a slot, loaded on first use): the
+    /// router's ids are then read back each layer, which `--trace-experts` needs.
+    pub force_paging: bool,
+}
 
 /// The architecture-specific part of a model on the GPU.
 #[derive(Debug)]
@@ -48,6 +61,10 @@ pub struct GpuModel {
     /// Weight bytes one decoded token reads: everything but the embedding table (one row) and
     /// the routed experts not chosen (k of E per MoE layer).
     pub active_bytes_per_token: u64,
+    /// Where the weights are (deepseek2 files; `None` for dense models).
+    pub memory: Option<MemoryPlan>,
+    /// Expert residency when routed experts are paged.
+    pub pager: Option<Mutex<Pager>>,
 }
 
 impl GpuModel {
@@ -58,6 +75,27 @@ impl GpuModel {
         file: &GgufModel,
         progress: Option<&LoadProgress<'_>>,
     ) -> Result<GpuModel> {
+        Self::load_inner(gpu, file, None, &PlacementOptions::default(), progress)
+    }
+
+    /// [`GpuModel::load`] under a placement: with a budget that does not hold every routed
+    /// expert, they stay in the file's map and are paged into GPU slots on demand.
+    pub fn load_placed(
+        gpu: Arc<Gpu>,
+        file: &Arc<GgufModel>,
+        placement: &PlacementOptions,
+        progress: Option<&LoadProgress<'_>>,
+    ) -> Result<GpuModel> {
+        Self::load_inner(gpu, file, Some(file), placement, progress)
+    }
+
+    fn load_inner(
+        gpu: Arc<Gpu>,
+        file: &GgufModel,
+        shared: Option<&Arc<GgufModel>>,
+        placement: &PlacementOptions,
+        progress: Option<&LoadProgress<'_>>,
+    ) -> Result<GpuModel> {
         let total: u64 = file
             .tensors()
             .map(|t| file.tensor_data(t).len() as u64)
@@ -65,13 +103,47 @@ impl GpuModel {
         match architecture(file)? {
             Arch::DeepSeek2 => {
                 let cpu = CpuModel::load(file)?;
-                let weights = GpuWeights::upload(&gpu, &cpu.config, &cpu.weights, total, progress)?;
+                let memory = MemoryPlan::new(file, &cpu.config, placement.budget)?;
+                let pager = match shared {
+                    Some(shared) if memory.paged || placement.force_paging => {
+                        let mut pager = Pager::new(
+                            shared.clone(),
+                            &memory,
+                            cpu.config.n_layer,
+                            placement.force_paging,
+                        )?;
+                        pager.prefetch = placement.prefetch;
+                        Some(pager)
+                    }
+                    _ => None,
+                };
+                let paged: Vec<Option<std::ops::Range<u32>>> = (0..cpu.config.n_layer)
+                    .map(|il| {
+                        let pager = pager.as_ref()?;
+                        Some(pager.slot_range(pager.paged_index(il)?))
+                    })
+                    .collect();
+                // Bytes of the paged layers' slot pools (allocated, filled on demand) and of
+                // their experts in the file (never uploaded).
+                let (pool_bytes, paged_expert_bytes) = memory
+                    .layers
+                    .iter()
+                    .filter(|l| paged.get(l.layer).is_some_and(Option::is_some))
+                    .fold((0, 0), |(pool, file), l| {
+                        (
+                            pool + u64::from(l.slots) * l.expert_bytes,
+                            file + u64::from(memory.n_expert) * l.expert_bytes,
+                        )
+                    });
+                let total = total - paged_expert_bytes.min(total);
+                let weights =
+                    GpuWeights::upload(&gpu, &cpu.config, &cpu.weights, &paged, total, progress)?;
                 let types = types_of(&matrices(&weights));
                 let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types)?;
                 let rope_turns = rope::upload_freqs(&gpu, &cpu.rope_freqs)?;
                 Ok(GpuModel {
                     n_vocab: cpu.config.n_vocab,
-                    weight_bytes: weights.bytes,
+                    weight_bytes: weights.bytes + pool_bytes,
                     active_bytes_per_token: active_bytes(&cpu.config, &weights),
                     gpu,
                     kernels,
@@ -80,6 +152,8 @@ impl GpuModel {
                         config: cpu.config,
                         weights,
                     },
+                    memory: Some(memory),
+                    pager: pager.map(Mutex::new),
                 })
             }
             Arch::Llama | Arch::Qwen2 => {
@@ -107,6 +181,8 @@ impl GpuModel {
                         config: cpu.config,
                         weights,
                     },
+                    memory: None,
+                    pager: None,
                 })
             }
         }
@@ -153,12 +229,16 @@ pub(crate) fn matrices(w: &GpuWeights) -> Vec<&GpuTensor> {
 
 fn active_bytes(c: &DeepSeekConfig, w: &GpuWeights) -> u64 {
     let mut bytes = w.token_embd.row_bytes();
-    for t in matrices(w) {
-        bytes += t.bytes();
-    }
+    let mut experts = std::collections::HashSet::new();
     for layer in &w.layers {
         if let GpuFfn::Moe(moe) = &layer.ffn {
-            bytes -= moe.experts.expert_bytes() * (c.n_expert - c.n_expert_used) as u64;
+            bytes += moe.experts.expert_bytes() * c.n_expert_used as u64;
+            experts.extend(moe.experts.all().map(|t| t as *const GpuTensor));
+        }
+    }
+    for t in matrices(w) {
+        if !experts.contains(&(t as *const GpuTensor)) {
+            bytes += t.bytes();
         }
     }
     bytes

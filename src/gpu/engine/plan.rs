@@ -20,7 +20,7 @@ use wgpu::Buffer;
 
 use super::model::GpuArch;
 use super::model::GpuModel;
-use super::weights::{GateUp, GpuFfn, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
+use super::weights::{GateUp, GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
@@ -29,6 +29,7 @@ use crate::gpu::ops::embed::EmbedShape;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
 use crate::gpu::ops::moe_router::RouterConfig;
 use crate::gpu::ops::rope::RopeLayout;
+use crate::gpu::paging::Prefetch;
 use crate::model::DeepSeekConfig;
 
 /// Which logits a forward pass produces.
@@ -54,6 +55,17 @@ pub enum Step {
         dst: Buffer,
         size: u64,
     },
+    /// Paged experts: the router's ids of block `layer` are in [`Scratch::ids`] (and, when
+    /// `next` names the next paged block, the ids its router picks from the same hidden state
+    /// in [`Scratch::pred_ids`]). The session submits what came before, reads the ids back,
+    /// pages the experts in and records the steps up to [`Step::ExpertsEnd`] once per group of
+    /// experts that fits the layer's slots.
+    PageIn {
+        layer: usize,
+        next: Option<usize>,
+    },
+    /// The end of a paged layer's expert steps.
+    ExpertsEnd,
 }
 
 /// Scratch buffers for batches of up to `max_batch` tokens (f32 unless noted).
@@ -91,6 +103,11 @@ pub struct Scratch {
     pub router_logits: Buffer,
     pub ids: Buffer,
     pub expert_weights: Buffer,
+    /// The next paged layer's router on the current state (prefetch): logits `[B, E]`, ids u32
+    /// `[B, k]`, weights `[B, k]`.
+    pub pred_logits: Buffer,
+    pub pred_ids: Buffer,
+    pub pred_weights: Buffer,
     /// Routed experts: `[B, k, f]` ×3 and `[B, k, d]`.
     pub eg: Buffer,
     pub eu: Buffer,
@@ -167,6 +184,9 @@ impl Scratch {
             router_logits: make("router_logits", b * e)?,
             ids: make("ids", b * k)?,
             expert_weights: make("expert_weights", b * k)?,
+            pred_logits: make("pred_logits", b * e)?,
+            pred_ids: make("pred_ids", b * k)?,
+            pred_weights: make("pred_weights", b * k)?,
             eg: make("eg", b * k * f)?,
             eu: make("eu", b * k * f)?,
             eh: make("eh", b * k * f)?,
@@ -364,9 +384,23 @@ fn deepseek_layers(
     );
     let n = n_tok;
     let t32 = n as u32;
-    let mut steps: Vec<Step> = Vec::new();
-    let mut push =
-        |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
+    let steps = std::cell::RefCell::new(Vec::new());
+    let push = |dispatches: Vec<Dispatch>| {
+        steps
+            .borrow_mut()
+            .extend(dispatches.into_iter().map(Step::Dispatch));
+    };
+    let mark = |step: Step| steps.borrow_mut().push(step);
+    // Paged experts: which blocks page, and the prefetch setting.
+    let paging = model.pager.as_ref().map(|pager| {
+        let pager = pager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let paged: Vec<bool> = (0..c.n_layer)
+            .map(|il| pager.paged_index(il).is_some())
+            .collect();
+        (paged, pager.prefetch != Prefetch::Off)
+    });
 
     let mm = |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| {
         mm(model, t, x, y, rows, acc)
@@ -516,20 +550,41 @@ fn deepseek_layers(
             GpuFfn::Dense(f) => push(swiglu(f)?),
             GpuFfn::Moe(moe) => {
                 let (e, kk, f) = (c.n_expert, c.n_expert_used, c.n_ff_exp);
-                push(mm(&moe.router, &s.a, &s.router_logits, n, false)?);
-                let bias = moe.selection_bias.as_ref().unwrap_or(&s.router_logits);
-                push(vec![k.router.bind(
-                    gpu,
-                    &RouterConfig::from_model(c),
-                    [
-                        first(&s.router_logits, n * e),
-                        bias.into(),
-                        first(&s.ids, n * kk),
-                        first(&s.expert_weights, n * kk),
-                    ],
-                    t32,
-                    moe.selection_bias.is_some(),
-                )?]);
+                // The router of `m` on the current state into (logits, ids, weights).
+                let route = |m: &GpuMoe, [logits, ids, weights]: [&Buffer; 3]| -> Result<()> {
+                    push(mm(&m.router, &s.a, logits, n, false)?);
+                    let bias = m.selection_bias.as_ref().unwrap_or(logits);
+                    push(vec![k.router.bind(
+                        gpu,
+                        &RouterConfig::from_model(c),
+                        [
+                            first(logits, n * e),
+                            bias.into(),
+                            first(ids, n * kk),
+                            first(weights, n * kk),
+                        ],
+                        t32,
+                        m.selection_bias.is_some(),
+                    )?]);
+                    Ok(())
+                };
+                route(moe, [&s.router_logits, &s.ids, &s.expert_weights])?;
+                let paged =
+                    paging
+                        .as_ref()
+                        .filter(|(paged, _)| paged[il])
+                        .map(|(paged, prefetch)| {
+                            let next = (il + 1..c.n_layer).find(|&l| paged[l]);
+                            (next, *prefetch)
+                        });
+                if let Some((next, prefetch)) = paged {
+                    // Prefetch: the next paged layer's router on this layer's state.
+                    let next = next.filter(|_| prefetch);
+                    if let Some(GpuFfn::Moe(next_moe)) = next.map(|l| &w.layers[l].ffn) {
+                        route(next_moe, [&s.pred_logits, &s.pred_ids, &s.pred_weights])?;
+                    }
+                    mark(Step::PageIn { layer: il, next });
+                }
                 let routed = MatvecIdShape {
                     n_rows: f as u32,
                     n_cols: d as u32,
@@ -598,6 +653,9 @@ fn deepseek_layers(
                     n * kk * d,
                     &down_shape,
                 )?);
+                if paged.is_some() {
+                    mark(Step::ExpertsEnd);
+                }
                 if let Some(shared) = &moe.shared {
                     push(swiglu(shared)?);
                 }
@@ -616,7 +674,7 @@ fn deepseek_layers(
         }
     }
 
-    Ok(steps)
+    Ok(steps.into_inner())
 }
 
 /// The final norm and the output projection for the rows `output` wants.
@@ -692,6 +750,7 @@ pub fn record(encoder: &mut wgpu::CommandEncoder, steps: &[Step]) {
                 encoder.copy_buffer_to_buffer(src, *src_offset, dst, 0, *size);
                 i += 1;
             }
+            Step::PageIn { .. } | Step::ExpertsEnd => i += 1,
             Step::Dispatch(_) => {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("forward"),

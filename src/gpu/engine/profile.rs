@@ -25,7 +25,7 @@ pub fn profile(gpu: &Gpu, steps: &[Step]) -> Result<Profile> {
         .iter()
         .filter_map(|s| match s {
             Step::Dispatch(d) => Some(d),
-            Step::Copy { .. } => None,
+            Step::Copy { .. } | Step::PageIn { .. } | Step::ExpertsEnd => None,
         })
         .collect();
     let n = dispatches.len() as u32 * 2;
@@ -59,6 +59,7 @@ pub fn profile(gpu: &Gpu, steps: &[Step]) -> Result<Profile> {
                 dst,
                 size,
             } => encoder.copy_buffer_to_buffer(src, *src_offset, dst, 0, *size),
+            Step::PageIn { .. } | Step::ExpertsEnd => {}
             Step::Dispatch(d) => {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(d.label()),

@@ -13,6 +13,9 @@ use wgpu::{Buffer, BufferUsages, MapMode, PollType};
 
 use super::model::{GpuArch, GpuModel};
 use super::plan::{self, Output, Scratch, Step};
+use super::weights::GpuFfn;
+use crate::gpu::Gpu;
+use crate::gpu::paging::PagingStats;
 use crate::{Error, Result};
 
 /// Default prompt batch (tokens per prefill submission).
@@ -28,6 +31,8 @@ pub struct SessionStats {
     pub tokens: u64,
     /// Host time spent building command buffers (encoding, not waiting), in microseconds.
     pub encode_us: u64,
+    /// The model's expert-paging counters (cumulative over its sessions; zero when resident).
+    pub paging: PagingStats,
 }
 
 /// A sequence being decoded on the GPU.
@@ -39,6 +44,10 @@ pub struct GpuSession {
     plans: HashMap<(usize, Output), Vec<Step>>,
     all_logits: Option<(usize, Buffer)>,
     readback: Buffer,
+    /// Paged experts: the router's ids (and the predicted ids) of one layer, read back.
+    ids_readback: Option<Buffer>,
+    /// `--trace-experts`: one JSON line per token and paged layer.
+    trace: Option<Box<dyn std::io::Write + Send>>,
     n_past: usize,
     pub stats: SessionStats,
 }
@@ -89,6 +98,14 @@ impl GpuSession {
             (model.n_vocab.max(1) * 4) as u64,
             BufferUsages::COPY_DST | BufferUsages::MAP_READ,
         )?;
+        let ids_readback = match (&model.pager, &model.arch) {
+            (Some(_), GpuArch::DeepSeek { config: c, .. }) => Some(gpu.create_buffer(
+                "expert ids readback",
+                (2 * scratch.max_batch * c.n_expert_used.max(1) * 4) as u64,
+                BufferUsages::COPY_DST | BufferUsages::MAP_READ,
+            )?),
+            _ => None,
+        };
         Ok(GpuSession {
             model,
             cache,
@@ -97,9 +114,25 @@ impl GpuSession {
             plans: HashMap::new(),
             all_logits: None,
             readback,
+            ids_readback,
+            trace: None,
             n_past: 0,
             stats: SessionStats::default(),
         })
+    }
+
+    /// Writes the routed experts of every token and paged layer to `sink`, one JSON line each
+    /// (`{"pos":P,"layer":L,"experts":[…]}`). Only a model loaded with paging (a budget, or
+    /// forced for tracing) reads the ids back.
+    pub fn set_trace(&mut self, sink: Box<dyn std::io::Write + Send>) -> Result<()> {
+        if self.ids_readback.is_none() {
+            return Err(Error::Gpu {
+                what: "tracing experts".to_owned(),
+                message: "the model was loaded without expert paging".to_owned(),
+            });
+        }
+        self.trace = Some(sink);
+        Ok(())
     }
 
     pub fn model(&self) -> &Arc<GpuModel> {
@@ -229,19 +262,28 @@ impl GpuSession {
             }
             self.plans.insert(key, steps);
         }
-        let steps = &self.plans[&key];
-        let gpu = &self.model.gpu;
+        let model = self.model.clone();
+        let gpu = &model.gpu;
         let positions: Vec<u32> = (self.n_past..self.n_past + n).map(|p| p as u32).collect();
         gpu.queue
             .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(tokens));
         gpu.queue
             .write_buffer(&self.scratch.positions, 0, bytemuck::cast_slice(&positions));
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("forward"),
-            });
-        plan::record(&mut encoder, steps);
+        let steps = self.plans.remove(&key).unwrap_or_default();
+        let paging_before = self.model.pager.as_ref().map(|p| {
+            let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            p.stats.sync_wait_us + p.stats.upload_us
+        });
+        let recorded = if steps.iter().any(|s| matches!(s, Step::PageIn { .. })) {
+            self.record_paged(&steps, n)
+        } else {
+            let mut encoder = new_encoder(gpu);
+            plan::record(&mut encoder, &steps);
+            Ok(encoder)
+        };
+        let dispatches = plan::dispatch_count(&steps) as u64;
+        self.plans.insert(key, steps);
+        let mut encoder = recorded?;
         match output {
             Output::Last => encoder.copy_buffer_to_buffer(
                 &self.scratch.logits,
@@ -255,7 +297,6 @@ impl GpuSession {
             }
             Output::All | Output::Nothing => {}
         }
-        let dispatches = plan::dispatch_count(steps) as u64;
         gpu.checked("submitting a forward pass", |_| {
             gpu.queue.submit([encoder.finish()]);
         })?;
@@ -263,13 +304,28 @@ impl GpuSession {
         self.stats.submits += 1;
         self.stats.dispatches += dispatches;
         self.stats.tokens += n as u64;
-        self.stats.encode_us += start.elapsed().as_micros() as u64;
+        // Host encoding only: waiting for expert ids and copying experts are counted by the pager.
+        let paging_us = match (&self.model.pager, paging_before) {
+            (Some(p), Some(before)) => {
+                let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                (p.stats.sync_wait_us + p.stats.upload_us).saturating_sub(before)
+            }
+            _ => 0,
+        };
+        self.stats.encode_us += (start.elapsed().as_micros() as u64).saturating_sub(paging_us);
         Ok(())
     }
 
     /// GPU time per kernel of one decode step of `token` (the step is taken: the token is
     /// appended).
     pub fn profile_step(&mut self, token: u32) -> Result<super::profile::Profile> {
+        if self.ids_readback.is_some() {
+            return Err(Error::Gpu {
+                what: "profiling".to_owned(),
+                message: "a model with paged experts cannot be profiled (drop --gpu-budget)"
+                    .to_owned(),
+            });
+        }
         self.check_tokens(&[token])?;
         let key = (1, Output::Greedy);
         if !self.plans.contains_key(&key) {
@@ -299,32 +355,185 @@ impl GpuSession {
 
     /// Maps the first `size` bytes of the readback buffer once the GPU has finished.
     fn read_back(&mut self, size: u64) -> Result<Vec<u8>> {
-        let gpu = &self.model.gpu;
-        let (sender, receiver) = mpsc::channel();
-        self.readback
-            .map_async(MapMode::Read, 0..size, move |result| {
-                let _ = sender.send(result);
-            });
-        let fail = |message: String| Error::Gpu {
-            what: "reading the logits back".to_owned(),
-            message,
-        };
-        gpu.device
-            .poll(PollType::wait_indefinitely())
-            .map_err(|e| fail(e.to_string()))?;
-        receiver
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .map_err(|_| fail("the map callback did not run within 60 s".to_owned()))?
-            .map_err(|e| fail(e.to_string()))?;
-        let bytes = self
-            .readback
-            .get_mapped_range(0..size)
-            .map_err(|e| fail(e.to_string()))?
-            .to_vec();
-        self.readback.unmap();
+        let bytes = map_read(
+            &self.model.gpu,
+            &self.readback,
+            size,
+            "reading the logits back",
+        )?;
         self.stats.readbacks += 1;
+        if let Some(pager) = &self.model.pager {
+            self.stats.paging = pager
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .stats;
+        }
         Ok(bytes)
     }
+
+    /// Records `steps` of `n` tokens for a model with paged experts: at each
+    /// [`Step::PageIn`] the work so far is submitted, the layer's routed ids are read back, the
+    /// missing experts are copied into slots, and the layer's expert steps are recorded once per
+    /// group of experts that fits; then the predicted experts of the next paged layer are
+    /// prefetched. Returns the encoder holding the rest.
+    fn record_paged(&mut self, steps: &[Step], n: usize) -> Result<wgpu::CommandEncoder> {
+        let model = self.model.clone();
+        let gpu = &model.gpu;
+        let (GpuArch::DeepSeek { config, weights }, Some(pager), Some(ids_readback)) =
+            (&model.arch, &model.pager, &self.ids_readback)
+        else {
+            return Err(Error::Gpu {
+                what: "paging experts".to_owned(),
+                message: "the model has no expert pager".to_owned(),
+            });
+        };
+        let moe_of = |layer: usize| match weights.layers.get(layer).map(|l| &l.ffn) {
+            Some(GpuFfn::Moe(moe)) => Ok(moe),
+            _ => Err(Error::Gpu {
+                what: "paging experts".to_owned(),
+                message: format!("block {layer} has no routed experts"),
+            }),
+        };
+        let kk = config.n_expert_used;
+        let ids_bytes = (n * kk * 4) as u64;
+        let mut encoder = new_encoder(gpu);
+        let mut i = 0;
+        while i < steps.len() {
+            let Step::PageIn { layer, next } = steps[i] else {
+                let j = steps[i..]
+                    .iter()
+                    .position(|s| matches!(s, Step::PageIn { .. }))
+                    .map_or(steps.len(), |p| i + p);
+                plan::record(&mut encoder, &steps[i..j]);
+                i = j;
+                continue;
+            };
+            let end = steps[i..]
+                .iter()
+                .position(|s| matches!(s, Step::ExpertsEnd))
+                .map(|p| i + p)
+                .ok_or_else(|| Error::Gpu {
+                    what: "paging experts".to_owned(),
+                    message: "a paged layer has no end marker".to_owned(),
+                })?;
+            // Read the routed (and predicted) ids back.
+            encoder.copy_buffer_to_buffer(&self.scratch.ids, 0, ids_readback, 0, ids_bytes);
+            if next.is_some() {
+                encoder.copy_buffer_to_buffer(
+                    &self.scratch.pred_ids,
+                    0,
+                    ids_readback,
+                    ids_bytes,
+                    ids_bytes,
+                );
+            }
+            let size = if next.is_some() {
+                2 * ids_bytes
+            } else {
+                ids_bytes
+            };
+            let waited = std::time::Instant::now();
+            gpu.checked("submitting a forward pass", |_| {
+                gpu.queue.submit([encoder.finish()]);
+            })?;
+            self.stats.submits += 1;
+            let raw = map_read(gpu, ids_readback, size, "reading the expert ids back")?;
+            let wait_us = waited.elapsed().as_micros() as u64;
+            let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
+            let (routed, predicted) = ids.split_at(n * kk);
+            if let Some(trace) = &mut self.trace {
+                for (t, experts) in routed.chunks(kk).enumerate() {
+                    let line = serde_json::json!({
+                        "pos": self.n_past + t,
+                        "layer": layer,
+                        "experts": experts,
+                    });
+                    writeln!(trace, "{line}").map_err(|e| Error::Gpu {
+                        what: "writing the expert trace".to_owned(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+
+            let moe = moe_of(layer)?;
+            let mut pager = pager
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pager.stats.syncs += 1;
+            pager.stats.sync_wait_us += wait_us;
+            let m = pager.paged_index(layer).ok_or_else(|| Error::Gpu {
+                what: "paging experts".to_owned(),
+                message: format!("block {layer} is not paged"),
+            })?;
+            // The next layer's predicted experts start coming from disk while this layer's
+            // misses are copied.
+            if let Some(mn) = next.and_then(|next| pager.paged_index(next)) {
+                pager.read_ahead(mn, predicted);
+            }
+            let groups = pager.groups(m, routed);
+            encoder = new_encoder(gpu);
+            for (g, group) in groups.iter().enumerate() {
+                pager.load_group(gpu, m, group, &moe.experts, &moe.slot_of)?;
+                plan::record(&mut encoder, &steps[i + 1..end]);
+                if g + 1 < groups.len() {
+                    gpu.checked("submitting a forward pass", |_| {
+                        gpu.queue.submit([encoder.finish()]);
+                    })?;
+                    self.stats.submits += 1;
+                    self.stats.dispatches += plan::dispatch_count(&steps[i + 1..end]) as u64;
+                    encoder = new_encoder(gpu);
+                }
+            }
+            if let Some(next) = next {
+                // Submit this layer's expert passes first, so that the GPU computes them while
+                // the host copies the next layer's predicted experts out of the map.
+                gpu.checked("submitting a forward pass", |_| {
+                    gpu.queue.submit([encoder.finish()]);
+                })?;
+                self.stats.submits += 1;
+                encoder = new_encoder(gpu);
+                let next_moe = moe_of(next)?;
+                if let Some(mn) = pager.paged_index(next) {
+                    pager.prefetch(gpu, mn, predicted, &next_moe.experts, &next_moe.slot_of)?;
+                }
+            }
+            i = end + 1;
+        }
+        Ok(encoder)
+    }
+}
+
+fn new_encoder(gpu: &Gpu) -> wgpu::CommandEncoder {
+    gpu.device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("forward"),
+        })
+}
+
+/// Maps the first `size` bytes of `buffer` once the GPU has finished, copies them out and
+/// unmaps it.
+fn map_read(gpu: &Gpu, buffer: &Buffer, size: u64, what: &str) -> Result<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    buffer.map_async(MapMode::Read, 0..size, move |result| {
+        let _ = sender.send(result);
+    });
+    let fail = |message: String| Error::Gpu {
+        what: what.to_owned(),
+        message,
+    };
+    gpu.device
+        .poll(PollType::wait_indefinitely())
+        .map_err(|e| fail(e.to_string()))?;
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .map_err(|_| fail("the map callback did not run within 60 s".to_owned()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let bytes = buffer
+        .get_mapped_range(0..size)
+        .map_err(|e| fail(e.to_string()))?
+        .to_vec();
+    buffer.unmap();
+    Ok(bytes)
 }
 
 impl std::fmt::Debug for GpuSession {

@@ -187,6 +187,8 @@ pub struct LoadProgress<'a> {
 /// Copies tensors into device buffers through one staging chunk.
 struct Uploader<'g> {
     gpu: &'g Gpu,
+    /// Per block: the global slot range of its paged routed experts (`None`: resident).
+    paged: &'g [Option<std::ops::Range<u32>>],
     staging: Vec<u8>,
     since_flush: u64,
     done: u64,
@@ -258,6 +260,51 @@ impl Uploader<'_> {
             let mut pool = self.tensor(&format!("{name} pool {i}"), chunk)?;
             pool.slot_base = i * per_pool;
             pools.push(pool);
+        }
+        Ok(pools)
+    }
+
+    /// Empty pools for the slots `range` of experts shaped like `first` (paged experts: the
+    /// pager fills them on demand), split to fit one storage binding each.
+    fn empty_pools(
+        &mut self,
+        name: &str,
+        first: &Matrix<'_>,
+        range: std::ops::Range<u32>,
+    ) -> Result<Vec<GpuTensor>> {
+        let (ty, bytes) = first.raw();
+        let slot_bytes = (bytes.len() as u64).max(1);
+        let limit = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
+        let per_pool = (limit / slot_bytes) as u32;
+        if per_pool == 0 {
+            return Err(Error::Tensor {
+                name: name.to_owned(),
+                what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
+            });
+        }
+        let mut pools = Vec::new();
+        let mut base = range.start;
+        while base < range.end {
+            let n = per_pool.min(range.end - base);
+            let buffer = self.gpu.create_buffer(
+                &format!("expert slots {name} {base}..{}", base + n),
+                (u64::from(n) * slot_bytes).next_multiple_of(4).max(4),
+                BufferUsages::STORAGE | BufferUsages::COPY_DST,
+            )?;
+            pools.push(GpuTensor {
+                name: format!("{name} slots {base}.."),
+                buffer,
+                ty,
+                n_rows: first.n_rows(),
+                n_cols: first.n_cols(),
+                n_slots: n as usize,
+                slot_base: base as usize,
+            });
+            base += n;
         }
         Ok(pools)
     }
@@ -362,7 +409,23 @@ impl Uploader<'_> {
                 let gates: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.gate.clone()).collect();
                 let ups: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.up.clone()).collect();
                 let downs: Vec<Matrix<'_>> = moe.experts.iter().map(|e| e.down.clone()).collect();
-                let identity: Vec<u32> = (0..c.n_expert as u32).collect();
+                let paged = self.paged.get(il).cloned().flatten();
+                let table: Vec<u32> = match paged {
+                    Some(_) => vec![crate::gpu::paging::NOT_RESIDENT; c.n_expert],
+                    None => (0..c.n_expert as u32).collect(),
+                };
+                let experts = match (paged, moe.experts.first()) {
+                    (Some(range), Some(first)) => ExpertPools {
+                        gate: self.empty_pools(&n("ffn_gate_exps"), &first.gate, range.clone())?,
+                        up: self.empty_pools(&n("ffn_up_exps"), &first.up, range.clone())?,
+                        down: self.empty_pools(&n("ffn_down_exps"), &first.down, range)?,
+                    },
+                    _ => ExpertPools {
+                        gate: self.pools(&n("ffn_gate_exps"), &gates)?,
+                        up: self.pools(&n("ffn_up_exps"), &ups)?,
+                        down: self.pools(&n("ffn_down_exps"), &downs)?,
+                    },
+                };
                 GpuFfn::Moe(Box::new(GpuMoe {
                     router: self.matrix(&n("ffn_gate_inp"), &moe.router)?,
                     selection_bias: moe
@@ -370,14 +433,10 @@ impl Uploader<'_> {
                         .as_deref()
                         .map(|b| self.vector(&n("exp_probs_b"), b))
                         .transpose()?,
-                    experts: ExpertPools {
-                        gate: self.pools(&n("ffn_gate_exps"), &gates)?,
-                        up: self.pools(&n("ffn_up_exps"), &ups)?,
-                        down: self.pools(&n("ffn_down_exps"), &downs)?,
-                    },
+                    experts,
                     slot_of: self.gpu.upload(
                         &n("slot_of"),
-                        bytemuck::cast_slice(&identity),
+                        bytemuck::cast_slice(&table),
                         BufferUsages::STORAGE | BufferUsages::COPY_DST,
                     )?,
                     shared: moe
@@ -403,16 +462,19 @@ impl Uploader<'_> {
 }
 
 impl GpuWeights {
-    /// Uploads every tensor of `w` (views into the file's map made by the CPU loader).
+    /// Uploads every tensor of `w` (views into the file's map made by the CPU loader), except
+    /// the routed experts of the blocks `paged` gives a slot range: those get empty slot pools.
     pub fn upload(
         gpu: &Gpu,
         c: &DeepSeekConfig,
         w: &Weights<'_>,
+        paged: &[Option<std::ops::Range<u32>>],
         total_bytes: u64,
         progress: Option<&LoadProgress<'_>>,
     ) -> Result<GpuWeights> {
         let mut up = Uploader {
             gpu,
+            paged,
             staging: Vec::with_capacity(STAGING_CHUNK + 4),
             since_flush: 0,
             done: 0,
@@ -482,6 +544,7 @@ impl DenseGpuWeights {
     ) -> Result<DenseGpuWeights> {
         let mut up = Uploader {
             gpu,
+            paged: &[],
             staging: Vec::with_capacity(STAGING_CHUNK + 4),
             since_flush: 0,
             done: 0,

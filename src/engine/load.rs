@@ -1,0 +1,120 @@
+//! Loading a model on the chosen backend: the GPU engine (the default) or the CPU reference.
+//! The CLI wraps this with a progress bar; the worker ([`super::Engine`]) relays progress to
+//! the app and the server.
+
+use std::sync::Arc;
+
+use super::{CpuDenseSequence, CpuSequence, Sequence};
+use crate::Result;
+use crate::cpu::CpuModel;
+use crate::cpu::dense::DenseModel;
+use crate::gguf::GgufModel;
+use crate::gpu::Gpu;
+use crate::gpu::engine::{GpuModel, GpuSession, LoadProgress, PlacementOptions};
+use crate::model::dense::{Arch, architecture};
+
+/// Which implementation runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The GPU engine (wgpu: Vulkan, Metal, DX12; lavapipe without a GPU).
+    #[default]
+    Gpu,
+    /// The f32 reference forward pass on the CPU (slow, exact; the oracle for GPU kernels).
+    Cpu,
+}
+
+/// A model loaded on one backend.
+pub enum Loaded<'a> {
+    Cpu(Box<CpuModel<'a>>),
+    CpuDense(Box<DenseModel<'a>>),
+    Gpu(Arc<GpuModel>),
+}
+
+impl<'a> Loaded<'a> {
+    /// Loads `model` on `backend`, placed as `placement` asks (GPU only); `progress` sees the GPU
+    /// upload (and may cancel it).
+    pub fn load(
+        model: &'a GgufModel,
+        backend: Backend,
+        placement: &PlacementOptions,
+        progress: Option<&LoadProgress>,
+    ) -> Result<Loaded<'a>> {
+        match backend {
+            Backend::Cpu => match architecture(model)? {
+                Arch::DeepSeek2 => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
+                Arch::Llama | Arch::Qwen2 => {
+                    Ok(Loaded::CpuDense(Box::new(DenseModel::load(model)?)))
+                }
+            },
+            Backend::Gpu => {
+                let gpu = Arc::new(Gpu::new()?);
+                tracing::info!("GPU: {}", gpu.describe());
+                let placed = if placement.budget.is_some() || placement.force_paging {
+                    // The pager reads experts from its own map of the same file(s) for as long
+                    // as the model lives.
+                    let path = model.metadata().path();
+                    let shared = Arc::new(GgufModel::open(path)?);
+                    GpuModel::load_placed(gpu, &shared, placement, progress)?
+                } else {
+                    GpuModel::load(gpu, model, progress)?
+                };
+                Ok(Loaded::Gpu(Arc::new(placed)))
+            }
+        }
+    }
+
+    /// A new empty sequence of `n_ctx` tokens (prefill in batches of `batch` on the GPU).
+    pub fn sequence(&self, n_ctx: usize, batch: usize) -> Result<Box<dyn Sequence + '_>> {
+        self.sequence_traced(n_ctx, batch, None)
+    }
+
+    /// [`Loaded::sequence`] that writes the routed experts of every token to `trace` (GPU with
+    /// paging only; see [`GpuSession::set_trace`]).
+    pub fn sequence_traced(
+        &self,
+        n_ctx: usize,
+        batch: usize,
+        trace: Option<Box<dyn std::io::Write + Send>>,
+    ) -> Result<Box<dyn Sequence + '_>> {
+        if let (Some(_), Loaded::Cpu(_) | Loaded::CpuDense(_)) = (&trace, self) {
+            return Err(crate::Error::Gpu {
+                what: "tracing experts".to_owned(),
+                message: "the expert trace needs the GPU backend".to_owned(),
+            });
+        }
+        Ok(match self {
+            Loaded::Cpu(cpu) => Box::new(CpuSequence {
+                session: cpu.session(),
+                n_ctx,
+            }),
+            Loaded::CpuDense(dense) => Box::new(CpuDenseSequence {
+                session: dense.session(),
+                n_ctx,
+            }),
+            Loaded::Gpu(model) => {
+                let mut session = GpuSession::new(model.clone(), n_ctx, batch)?;
+                if let Some(trace) = trace {
+                    session.set_trace(trace)?;
+                }
+                Box::new(session)
+            }
+        })
+    }
+
+    /// The device in words.
+    pub fn device(&self) -> String {
+        match self {
+            Loaded::Cpu(_) | Loaded::CpuDense(_) => "CPU reference (f32)".to_owned(),
+            Loaded::Gpu(model) => model.gpu.describe(),
+        }
+    }
+
+    /// Bytes of weights resident on the GPU (0 on the CPU).
+    pub fn gpu_weight_bytes(&self) -> u64 {
+        match self {
+            Loaded::Cpu(_) | Loaded::CpuDense(_) => 0,
+            Loaded::Gpu(model) => model.weight_bytes,
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! `lanternfish serve` end to end through the real binary on a free loopback port, with the
+//! tiny golden V3 model: the endpoints and their errors, a hostile-request corpus, the API key,
+//! 64 concurrent streaming clients with a third disconnecting, the GPU backend, and the real
+//! `openai` Python client (tests/openai_client.py, run with the venv scripts/openai-venv.sh
+//! makes).
+
+#![allow(clippy::unwrap_used)]
+
+mod server_common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use server_common::{Server, exchange, parse_response, request, stream_partially};
+
+fn chat_body(content: &str, max_tokens: u64) -> Value {
+    json!({
+        "model": "tiny-v3-Q4_K_M",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    })
+}
+
+/// Checks a finished chat stream: a role chunk first, content chunks, one finish reason,
+/// usage when asked, `[DONE]` last. Returns the streamed text.
+fn check_chat_stream(events: &[String], usage: bool) -> String {
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let mut text = String::new();
+    let mut finishes = 0;
+    for chunk in &chunks {
+        assert!(chunk.get("error").is_none(), "{chunk}");
+        if let Some(choice) = chunk["choices"].get(0) {
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            if let Some(t) = choice["delta"]["content"].as_str() {
+                text.push_str(t);
+            }
+            if let Some(t) = choice["delta"]["reasoning_content"].as_str() {
+                text.push_str(t);
+            }
+            if !choice["finish_reason"].is_null() {
+                finishes += 1;
+            }
+        }
+    }
+    assert_eq!(finishes, 1, "{events:?}");
+    if usage {
+        let last = &chunks[chunks.len() - 1];
+        assert_eq!(last["choices"], json!([]));
+        let u = &last["usage"];
+        assert_eq!(
+            u["total_tokens"].as_u64(),
+            Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap())
+        );
+    }
+    text
+}
+
+#[test]
+fn endpoints_usage_and_errors() {
+    let server = Server::start(&[]);
+    let health = server.get("/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    let models = server.get("/v1/models").json();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "tiny-v3-Q4_K_M");
+
+    // Non-streaming chat, twice: the second reuses the cached prompt prefix.
+    let first = server.post("/v1/chat/completions", &chat_body("Hello there", 4));
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let first = first.json();
+    assert_eq!(first["object"], "chat.completion");
+    assert_eq!(first["choices"][0]["message"]["role"], "assistant");
+    assert!(first["choices"][0]["message"]["content"].is_string());
+    let reason = first["choices"][0]["finish_reason"].as_str().unwrap();
+    assert!(["stop", "length"].contains(&reason), "{reason}");
+    let usage = &first["usage"];
+    let prompt = usage["prompt_tokens"].as_u64().unwrap();
+    let completion = usage["completion_tokens"].as_u64().unwrap();
+    assert!(prompt > 5 && completion <= 4, "{usage}");
+    assert_eq!(usage["total_tokens"].as_u64(), Some(prompt + completion));
+    let second = server
+        .post("/v1/chat/completions", &chat_body("Hello there", 4))
+        .json();
+    assert_eq!(
+        second["choices"][0]["message"],
+        first["choices"][0]["message"]
+    );
+    assert!(
+        second["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // Streaming with usage.
+    let mut body = chat_body("Stream it", 5);
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let streamed = server.post("/v1/chat/completions", &body);
+    assert_eq!(streamed.status, 200);
+    assert!(
+        streamed
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream"))
+    );
+    check_chat_stream(&streamed.events(), true);
+
+    // Log-probabilities: one entry per generated token, with the alternatives asked for.
+    let mut body = chat_body("Numbers", 3);
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(2);
+    let r = server.post("/v1/chat/completions", &body).json();
+    let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(
+        content.len() as u64,
+        r["usage"]["completion_tokens"].as_u64().unwrap()
+    );
+    for t in content {
+        assert!(t["logprob"].as_f64().unwrap() <= 0.0);
+        assert_eq!(t["top_logprobs"].as_array().unwrap().len(), 2);
+    }
+
+    // Completions: plain, and fill-in-the-middle with the model's FIM tokens.
+    let plain = server.post(
+        "/v1/completions",
+        &json!({"model": "tiny-v3-Q4_K_M", "prompt": "def add(a, b):", "max_tokens": 4, "temperature": 0}),
+    );
+    assert_eq!(
+        plain.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&plain.body)
+    );
+    let plain = plain.json();
+    assert_eq!(plain["object"], "text_completion");
+    assert!(plain["choices"][0]["text"].is_string());
+    let fim = server
+        .post(
+            "/v1/completions",
+            &json!({"prompt": "def add(a, b):\n    ", "suffix": "\n\nprint(add(1, 2))", "max_tokens": 4}),
+        )
+        .json();
+    assert!(fim["usage"]["prompt_tokens"].as_u64().unwrap() > 3);
+    let mut body = json!({"prompt": "x = ", "suffix": ";", "max_tokens": 3, "stream": true});
+    body["stream_options"] = json!({"include_usage": true});
+    let events = server.post("/v1/completions", &body).events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    // Errors: each an OpenAI-shaped body with the right status, param and code.
+    let e = server
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .error(404);
+    assert_eq!(e["code"], "model_not_found");
+    let mut body = chat_body("x", 2);
+    body["n"] = json!(2);
+    assert_eq!(
+        server.post("/v1/chat/completions", &body).error(400)["param"],
+        "n"
+    );
+    let mut body = chat_body("x", 2);
+    body["temperature"] = json!(5);
+    assert_eq!(
+        server.post("/v1/chat/completions", &body).error(400)["param"],
+        "temperature"
+    );
+    let mut body = chat_body("x", 2);
+    body["max_tokens"] = json!("ten");
+    server.post("/v1/chat/completions", &body).error(400);
+    let mut body = chat_body("x", 2);
+    body["top_logprobs"] = json!(3);
+    server.post("/v1/chat/completions", &body).error(400);
+    server
+        .post("/v1/chat/completions", &json!({"model": "tiny-v3-Q4_K_M"}))
+        .error(400);
+    let long = "word ".repeat(2000);
+    let e = server
+        .post("/v1/chat/completions", &chat_body(&long, 2))
+        .error(400);
+    assert_eq!(e["code"], "context_length_exceeded");
+    let e = server
+        .post("/v1/completions", &json!({"prompt": long}))
+        .error(400);
+    assert_eq!(e["code"], "context_length_exceeded");
+    server
+        .post("/v1/completions", &json!({"prompt": [999999]}))
+        .error(400);
+    server
+        .post("/v1/completions", &json!({"prompt": ["a", "b"]}))
+        .error(400);
+    server.get("/v1/nothing").error(404);
+    server.get("/v1/chat/completions").error(405);
+    server.get("/v1/models/other").error(404);
+    assert_eq!(server.get("/v1/models/tiny-v3-Q4_K_M").status, 200);
+}
+
+#[test]
+fn reasoning_content_with_a_thinking_template() {
+    // The R1 template opens `<think>` in the generation prompt: the reply is reasoning.
+    let server = Server::start(&["--chat-template", "deepseek-r1"]);
+    let r = server
+        .post("/v1/chat/completions", &chat_body("Think about it", 6))
+        .json();
+    let message = &r["choices"][0]["message"];
+    assert!(
+        !message["reasoning_content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{r}"
+    );
+    let mut body = chat_body("Think about it", 6);
+    body["stream"] = json!(true);
+    let events = server.post("/v1/chat/completions", &body).events();
+    check_chat_stream(&events, false);
+    assert!(
+        events.iter().any(|e| e.contains("\"reasoning_content\"")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn api_key_is_required_when_set() {
+    let server = Server::start(&["--api-key", "sekrit"]);
+    assert_eq!(server.get("/health").status, 200);
+    let e = server.get("/v1/models").error(401);
+    assert_eq!(e["code"], "invalid_api_key");
+    let wrong = request(
+        server.addr,
+        "GET",
+        "/v1/models",
+        &[("Authorization", "Bearer nope")],
+        b"",
+    );
+    wrong.error(401);
+    let right = request(
+        server.addr,
+        "GET",
+        "/v1/models",
+        &[("Authorization", "Bearer sekrit")],
+        b"",
+    );
+    assert_eq!(right.status, 200);
+    let body = chat_body("x", 2).to_string();
+    request(
+        server.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        body.as_bytes(),
+    )
+    .error(401);
+}
+
+/// Sends raw bytes; the answer must be a 4xx with an OpenAI error body, or a closed connection.
+fn hostile(server: &Server, bytes: &[u8]) -> Option<u16> {
+    let response = exchange(server.addr, bytes, Duration::from_secs(20)).unwrap_or_default();
+    if response.is_empty() {
+        return None;
+    }
+    let parsed = parse_response(&response)
+        .unwrap_or_else(|| panic!("unparseable answer: {}", String::from_utf8_lossy(&response)));
+    assert!(
+        (400..500).contains(&parsed.status),
+        "{} for {:?}",
+        parsed.status,
+        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    );
+    Some(parsed.status)
+}
+
+fn post_bytes(body: &[u8]) -> Vec<u8> {
+    let mut raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+#[test]
+fn hostile_requests_get_clean_errors() {
+    let mut server = Server::start(&["--read-timeout", "2"]);
+    let status = |body: &[u8]| {
+        let r = request(server.addr, "POST", "/v1/chat/completions", &[], body);
+        r.error(r.status);
+        r.status
+    };
+    // Malformed JSON, wrong types, invalid UTF-8, deep nesting, empty bodies.
+    for body in [
+        &b"{"[..],
+        b"not json at all",
+        b"[]",
+        b"null",
+        b"",
+        b"{\"messages\": \"hello\"}",
+        b"{\"messages\": [{\"role\": 5, \"content\": \"x\"}]}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": {\"a\": 1}}]}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": -1}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 1e99}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": [1, 2]}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": \"yes\"}",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}",
+        b"\xff\xfe\xfd",
+        b"{\"messages\": [{\"role\": \"user\", \"content\": \"\\ud800\"}]}",
+    ] {
+        assert_eq!(status(body), 400, "{:?}", String::from_utf8_lossy(body));
+    }
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(status(deep.as_bytes()), 400);
+    // Unknown fields are ignored, as OpenAI does.
+    let mut body = chat_body("x", 2);
+    body["frequency_penalty"] = json!(0.5);
+    body["user"] = json!("someone");
+    body["some_future_field"] = json!({"a": [1, 2]});
+    assert_eq!(server.post("/v1/chat/completions", &body).status, 200);
+
+    // Huge bodies: 413 (declared or sent chunked), never read into memory.
+    let huge = vec![b'a'; 9 << 20];
+    assert_eq!(hostile(&server, &post_bytes(&huge)).unwrap_or(413), 413);
+    let declared =
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{";
+    let got = hostile(&server, declared);
+    assert!(
+        matches!(got, None | Some(413) | Some(400) | Some(408)),
+        "{got:?}"
+    );
+    let mut chunked =
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..20 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 1 << 20).as_bytes());
+        chunked.extend(std::iter::repeat_n(b' ', 1 << 20));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(hostile(&server, &chunked).unwrap_or(413), 413);
+
+    // Garbage and broken HTTP.
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"\x00\x01\x02\x03\r\n\r\n",
+    ] {
+        hostile(&server, raw);
+    }
+
+    // A slow client that sends half a body: 408 after --read-timeout; others are served meanwhile.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mess",
+    )
+    .unwrap();
+    let mut half_header = TcpStream::connect(server.addr).unwrap();
+    half_header
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(server.get("/health").status, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    if !answer.is_empty() {
+        assert_eq!(parse_response(&answer).unwrap().status, 408);
+    }
+
+    // Still serving.
+    assert!(server.alive());
+    let ok = server.post("/v1/chat/completions", &chat_body("still there?", 2));
+    assert_eq!(ok.status, 200);
+    drop(half_header);
+}
+
+#[test]
+fn concurrent_streams_with_disconnects() {
+    const CLIENTS: usize = 64;
+    let mut server = Server::start(&[]);
+    let addr = server.addr;
+    let stream_body = |i: usize| {
+        json!({
+            "messages": [{"role": "user", "content": format!("client {i} says hello")}],
+            "max_tokens": 6,
+            "temperature": 0.7,
+            "seed": i,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        })
+    };
+    let burst = |n: usize| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let body = stream_body(i);
+                std::thread::spawn(move || {
+                    if i % 3 == 2 {
+                        // Leave after the first content chunk.
+                        drop(stream_partially(addr, "/v1/chat/completions", &body, 2));
+                        None
+                    } else {
+                        let r = request(
+                            addr,
+                            "POST",
+                            "/v1/chat/completions",
+                            &[],
+                            body.to_string().as_bytes(),
+                        );
+                        assert_eq!(r.status, 200);
+                        Some(r.events())
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Warm up (allocator pools, the blocking-thread pool), then measure.
+    burst(CLIENTS);
+    std::thread::sleep(Duration::from_secs(1));
+    let start_rss = server.rss_kib();
+    let started = Instant::now();
+    let results = burst(CLIENTS);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(90), "{elapsed:?}");
+    let finished = results.iter().flatten().count();
+    assert_eq!(finished, CLIENTS - CLIENTS / 3);
+    for events in results.iter().flatten() {
+        check_chat_stream(events, true);
+    }
+    assert!(server.alive());
+    assert_eq!(server.get("/health").status, 200);
+    // RSS back within 10 % of the start (idle threads exit and memory is returned over a few s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut rss = server.rss_kib();
+    while rss > start_rss + start_rss / 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        rss = server.rss_kib();
+    }
+    eprintln!("RSS {start_rss} KiB before the burst, {rss} KiB after ({elapsed:?} for the burst)");
+    assert!(
+        rss <= start_rss + start_rss / 10,
+        "RSS {start_rss} KiB at the start, {rss} KiB after"
+    );
+}
+
+#[test]
+fn gpu_backend_smoke() {
+    let server = Server::start_with(&["--backend", "gpu"], &[]);
+    let r = server.post("/v1/chat/completions", &chat_body("Hello GPU", 4));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
+    let mut body = chat_body("Hello GPU", 4);
+    body["stream"] = json!(true);
+    check_chat_stream(&server.post("/v1/chat/completions", &body).events(), false);
+}
+
+/// The Python with the `openai` package: $LANTERNFISH_OPENAI_PYTHON, or the venv that
+/// scripts/openai-venv.sh makes.
+fn openai_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("LANTERNFISH_OPENAI_PYTHON") {
+        return python.into();
+    }
+    server_common::root().join(".cache/openai-venv/bin/python")
+}
+
+#[test]
+fn openai_python_client() {
+    let python = openai_python();
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/openai-venv.sh (it installs the `openai` package in .cache/openai-venv)",
+        python.display()
+    );
+    let server = Server::start(&[]);
+    let thinking = Server::start(&["--chat-template", "deepseek-r1", "--api-key", "k"]);
+    let script = server_common::root().join("tests/openai_client.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(server.base_url())
+        .arg(thinking.base_url())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_client_that_leaves_cancels_its_generation() {
+    let server = Server::start(&[]);
+    let long = |stream: bool| {
+        json!({
+            "messages": [{"role": "user", "content": "Tell me a long story"}],
+            "max_tokens": 450,
+            "temperature": 0.7,
+            "seed": 3,
+            "stream": stream,
+        })
+    };
+    let quick = chat_body("Quick", 1);
+    // Unhindered, the long request takes seconds; the quick one waits its turn behind it.
+    for stream in [false, true] {
+        let body = long(stream).to_string();
+        let raw = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client.write_all(raw.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(client);
+        let started = Instant::now();
+        assert_eq!(server.post("/v1/chat/completions", &quick).status, 200);
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1500),
+            "stream {stream}: waited {waited:?}"
+        );
+    }
+}
+
+#[test]
+fn a_full_queue_answers_503() {
+    let server = Server::start(&["--max-queue", "1"]);
+    let body = json!({
+        "messages": [{"role": "user", "content": "Tell me a long story"}],
+        "max_tokens": 450,
+        "temperature": 0.7,
+        "seed": 5,
+    })
+    .to_string();
+    let raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut long = TcpStream::connect(server.addr).unwrap();
+    long.write_all(raw.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let e = server
+        .post("/v1/chat/completions", &chat_body("me too", 1))
+        .error(503);
+    assert_eq!(e["code"], "server_busy");
+    // The place is free again once the first client leaves (its job is cancelled).
+    drop(long);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = server.post("/v1/chat/completions", &chat_body("me too", 1));
+        if r.status == 200 {
+            break;
+        }
+        r.error(503);
+        assert!(Instant::now() < deadline, "the slot was not returned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
