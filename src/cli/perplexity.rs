@@ -4,7 +4,8 @@
 //!
 //! - the whole text is tokenized once (with BOS when the file's `add_bos_token` says so);
 //! - it is split into `len / N` non-overlapping chunks of `N` tokens (the tail is dropped), and at
-//!   least two chunks are needed;
+//!   least two chunks are needed; `--chunks K` keeps only the first `K` (llama-perplexity's
+//!   `--chunks`);
 //! - every chunk is evaluated from an empty cache, its first token replaced by BOS when the model
 //!   adds one;
 //! - only the second half of each chunk is scored, so every scored token has at least `N/2` tokens
@@ -37,6 +38,9 @@ pub struct PerplexityArgs {
     ctx: usize,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: Backend,
+    /// Score only the first K chunks (at least 2), as llama-perplexity's `--chunks`.
+    #[arg(long, value_name = "K")]
+    chunks: Option<usize>,
     /// Tokens per prefill batch on the GPU.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     batch: usize,
@@ -67,6 +71,11 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
     if args.ctx < 4 {
         bail!("--ctx must be at least 4 (it is {})", args.ctx);
     }
+    if let Some(k) = args.chunks
+        && k < 2
+    {
+        bail!("--chunks must be at least 2 (it is {k})");
+    }
     let text = std::fs::read(&args.file)
         .with_context(|| format!("cannot read the text file {}", args.file.display()))?;
     let text = String::from_utf8(text)
@@ -96,7 +105,10 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
             2 * n_ctx
         );
     }
-    let n_chunks = tokens.len() / n_ctx;
+    let n_chunks = match args.chunks {
+        Some(k) => k.min(tokens.len() / n_ctx),
+        None => tokens.len() / n_ctx,
+    };
 
     let backend = BackendArgs {
         backend: args.backend,
