@@ -12,11 +12,17 @@
 //!    `dequantize_value`.
 //!
 //! See `shaders/README.md` for the contract.
+//!
+//! It also holds what the host code of the quant-composed kernels (`matvec`, `matmul`,
+//! `matvec_swiglu`, `embed`, `matvec_id`, `dequantize`) shares: the compiled kernel with its
+//! label, row-size and buffer-size checks and errors, and the split of a weight tensor into
+//! storage-binding windows of whole rows.
 
 use lanternfish_quant::GgmlType;
-use wgpu::{BindGroupLayout, ComputePipeline, ShaderStages};
+use wgpu::{BindGroupLayout, Buffer, BufferUsages, ComputePipeline, ShaderStages};
 
 use crate::gpu::Gpu;
+use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::{Error, Result};
 
 /// The kernel families composed with a quant file.
@@ -161,13 +167,49 @@ pub(crate) struct Pipeline {
     pub layout: BindGroupLayout,
 }
 
-/// Compiles `source` and builds a pipeline with entry point `main` whose group 0 has the given
-/// bindings, in order from 0: `Some(read_only)` for a storage buffer, `None` for a uniform
-/// buffer of `uniform_size` bytes.
+impl Pipeline {
+    /// One dispatch of `groups` (x, y) workgroups: `storage` bound in order from binding 0,
+    /// then `params` in a fresh uniform buffer; built once, recorded later (every token).
+    pub(crate) fn bind(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        storage: &[Binding<'_>],
+        params: &[u8],
+        groups: (u32, u32),
+    ) -> Result<Dispatch> {
+        let params_buffer =
+            gpu.upload(&format!("{label}.params"), params, BufferUsages::UNIFORM)?;
+        gpu.checked(&format!("binding {label}"), |device| {
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
+                .iter()
+                .chain([&Binding::from(&params_buffer)])
+                .enumerate()
+                .map(|(binding, b)| b.entry(binding as u32))
+                .collect();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &self.layout,
+                entries: &entries,
+            });
+            Dispatch {
+                label: label.to_owned(),
+                pipeline: self.pipeline.clone(),
+                bind_group,
+                groups,
+            }
+        })
+    }
+}
+
+/// Compiles `source` and builds a pipeline with entry point `entry_point` whose group 0 has the
+/// given bindings, in order from 0: `Some(read_only)` for a storage buffer, `None` for a
+/// uniform buffer of `uniform_size` bytes.
 pub(crate) fn build_pipeline(
     gpu: &Gpu,
     label: &str,
     source: &str,
+    entry_point: &str,
     bindings: &[Option<bool>],
     uniform_size: u64,
 ) -> Result<Pipeline> {
@@ -208,7 +250,7 @@ pub(crate) fn build_pipeline(
             label: Some(label),
             layout: Some(&pipeline_layout),
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry_point),
             compilation_options: Default::default(),
             cache: None,
         });
@@ -216,22 +258,191 @@ pub(crate) fn build_pipeline(
     })
 }
 
-/// Composes `kernel` for `ty` and builds its pipeline with the binding layout the single-input
-/// quant kernels share (matvec, matmul, matvec_swiglu, embed): weights and input read-only,
-/// output read-write, then a uniform of `params_size` bytes. Returns the label
-/// (`<kernel>.<type>`) and the pipeline; a type without a quant file or a WGSL error becomes
-/// [`Error::Gpu`].
-pub(crate) fn build_quant_pipeline(
-    gpu: &Gpu,
-    kernel: Kernel,
-    ty: GgmlType,
-    params_size: u64,
-) -> Result<(String, Pipeline)> {
-    let label = format!("{}.{}", kernel.name(), ty.name());
-    let source = compose(kernel, ty)?;
-    let bindings = [Some(true), Some(true), Some(false), None];
-    let pipeline = build_pipeline(gpu, &label, &source, &bindings, params_size)?;
-    Ok((label, pipeline))
+/// A compiled quant-composed kernel for one weight type, with what every such kernel's host
+/// code shares: its label (`<kernel>.<type>`), errors under that label, the bytes of a row of
+/// whole blocks, buffer-size checks, the split of a weight tensor into binding windows, and
+/// binding.
+pub(crate) struct QuantKernel {
+    pub ty: GgmlType,
+    pub label: String,
+    pub pipeline: Pipeline,
+}
+
+impl QuantKernel {
+    /// Composes `kernel` for `ty` and builds its pipeline with `bindings` (see
+    /// [`build_pipeline`]) and a uniform of `params_size` bytes; a type without a quant file or
+    /// a WGSL error becomes [`Error::Gpu`].
+    pub(crate) fn new(
+        gpu: &Gpu,
+        kernel: Kernel,
+        ty: GgmlType,
+        bindings: &[Option<bool>],
+        params_size: u64,
+    ) -> Result<QuantKernel> {
+        let label = format!("{}.{}", kernel.name(), ty.name());
+        let source = compose(kernel, ty)?;
+        let pipeline = build_pipeline(gpu, &label, &source, "main", bindings, params_size)?;
+        Ok(QuantKernel {
+            ty,
+            label,
+            pipeline,
+        })
+    }
+
+    /// [`QuantKernel::new`] with the binding layout the single-input quant kernels share
+    /// (matvec, matmul, matvec_swiglu, embed): weights and input read-only, output read-write,
+    /// then the uniform `P`.
+    pub(crate) fn single_input<P>(gpu: &Gpu, kernel: Kernel, ty: GgmlType) -> Result<QuantKernel> {
+        let bindings = [Some(true), Some(true), Some(false), None];
+        QuantKernel::new(gpu, kernel, ty, &bindings, size_of::<P>() as u64)
+    }
+
+    /// [`Error::Gpu`] under this kernel's label.
+    pub(crate) fn error(&self, message: String) -> Error {
+        Error::Gpu {
+            what: self.label.clone(),
+            message,
+        }
+    }
+
+    /// Bytes per row of `n_cols` elements, or an error when that is not whole blocks.
+    pub(crate) fn row_bytes(&self, n_cols: usize) -> Result<usize> {
+        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
+        if !n_cols.is_multiple_of(block_elems) {
+            return Err(self.error(format!(
+                "{n_cols} columns are not whole {block_elems}-element blocks"
+            )));
+        }
+        Ok(n_cols / block_elems * block_bytes)
+    }
+
+    /// Checks that `len` bytes of `what` (e.g. "weight") are exactly `n_rows` rows of
+    /// `row_bytes`.
+    pub(crate) fn check_rows(
+        &self,
+        what: &str,
+        len: usize,
+        n_rows: usize,
+        row_bytes: usize,
+    ) -> Result<()> {
+        if n_rows.checked_mul(row_bytes) != Some(len) {
+            return Err(self.error(format!(
+                "{len} {what} bytes are not {n_rows} rows of {row_bytes} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that each `(name, bytes held, bytes needed)` holds enough (`None` needed: the
+    /// size overflowed); the error names the buffer and `shape`.
+    pub(crate) fn check_sizes(
+        &self,
+        needed: &[(&str, u64, Option<u64>)],
+        shape: &str,
+    ) -> Result<()> {
+        for &(name, have, bytes) in needed {
+            if bytes.is_none_or(|bytes| bytes > have) {
+                return Err(self.error(format!("{name} holds {have} bytes, too few for {shape}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`windows`] for `n_rows` rows of `row_bytes` in a weight buffer of `buffer_len` bytes,
+    /// each at most the device's storage binding, `max_binding` and u32 byte addresses; an error
+    /// when one row does not fit.
+    pub(crate) fn windows(
+        &self,
+        gpu: &Gpu,
+        n_rows: u64,
+        row_bytes: u64,
+        buffer_len: u64,
+        max_binding: u64,
+    ) -> Result<Vec<Window>> {
+        // Byte addresses inside a window are u32 in WGSL.
+        let limit = (gpu.limits.max_storage_buffer_binding_size)
+            .min(max_binding)
+            .min(u64::from(u32::MAX));
+        let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
+        windows(n_rows, row_bytes, buffer_len, limit, align).ok_or_else(|| {
+            self.error(format!(
+                "a {row_bytes}-byte row does not fit a {limit}-byte storage binding"
+            ))
+        })
+    }
+
+    /// One dispatch: `storage` bound in order from binding 0, then `params`.
+    pub(crate) fn bind(
+        &self,
+        gpu: &Gpu,
+        storage: &[Binding<'_>],
+        params: &[u8],
+        groups: (u32, u32),
+    ) -> Result<Dispatch> {
+        self.pipeline
+            .bind(gpu, &self.label, storage, params, groups)
+    }
+}
+
+/// One dispatch's share of a weight tensor: rows `row0..row0 + n_rows`, bound as bytes
+/// `start..end` of the weight buffer with row `row0` at `base_byte` inside the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub row0: u64,
+    pub n_rows: u64,
+    pub start: u64,
+    pub end: u64,
+    pub base_byte: u64,
+}
+
+impl Window {
+    /// The window's bytes of `buffer`.
+    pub(crate) fn binding<'a>(&self, buffer: &'a Buffer) -> Binding<'a> {
+        Binding::range(buffer, self.start, self.end - self.start)
+    }
+}
+
+/// Splits `n_rows` rows of `row_bytes` bytes (stored in a buffer of `buffer_len` bytes, a
+/// multiple of 4) into windows no larger than `max_binding` bytes whose starts are multiples of
+/// `align`. `None` when one row does not fit a window. Every window binds at least one word, and
+/// no rows still give one (empty) window (`embed` zeroes ids past the table in it).
+pub(crate) fn windows(
+    n_rows: u64,
+    row_bytes: u64,
+    buffer_len: u64,
+    max_binding: u64,
+    align: u64,
+) -> Option<Vec<Window>> {
+    // Worst case a window carries align - 1 bytes before its first row and 3 after its last.
+    // Rows of no columns (row_bytes 0) read nothing and all go in one window.
+    let rows_per_window = max_binding
+        .checked_sub(align + 3)?
+        .checked_div(row_bytes)
+        .unwrap_or(n_rows)
+        .max(u64::from(n_rows == 0));
+    if rows_per_window == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut row0 = 0;
+    while row0 < n_rows || out.is_empty() {
+        let rows = rows_per_window.min(n_rows - row0);
+        let first = row0 * row_bytes;
+        let start = first / align * align;
+        let end = ((row0 + rows) * row_bytes)
+            .next_multiple_of(4)
+            .min(buffer_len)
+            .max(start + 4);
+        out.push(Window {
+            row0,
+            n_rows: rows,
+            start,
+            end,
+            base_byte: first - start,
+        });
+        row0 += rows;
+    }
+    Some(out)
 }
 
 /// Lays `n_groups` workgroups out as `(x, y)` with both at most `max_per_dim`, or `None` when
@@ -256,8 +467,45 @@ mod tests {
     #[test]
     fn grid_spills_into_the_second_dimension() {
         assert_eq!(grid(1, 65535), Some((1, 1)));
+        assert_eq!(grid(65535, 65535), Some((65535, 1)));
         assert_eq!(grid(65536, 65535), Some((65535, 2)));
+        assert_eq!(grid(524_288, 65535), Some((65535, 9)));
         assert_eq!(grid(u32::MAX, 65535), None);
+    }
+
+    #[test]
+    fn one_window_when_everything_fits() {
+        let w = windows(7, 18, 128, 1 << 20, 256);
+        assert_eq!(
+            w,
+            Some(vec![Window {
+                row0: 0,
+                n_rows: 7,
+                start: 0,
+                end: 128,
+                base_byte: 0
+            }])
+        );
+    }
+
+    #[test]
+    fn windows_cover_all_rows_with_aligned_starts() {
+        let (n_rows, row_bytes, align, limit) = (33u64, 18u64, 256u64, 300u64);
+        let buffer_len = (n_rows * row_bytes).next_multiple_of(4);
+        let w = windows(n_rows, row_bytes, buffer_len, limit, align).unwrap_or_default();
+        assert!(w.len() > 1);
+        let mut next = 0;
+        for window in &w {
+            assert_eq!(window.row0, next);
+            assert_eq!(window.start % align, 0);
+            assert_eq!(window.start + window.base_byte, window.row0 * row_bytes);
+            assert!(window.end - window.start <= limit);
+            assert!(window.end >= (window.row0 + window.n_rows) * row_bytes);
+            next += window.n_rows;
+        }
+        assert_eq!(next, n_rows);
+        assert_eq!(windows(1, 300, 300, 300, 256), None);
+        assert_eq!(windows(0, 18, 4, 300, 256).map(|w| w.len()), Some(1));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
+use super::elementwise::{
+    Family, check_lens, gpu_error, grid_for, len_u32, output_buffer, submit_all, upload_f32,
+};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -118,14 +120,7 @@ impl Attention {
             ("positions", positions, 4 * u64::from(n_tok)),
             ("o_lat", o_lat, f32_bytes(n_tok * shape.n_head, shape.r)),
         ];
-        for (name, binding, bytes) in needs {
-            if binding.len() < bytes {
-                return Err(gpu_error(
-                    LABEL,
-                    format!("{name} has {} bytes, needs {bytes}", binding.len()),
-                ));
-            }
-        }
+        check_lens(LABEL, &needs, String::new)?;
         if n_tok == 0 || shape.n_head == 0 {
             return Err(gpu_error(LABEL, "attention for no query".to_owned()));
         }
@@ -212,10 +207,7 @@ impl Attention {
             n_pos,
             kq_scale,
         )?;
-        submit(gpu, LABEL, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, LABEL, [&dispatch])?;
         gpu.read_f32("attention.o_lat", &o_lat, q_abs.len())
     }
 }

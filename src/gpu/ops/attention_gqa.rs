@@ -6,7 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, output_buffer, submit, upload_f32};
+use super::elementwise::{
+    Family, check_lens, gpu_error, grid_for, len_u32, output_buffer, submit_all, upload_f32,
+};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -117,18 +119,9 @@ impl AttentionGqa {
             ("positions", positions, 4 * u64::from(n_tok)),
             ("out", out, q_bytes),
         ];
-        for (name, binding, bytes) in needs {
-            if binding.len() < bytes {
-                return Err(gpu_error(
-                    LABEL,
-                    format!(
-                        "{name} has {} bytes, {shape:?} with n_tok = {n_tok}, n_ctx = {n_ctx} \
-                         needs {bytes}",
-                        binding.len()
-                    ),
-                ));
-            }
-        }
+        check_lens(LABEL, &needs, || {
+            format!("{shape:?} with n_tok = {n_tok}, n_ctx = {n_ctx} ")
+        })?;
         let n_groups = n_tok.checked_mul(shape.n_head).ok_or_else(|| {
             gpu_error(
                 LABEL,
@@ -222,10 +215,7 @@ impl AttentionGqa {
             n_ctx,
             scale,
         )?;
-        submit(gpu, LABEL, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, LABEL, [&dispatch])?;
         gpu.read_f32("attention_gqa.out", &out, q.len())
     }
 }

@@ -3,7 +3,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
+use super::elementwise::{
+    Family, check_lens, gpu_error, grid_for, len_u32, submit_all, upload_f32,
+};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -55,18 +57,8 @@ impl BiasAdd {
         }
         let threads = u32::try_from(threads)
             .map_err(|_| gpu_error(LABEL, format!("{threads} values in one dispatch")))?;
-        for (name, binding, bytes) in [("b", b, 4 * u64::from(n)), ("y", y, 4 * u64::from(threads))]
-        {
-            if binding.len() < bytes {
-                return Err(gpu_error(
-                    LABEL,
-                    format!(
-                        "{name} has {} bytes, n_tok = {n_tok}, n = {n} needs {bytes}",
-                        binding.len()
-                    ),
-                ));
-            }
-        }
+        let needs = [("b", b, 4 * u64::from(n)), ("y", y, 4 * u64::from(threads))];
+        check_lens(LABEL, &needs, || format!("n_tok = {n_tok}, n = {n} "))?;
         let groups = grid_for(gpu, LABEL, threads.div_ceil(WORKGROUP_SIZE))?;
         let params = BiasAddParams {
             n_tok,
@@ -98,10 +90,7 @@ impl BiasAdd {
         let b_buffer = upload_f32(gpu, "bias_add.b", b)?;
         let y_buffer = upload_f32(gpu, "bias_add.y", y)?;
         let dispatch = self.bind(gpu, [(&b_buffer).into(), (&y_buffer).into()], n, total / n)?;
-        submit(gpu, LABEL, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, LABEL, [&dispatch])?;
         gpu.read_f32("bias_add.y", &y_buffer, y.len())
     }
 }

@@ -7,9 +7,10 @@ use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
+use super::elementwise::{grid_for, submit_all};
+use crate::Result;
 use crate::gpu::Gpu;
-use crate::gpu::shader::{self, Kernel, Pipeline};
-use crate::{Error, Result};
+use crate::gpu::shader::{self, Kernel, QuantKernel};
 
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
@@ -27,24 +28,17 @@ struct DequantizeParams {
 
 /// A compiled `dequantize` pipeline for one weight type.
 pub struct Dequantize {
-    ty: GgmlType,
-    label: String,
-    pipeline: Pipeline,
+    kernel: QuantKernel,
 }
 
 impl Dequantize {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`Error::Gpu`].
+    /// becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Dequantize> {
-        let label = format!("dequantize.{}", ty.name());
-        let source = shader::compose(Kernel::Dequantize, ty)?;
         let bindings = [Some(true), Some(false), None];
         let size = size_of::<DequantizeParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
         Ok(Dequantize {
-            ty,
-            label,
-            pipeline,
+            kernel: QuantKernel::new(gpu, Kernel::Dequantize, ty, &bindings, size)?,
         })
     }
 
@@ -62,12 +56,10 @@ impl Dequantize {
     }
 
     fn run_mode(&self, gpu: &Gpu, bytes: &[u8], segments: bool) -> Result<Vec<f32>> {
-        let label = self.label.as_str();
-        let gpu_error = |message: String| Error::Gpu {
-            what: label.to_owned(),
-            message,
-        };
-        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
+        let label = self.kernel.label.as_str();
+        let gpu_error = |message: String| self.kernel.error(message);
+        let ty = self.kernel.ty;
+        let (block_bytes, block_elems) = (ty.block_bytes(), ty.block_elems());
         if !bytes.len().is_multiple_of(block_bytes) {
             return Err(gpu_error(format!(
                 "{} bytes are not whole {block_bytes}-byte blocks",
@@ -95,9 +87,7 @@ impl Dequantize {
         }
         let threads = if segments { n / 32 } else { n };
         let n_groups = threads.div_ceil(WORKGROUP_SIZE);
-        let (groups_x, groups_y) =
-            shader::grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
-                .ok_or_else(|| gpu_error(format!("{n_groups} workgroups do not fit a 2D grid")))?;
+        let groups = grid_for(gpu, label, n_groups)?;
 
         let weights = gpu.upload(
             "dequantize.weights",
@@ -114,31 +104,11 @@ impl Dequantize {
             segments: u32::from(segments),
             _pad: [0; 2],
         };
-        let params = gpu.upload(
-            "dequantize.params",
-            bytemuck::bytes_of(&params),
-            BufferUsages::UNIFORM,
-        )?;
-
-        gpu.checked(&format!("dispatching {label}"), |device| {
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &self.pipeline.layout,
-                entries: &[entire(0, &weights), entire(1, &out), entire(2, &params)],
-            });
-            let mut encoder = device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(label),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&self.pipeline.pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(groups_x, groups_y, 1);
-            }
-            gpu.queue.submit([encoder.finish()]);
-        })?;
+        let storage = [(&weights).into(), (&out).into()];
+        let dispatch = self
+            .kernel
+            .bind(gpu, &storage, bytemuck::bytes_of(&params), groups)?;
+        submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("dequantize.out", &out, n_elems)
     }
 }
@@ -147,11 +117,4 @@ impl Dequantize {
 /// one call.
 pub fn dequantize(gpu: &Gpu, ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
     Dequantize::new(gpu, ty)?.run(gpu, bytes)
-}
-
-fn entire(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
-    }
 }

@@ -6,10 +6,11 @@
 //! storage inputs, then storage outputs, then a uniform `Params`, and encoding of one dispatch.
 
 use bytemuck::{Pod, Zeroable};
-use wgpu::{BindGroupLayout, Buffer, BufferUsages, CommandEncoder, ComputePipeline, ShaderStages};
+use wgpu::{Buffer, BufferUsages, CommandEncoder};
 
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
+use crate::gpu::shader::{self, Pipeline};
 use crate::{Error, Result};
 
 /// The kernel's name: the WGSL file stem.
@@ -197,10 +198,7 @@ impl Elementwise {
             len_u32(gpu, label, width)?,
             len_u32(gpu, label, n_tok)?,
         )?;
-        submit(gpu, label, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("elementwise.out", &out, n_tok * width)
     }
 }
@@ -223,8 +221,7 @@ pub fn add(gpu: &Gpu, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
 /// `params_size` bytes in the last binding.
 pub(crate) struct Family {
     label: String,
-    pipeline: ComputePipeline,
-    layout: BindGroupLayout,
+    pipeline: Pipeline,
     n_storage: usize,
 }
 
@@ -239,35 +236,16 @@ impl Family {
         n_write: u32,
         params_size: u64,
     ) -> Result<Family> {
-        let module = gpu.create_shader_module(label, source)?;
-        gpu.checked(&format!("creating pipeline {label}"), |device| {
-            let mut entries: Vec<wgpu::BindGroupLayoutEntry> = (0..n_read + n_write)
-                .map(|binding| storage_entry(binding, binding < n_read))
-                .collect();
-            entries.push(uniform_entry(n_read + n_write, params_size));
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(label),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(label),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            Family {
-                label: label.to_owned(),
-                pipeline,
-                layout,
-                n_storage: (n_read + n_write) as usize,
-            }
+        let bindings: Vec<Option<bool>> = (0..n_read + n_write)
+            .map(|binding| Some(binding < n_read))
+            .chain([None])
+            .collect();
+        let pipeline =
+            shader::build_pipeline(gpu, label, source, entry_point, &bindings, params_size)?;
+        Ok(Family {
+            label: label.to_owned(),
+            pipeline,
+            n_storage: (n_read + n_write) as usize,
         })
     }
 
@@ -294,30 +272,8 @@ impl Family {
                 ),
             ));
         }
-        let params_buffer = gpu.upload(
-            &format!("{}.params", self.label),
-            params,
-            BufferUsages::UNIFORM,
-        )?;
-        gpu.checked(&format!("binding {}", self.label), |device| {
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
-                .iter()
-                .chain([&Binding::from(&params_buffer)])
-                .enumerate()
-                .map(|(binding, b)| b.entry(binding as u32))
-                .collect();
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&self.label),
-                layout: &self.layout,
-                entries: &entries,
-            });
-            Dispatch {
-                label: self.label.clone(),
-                pipeline: self.pipeline.clone(),
-                bind_group,
-                groups,
-            }
-        })
+        self.pipeline
+            .bind(gpu, &self.label, storage, params, groups)
     }
 }
 
@@ -328,17 +284,9 @@ pub(crate) fn gpu_error(what: &str, message: String) -> Error {
     }
 }
 
-/// Lays `n_groups` workgroups out as `(x, y)` with both at most `max_per_dim`, or `None` when
-/// even a square grid is too small.
-pub(crate) fn grid(n_groups: u32, max_per_dim: u32) -> Option<(u32, u32)> {
-    let groups_x = n_groups.min(max_per_dim).max(1);
-    let groups_y = n_groups.div_ceil(groups_x);
-    (groups_y <= max_per_dim).then_some((groups_x, groups_y))
-}
-
-/// [`grid`] with the device's limit, as an error when it does not fit.
+/// [`shader::grid`] with the device's limit, as an error when it does not fit.
 pub(crate) fn grid_for(gpu: &Gpu, label: &str, n_groups: u32) -> Result<(u32, u32)> {
-    grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
+    shader::grid(n_groups, gpu.limits.max_compute_workgroups_per_dimension)
         .ok_or_else(|| gpu_error(label, format!("{n_groups} workgroups do not fit a 2D grid")))
 }
 
@@ -357,6 +305,24 @@ pub(crate) fn len_u32(gpu: &Gpu, label: &str, len: usize) -> Result<u32> {
                 ),
             )
         })
+}
+
+/// Checks that each `(name, binding, bytes)` binds at least `bytes` bytes; the error reads
+/// `"{name} has {len} bytes, {shape}needs {bytes}"`, `shape()` being empty or ending in a space.
+pub(crate) fn check_lens(
+    label: &str,
+    needs: &[(&str, Binding<'_>, u64)],
+    shape: impl Fn() -> String,
+) -> Result<()> {
+    for (name, binding, bytes) in needs {
+        if binding.len() < *bytes {
+            let len = binding.len();
+            let shape = shape();
+            let message = format!("{name} has {len} bytes, {shape}needs {bytes}");
+            return Err(gpu_error(label, message));
+        }
+    }
+    Ok(())
 }
 
 /// A storage buffer holding `values`.
@@ -392,35 +358,28 @@ pub(crate) fn submit(
     })
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: wgpu::BufferSize::new(size),
-        },
-        count: None,
-    }
+/// Records `dispatches` into one compute pass of a fresh encoder and submits them.
+pub(crate) fn submit_all<'d>(
+    gpu: &Gpu,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'d Dispatch>,
+) -> Result<()> {
+    submit(gpu, label, |encoder| {
+        Dispatch::record_all(encoder, label, dispatches);
+        Ok(())
+    })
 }
 
 /// Parses and validates `source` with naga and returns the size of its `Params` struct.
 #[cfg(test)]
 pub(crate) fn validated_params_size(label: &str, source: &str) -> usize {
+    params_size(label, source, true)
+}
+
+/// Parses `source` with naga, validating it too when `validate`, and returns the size of its
+/// `Params` struct.
+#[cfg(test)]
+pub(crate) fn params_size(label: &str, source: &str, validate: bool) -> usize {
     use wgpu::naga;
     let module = match naga::front::wgsl::parse_str(source) {
         Ok(module) => module,
@@ -428,7 +387,9 @@ pub(crate) fn validated_params_size(label: &str, source: &str) -> usize {
     };
     let flags = naga::valid::ValidationFlags::all();
     let capabilities = naga::valid::Capabilities::empty();
-    if let Err(error) = naga::valid::Validator::new(flags, capabilities).validate(&module) {
+    if validate
+        && let Err(error) = naga::valid::Validator::new(flags, capabilities).validate(&module)
+    {
         panic!("{}", error.emit_to_string(source));
     }
     let params = module
@@ -452,12 +413,5 @@ mod tests {
             validated_params_size(LABEL, SOURCE),
             size_of::<ElementwiseParams>()
         );
-    }
-
-    #[test]
-    fn grid_spills_into_the_second_dimension() {
-        assert_eq!(grid(1, 65535), Some((1, 1)));
-        assert_eq!(grid(65536, 65535), Some((65535, 2)));
-        assert_eq!(grid(u32::MAX, 65535), None);
     }
 }

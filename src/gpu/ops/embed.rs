@@ -12,12 +12,12 @@ use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
 use wgpu::{Buffer, BufferUsages};
 
-use super::elementwise::{gpu_error, grid_for, output_buffer, submit};
-use super::matvec_id::{bind_composed, check_binding};
+use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
+use super::matvec_id::check_binding;
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, Pipeline};
+use crate::gpu::shader::{self, Kernel, QuantKernel};
 
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
@@ -46,33 +46,19 @@ pub struct EmbedShape {
 
 /// A compiled `embed` pipeline for one table type.
 pub struct Embed {
-    ty: GgmlType,
-    label: String,
-    pipeline: Pipeline,
+    kernel: QuantKernel,
 }
 
 impl Embed {
     /// Composes and compiles the kernel for `ty`.
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Embed> {
-        let size = size_of::<EmbedParams>() as u64;
-        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::Embed, ty, size)?;
-        Ok(Embed {
-            ty,
-            label,
-            pipeline,
-        })
+        let kernel = QuantKernel::single_input::<EmbedParams>(gpu, Kernel::Embed, ty)?;
+        Ok(Embed { kernel })
     }
 
     /// Bytes of one row of `n_embd` values, or an error when that is not whole blocks.
     pub fn row_bytes(&self, n_embd: u32) -> Result<u64> {
-        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
-        if !(n_embd as usize).is_multiple_of(block_elems) {
-            return Err(gpu_error(
-                &self.label,
-                format!("{n_embd} columns are not whole {block_elems}-element blocks"),
-            ));
-        }
-        Ok(u64::from(n_embd) / block_elems as u64 * block_bytes as u64)
+        Ok(self.kernel.row_bytes(n_embd as usize)? as u64)
     }
 
     /// The dispatches (one per table window) that gather `tokens` (u32 `[n_tok]`) into `out`
@@ -98,7 +84,7 @@ impl Embed {
         shape: &EmbedShape,
         max_binding: u64,
     ) -> Result<Vec<Dispatch>> {
-        let label = self.label.as_str();
+        let label = self.kernel.label.as_str();
         let row_bytes = self.row_bytes(shape.n_embd)?;
         let table_bytes = u64::from(shape.n_vocab) * row_bytes;
         if table_bytes > table.size() {
@@ -117,28 +103,18 @@ impl Embed {
         let n_out = u32::try_from(n_out)
             .map_err(|_| gpu_error(label, format!("{n_out} outputs overflow u32")))?;
         let groups = grid_for(gpu, label, n_out.div_ceil(WORKGROUP_SIZE))?;
-        // Byte addresses inside a window are u32 in WGSL.
-        let limit = (gpu.limits.max_storage_buffer_binding_size)
-            .min(max_binding)
-            .min(u64::from(u32::MAX));
-        let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
-        let windows = windows(
+        // An empty table still gets one (empty) window so that ids >= n_vocab are zeroed.
+        let windows = self.kernel.windows(
+            gpu,
             u64::from(shape.n_vocab),
             row_bytes,
             table.size(),
-            limit,
-            align,
-        )
-        .ok_or_else(|| {
-            gpu_error(
-                label,
-                format!("a {row_bytes}-byte row does not fit a {limit}-byte storage binding"),
-            )
-        })?;
+            max_binding,
+        )?;
         windows
             .iter()
             .map(|w| {
-                // All fit u32: a window is at most `limit` <= u32::MAX bytes of whole rows, and
+                // All fit u32: a window is at most u32::MAX bytes of whole rows, and
                 // row0 + n_rows <= n_vocab.
                 let params = EmbedParams {
                     n_tok: shape.n_tok,
@@ -150,12 +126,9 @@ impl Embed {
                     base_byte: w.base_byte as u32,
                     _pad: 0,
                 };
-                let window = Binding::range(table, w.start, w.end - w.start);
-                bind_composed(
+                self.kernel.bind(
                     gpu,
-                    label,
-                    &self.pipeline,
-                    &[window, tokens, out],
+                    &[w.binding(table), tokens, out],
                     bytemuck::bytes_of(&params),
                     groups,
                 )
@@ -178,7 +151,7 @@ impl Embed {
         tokens: &[u32],
         max_binding: u64,
     ) -> Result<Vec<f32>> {
-        let label = self.label.as_str();
+        let label = self.kernel.label.as_str();
         let row_bytes = self.row_bytes(n_embd)?;
         let n_vocab = (table.len() as u64)
             .checked_div(row_bytes)
@@ -217,65 +190,9 @@ impl Embed {
             &shape,
             max_binding,
         )?;
-        submit(gpu, label, |encoder| {
-            Dispatch::record_all(encoder, label, &dispatches);
-            Ok(())
-        })?;
+        submit_all(gpu, label, &dispatches)?;
         gpu.read_f32("embed.out", &out, n_out)
     }
-}
-
-/// Rows `row0..row0 + n_rows`, bound as bytes `start..end` of the table with row `row0` at
-/// `base_byte` inside the window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Window {
-    row0: u64,
-    n_rows: u64,
-    start: u64,
-    end: u64,
-    base_byte: u64,
-}
-
-/// Splits `n_rows` rows of `row_bytes` bytes (in a buffer of `buffer_len` bytes, a multiple of
-/// 4) into windows of at most `max_binding` bytes starting at multiples of `align`; `None` when
-/// one row does not fit. The same rule as `matvec`'s windows (a window may carry `align - 1`
-/// bytes before its first row and 3 after its last); one table, not yet shared.
-fn windows(
-    n_rows: u64,
-    row_bytes: u64,
-    buffer_len: u64,
-    max_binding: u64,
-    align: u64,
-) -> Option<Vec<Window>> {
-    let rows_per_window = max_binding
-        .checked_sub(align + 3)?
-        .checked_div(row_bytes)
-        .unwrap_or(n_rows)
-        .max(u64::from(n_rows == 0));
-    if rows_per_window == 0 {
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut row0 = 0;
-    // An empty table still gets one (empty) window so that ids >= n_vocab are zeroed.
-    while row0 < n_rows || out.is_empty() {
-        let rows = rows_per_window.min(n_rows - row0);
-        let first = row0 * row_bytes;
-        let start = first / align * align;
-        let end = ((row0 + rows) * row_bytes)
-            .next_multiple_of(4)
-            .min(buffer_len)
-            .max(start + 4);
-        out.push(Window {
-            row0,
-            n_rows: rows,
-            start,
-            end,
-            base_byte: first - start,
-        });
-        row0 += rows;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -286,25 +203,5 @@ mod tests {
     fn params_match_the_shader() {
         let size = super::super::matvec_id::composed_params_size(Kernel::Embed);
         assert_eq!(size, size_of::<EmbedParams>());
-    }
-
-    #[test]
-    fn windows_cover_all_rows_with_aligned_starts() {
-        let (n_rows, row_bytes, align, limit) = (33u64, 18u64, 256u64, 300u64);
-        let buffer_len = (n_rows * row_bytes).next_multiple_of(4);
-        let w = windows(n_rows, row_bytes, buffer_len, limit, align).unwrap_or_default();
-        assert!(w.len() > 1);
-        let mut next = 0;
-        for window in &w {
-            assert_eq!(window.row0, next);
-            assert_eq!(window.start % align, 0);
-            assert_eq!(window.start + window.base_byte, window.row0 * row_bytes);
-            assert!(window.end - window.start <= limit);
-            assert!(window.end >= (window.row0 + window.n_rows) * row_bytes);
-            next += window.n_rows;
-        }
-        assert_eq!(next, n_rows);
-        assert_eq!(windows(1, 300, 300, 300, 256), None);
-        assert_eq!(windows(0, 18, 4, 300, 256).map(|w| w.len()), Some(1));
     }
 }

@@ -5,7 +5,9 @@
 use bytemuck::{Pod, Zeroable};
 use wgpu::BufferUsages;
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
+use super::elementwise::{
+    Family, check_lens, gpu_error, grid_for, len_u32, submit_all, upload_f32,
+};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -70,18 +72,9 @@ impl KvAppend {
             ("k_cache", k_cache, cache_bytes),
             ("v_cache", v_cache, cache_bytes),
         ];
-        for (name, binding, bytes) in needs {
-            if binding.len() < bytes {
-                return Err(gpu_error(
-                    LABEL,
-                    format!(
-                        "{name} has {} bytes, n_tok = {n_tok}, width = {width}, \
-                         n_ctx = {n_ctx} needs {bytes}",
-                        binding.len()
-                    ),
-                ));
-            }
-        }
+        check_lens(LABEL, &needs, || {
+            format!("n_tok = {n_tok}, width = {width}, n_ctx = {n_ctx} ")
+        })?;
         if u64::from(n_ctx) * u64::from(width) > u64::from(u32::MAX) {
             return Err(gpu_error(
                 LABEL,
@@ -172,10 +165,7 @@ impl KvAppend {
             n_tok,
             n_ctx,
         )?;
-        submit(gpu, LABEL, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, LABEL, [&dispatch])?;
         Ok((
             gpu.read_f32("kv_append.k_cache", &k_buffer, k_cache.len())?,
             gpu.read_f32("kv_append.v_cache", &v_buffer, v_cache.len())?,

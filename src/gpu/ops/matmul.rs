@@ -17,12 +17,11 @@ use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
+use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::ops::elementwise::submit;
-use crate::gpu::ops::matvec::windows;
-use crate::gpu::shader::{self, Kernel, Pipeline};
-use crate::{Error, Result};
+use crate::gpu::ops::elementwise::submit_all;
+use crate::gpu::shader::{self, Kernel, QuantKernel};
 
 /// Tokens per workgroup; must equal `TILE_T` in the WGSL file.
 pub const TILE_T: usize = 8;
@@ -45,22 +44,15 @@ struct MatmulParams {
 
 /// A compiled `matmul` pipeline for one weight type.
 pub struct Matmul {
-    ty: GgmlType,
-    label: String,
-    pipeline: Pipeline,
+    kernel: QuantKernel,
 }
 
 impl Matmul {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`Error::Gpu`].
+    /// becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Matmul> {
-        let size = size_of::<MatmulParams>() as u64;
-        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::Matmul, ty, size)?;
-        Ok(Matmul {
-            ty,
-            label,
-            pipeline,
-        })
+        let kernel = QuantKernel::single_input::<MatmulParams>(gpu, Kernel::Matmul, ty)?;
+        Ok(Matmul { kernel })
     }
 
     /// Dispatches (one per weight window) computing `Y = W X`, or `Y += W X` when `accumulate`,
@@ -122,11 +114,11 @@ impl Matmul {
         y0: Option<&[f32]>,
         max_binding: u64,
     ) -> Result<Vec<f32>> {
-        let label = self.label.as_str();
+        let label = self.kernel.label.as_str();
         // With no tokens the column count is unknown and there is nothing to check or compute.
         let n_cols = x.len().checked_div(n_tok).unwrap_or(0);
         if n_cols * n_tok != x.len() {
-            return Err(self.error(format!(
+            return Err(self.kernel.error(format!(
                 "{} x values are not {n_tok} tokens of equal length",
                 x.len()
             )));
@@ -134,20 +126,17 @@ impl Matmul {
         if n_tok == 0 {
             return Ok(Vec::new());
         }
-        let row_bytes = self.row_bytes(n_cols)?;
-        if n_rows.checked_mul(row_bytes) != Some(weights.len()) {
-            return Err(self.error(format!(
-                "{} weight bytes are not {n_rows} rows of {row_bytes} bytes",
-                weights.len()
-            )));
-        }
-        let n_out = n_rows
-            .checked_mul(n_tok)
-            .ok_or_else(|| self.error(format!("{n_tok} x {n_rows} outputs overflow")))?;
+        let row_bytes = self.kernel.row_bytes(n_cols)?;
+        self.kernel
+            .check_rows("weight", weights.len(), n_rows, row_bytes)?;
+        let n_out = n_rows.checked_mul(n_tok).ok_or_else(|| {
+            self.kernel
+                .error(format!("{n_tok} x {n_rows} outputs overflow"))
+        })?;
         if let Some(y0) = y0
             && y0.len() != n_out
         {
-            return Err(self.error(format!(
+            return Err(self.kernel.error(format!(
                 "y0 has {} values, not {n_tok} x {n_rows}",
                 y0.len()
             )));
@@ -180,29 +169,8 @@ impl Matmul {
             y0.is_some(),
             max_binding,
         )?;
-        submit(gpu, label, |encoder| {
-            Dispatch::record_all(encoder, label, &dispatches);
-            Ok(())
-        })?;
+        submit_all(gpu, label, &dispatches)?;
         gpu.read_f32("matmul.y", &y, n_out)
-    }
-
-    fn error(&self, message: String) -> Error {
-        Error::Gpu {
-            what: self.label.clone(),
-            message,
-        }
-    }
-
-    /// Bytes per row of `n_cols` elements, or an error when that is not whole blocks.
-    fn row_bytes(&self, n_cols: usize) -> Result<usize> {
-        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
-        if !n_cols.is_multiple_of(block_elems) {
-            return Err(self.error(format!(
-                "{n_cols} columns are not whole {block_elems}-element blocks"
-            )));
-        }
-        Ok(n_cols / block_elems * block_bytes)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -218,7 +186,7 @@ impl Matmul {
         accumulate: bool,
         max_binding: u64,
     ) -> Result<Vec<Dispatch>> {
-        let row_bytes = self.row_bytes(n_cols)? as u64;
+        let row_bytes = self.kernel.row_bytes(n_cols)? as u64;
         let (n_rows64, n_cols64, n_tok64) = (n_rows as u64, n_cols as u64, n_tok as u64);
         let f32_bytes = |n: u64| n.checked_mul(size_of::<f32>() as u64);
         let needed = [
@@ -234,14 +202,10 @@ impl Matmul {
                 n_tok64.checked_mul(n_rows64).and_then(f32_bytes),
             ),
         ];
-        for (name, have, bytes) in needed {
-            if bytes.is_none_or(|bytes| bytes > have) {
-                return Err(self.error(format!(
-                    "{name} holds {have} bytes, too few for {n_rows} rows x {n_cols} columns x \
-                     {n_tok} tokens"
-                )));
-            }
-        }
+        self.kernel.check_sizes(
+            &needed,
+            &format!("{n_rows} rows x {n_cols} columns x {n_tok} tokens"),
+        )?;
         if n_rows == 0 || n_tok == 0 {
             return Ok(Vec::new());
         }
@@ -250,20 +214,14 @@ impl Matmul {
             // Element indices of X and Y are u32 in WGSL.
             let bytes = bytes.unwrap_or(u64::MAX);
             if bytes > device_limit || bytes / 4 > u64::from(u32::MAX) {
-                return Err(self.error(format!(
+                return Err(self.kernel.error(format!(
                     "{name} needs {bytes} bytes but a storage binding holds {device_limit}"
                 )));
             }
         }
-        // Byte addresses inside a window are u32 in WGSL.
-        let limit = device_limit.min(max_binding).min(u64::from(u32::MAX));
-        let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
-        let windows =
-            windows(n_rows64, row_bytes, weights.size(), limit, align).ok_or_else(|| {
-                self.error(format!(
-                    "a {row_bytes}-byte row does not fit a {limit}-byte storage binding"
-                ))
-            })?;
+        let windows = self
+            .kernel
+            .windows(gpu, n_rows64, row_bytes, weights.size(), max_binding)?;
         let n_tiles = n_tok64.div_ceil(TILE_T as u64);
         // Threads per row: one per 32-element segment up to 64, a power of two; 64 / lanes rows
         // share a workgroup.
@@ -279,13 +237,13 @@ impl Matmul {
                 .and_then(|n| u32::try_from(n).ok())
                 .and_then(|n| shader::grid(n, max_per_dim))
                 .ok_or_else(|| {
-                    self.error(format!(
+                    self.kernel.error(format!(
                         "{} rows x {n_tiles} token tiles do not fit a 2D grid",
                         window.n_rows
                     ))
                 })?;
             // All fit u32: n_tok * n_cols and n_tok * n_rows were checked above, row_bytes and
-            // base_byte are below `limit` <= u32::MAX.
+            // base_byte are below the window limit, at most u32::MAX.
             let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
             let params = MatmulParams {
                 n_rows: to_u32(window.n_rows),
@@ -299,34 +257,9 @@ impl Matmul {
                 lanes,
                 _pad: [0; 3],
             };
-            let params = gpu.upload(
-                "matmul.params",
-                bytemuck::bytes_of(&params),
-                BufferUsages::UNIFORM,
-            )?;
-            let window_bytes = Binding::range(
-                weights,
-                window.window_start,
-                window.window_end - window.window_start,
-            );
-            let bind_group = gpu.checked(&format!("binding {}", self.label), |device| {
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&self.label),
-                    layout: &self.pipeline.layout,
-                    entries: &[
-                        window_bytes.entry(0),
-                        x.entry(1),
-                        y.entry(2),
-                        Binding::from(&params).entry(3),
-                    ],
-                })
-            })?;
-            dispatches.push(Dispatch {
-                label: self.label.clone(),
-                pipeline: self.pipeline.pipeline.clone(),
-                bind_group,
-                groups,
-            });
+            let storage = [window.binding(weights), x, y];
+            let params = bytemuck::bytes_of(&params);
+            dispatches.push(self.kernel.bind(gpu, &storage, params, groups)?);
         }
         Ok(dispatches)
     }

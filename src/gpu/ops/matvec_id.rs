@@ -14,18 +14,18 @@
 //! dispatch over the whole tensor.
 //!
 //! [`MatvecId::bind`] builds the dispatch once for resident buffers; [`MatvecId::run`] uploads,
-//! dispatches and reads back (tests). This module also holds `bind_composed` and
-//! `check_binding`, shared with the other quant-composed kernels.
+//! dispatches and reads back (tests). This module also holds `check_binding`, shared with the
+//! other quant-composed kernels.
 
 use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
-use super::elementwise::{gpu_error, grid_for, output_buffer, submit};
+use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, Pipeline};
+use crate::gpu::shader::{self, Kernel, QuantKernel};
 
 /// Mirrors the WGSL `Params` struct (48 bytes).
 #[repr(C)]
@@ -107,17 +107,13 @@ impl MatvecIdShape {
 
 /// A compiled `matvec_id` pipeline for one weight type.
 pub struct MatvecId {
-    ty: GgmlType,
-    label: String,
-    pipeline: Pipeline,
+    kernel: QuantKernel,
 }
 
 impl MatvecId {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
     /// becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecId> {
-        let label = format!("matvec_id.{}", ty.name());
-        let source = shader::compose(Kernel::MatvecId, ty)?;
         let bindings = [
             Some(true),
             Some(true),
@@ -127,24 +123,14 @@ impl MatvecId {
             None,
         ];
         let size = size_of::<MatvecIdParams>() as u64;
-        let pipeline = shader::build_pipeline(gpu, &label, &source, &bindings, size)?;
         Ok(MatvecId {
-            ty,
-            label,
-            pipeline,
+            kernel: QuantKernel::new(gpu, Kernel::MatvecId, ty, &bindings, size)?,
         })
     }
 
     /// Bytes of one row of `n_cols` elements, or an error when that is not whole blocks.
     pub fn row_bytes(&self, n_cols: u32) -> Result<u64> {
-        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
-        if !(n_cols as usize).is_multiple_of(block_elems) {
-            return Err(gpu_error(
-                &self.label,
-                format!("{n_cols} columns are not whole {block_elems}-element blocks"),
-            ));
-        }
-        Ok(u64::from(n_cols) / block_elems as u64 * block_bytes as u64)
+        Ok(self.kernel.row_bytes(n_cols as usize)? as u64)
     }
 
     /// The dispatch of `shape` over resident buffers: `weights` the pool `[n_slots, n_rows,
@@ -158,7 +144,7 @@ impl MatvecId {
         [weights, slot_of, ids, x, y]: [Binding<'_>; 5],
         shape: &MatvecIdShape,
     ) -> Result<Dispatch> {
-        let label = self.label.as_str();
+        let label = self.kernel.label.as_str();
         let row_bytes = self.row_bytes(shape.n_cols)?;
         let slot_bytes = u64::from(shape.n_rows) * row_bytes;
         let tensor_bytes = u64::from(shape.n_slots) * slot_bytes;
@@ -208,10 +194,8 @@ impl MatvecId {
             lanes,
             _pad: [0; 3],
         };
-        bind_composed(
+        self.kernel.bind(
             gpu,
-            label,
-            &self.pipeline,
             &[weights, slot_of, ids, x, y],
             bytemuck::bytes_of(&params),
             groups,
@@ -230,7 +214,7 @@ impl MatvecId {
         x: &[f32],
         shape: &MatvecIdShape,
     ) -> Result<Vec<f32>> {
-        let label = self.label.as_str();
+        let label = self.kernel.label.as_str();
         let slot_bytes = u64::from(shape.n_rows) * self.row_bytes(shape.n_cols)?;
         if weights.len() as u64 != u64::from(shape.n_slots) * slot_bytes {
             return Err(gpu_error(
@@ -268,10 +252,7 @@ impl MatvecId {
             ],
             shape,
         )?;
-        submit(gpu, label, |encoder| {
-            Dispatch::record_all(encoder, label, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("matvec_id.y", &y_buffer, n_out)
     }
 }
@@ -303,54 +284,11 @@ pub(crate) fn check_binding(
     Err(gpu_error(label, message))
 }
 
-/// One dispatch of a quant-composed `pipeline` (see [`shader::build_pipeline`]): `storage`
-/// bound in order from binding 0, then `params` in a fresh uniform buffer.
-pub(crate) fn bind_composed(
-    gpu: &Gpu,
-    label: &str,
-    pipeline: &Pipeline,
-    storage: &[Binding<'_>],
-    params: &[u8],
-    groups: (u32, u32),
-) -> Result<Dispatch> {
-    let params_buffer = gpu.upload(&format!("{label}.params"), params, BufferUsages::UNIFORM)?;
-    gpu.checked(&format!("binding {label}"), |device| {
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = storage
-            .iter()
-            .chain([&Binding::from(&params_buffer)])
-            .enumerate()
-            .map(|(binding, b)| b.entry(binding as u32))
-            .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
-        Dispatch {
-            label: label.to_owned(),
-            pipeline: pipeline.pipeline.clone(),
-            bind_group,
-            groups,
-        }
-    })
-}
-
 #[cfg(test)]
 /// The size naga's WGSL front end gives `struct Params` in the composed source.
 pub(crate) fn composed_params_size(kernel: Kernel) -> usize {
-    use wgpu::naga;
     let source = shader::compose(kernel, GgmlType::F32).unwrap_or_default();
-    let module = naga::front::wgsl::parse_str(&source)
-        .unwrap_or_else(|error| panic!("{}", error.emit_to_string(&source)));
-    let params = module
-        .types
-        .iter()
-        .find(|(_, ty)| ty.name.as_deref() == Some("Params"))
-        .map(|(_, ty)| &ty.inner);
-    match params {
-        Some(naga::TypeInner::Struct { span, .. }) => *span as usize,
-        other => panic!("no struct Params in {kernel:?}: {other:?}"),
-    }
+    super::elementwise::params_size(kernel.name(), &source, false)
 }
 
 #[cfg(test)]

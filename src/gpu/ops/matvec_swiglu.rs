@@ -16,18 +16,12 @@ use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
+use super::elementwise::submit_all;
+use super::matvec::{check_vectors, lanes_for, row_grid};
+use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, Pipeline};
-use crate::{Error, Result};
-
-/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
-const WORKGROUP_SIZE: u32 = 64;
-
-/// Threads per row, as in `matvec`: one per 32-element segment up to 16, a power of two.
-fn lanes_for(n_cols: usize) -> u32 {
-    (n_cols.div_ceil(32).clamp(1, 16) as u32).next_power_of_two()
-}
+use crate::gpu::shader::{self, Kernel, QuantKernel};
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -50,29 +44,23 @@ fn fused_bytes(n_rows: u64, row_bytes: u64, max_binding: u64) -> Option<u64> {
 
 /// A compiled `matvec_swiglu` pipeline for one weight type.
 pub struct MatvecSwiglu {
-    ty: GgmlType,
-    label: String,
-    pipeline: Pipeline,
+    kernel: QuantKernel,
 }
 
 impl MatvecSwiglu {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`Error::Gpu`].
+    /// becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecSwiglu> {
-        let size = size_of::<MatvecSwigluParams>() as u64;
-        let (label, pipeline) = shader::build_quant_pipeline(gpu, Kernel::MatvecSwiglu, ty, size)?;
-        Ok(MatvecSwiglu {
-            ty,
-            label,
-            pipeline,
-        })
+        let kernel =
+            QuantKernel::single_input::<MatvecSwigluParams>(gpu, Kernel::MatvecSwiglu, ty)?;
+        Ok(MatvecSwiglu { kernel })
     }
 
     /// Whether G and U `[n_rows, n_cols]` of this type fit one dispatch on `gpu`: whole blocks per
     /// row and both tensors together within one storage binding. When not, use `matvec` twice
     /// and `elementwise` `silu_mul`.
     pub fn fits(&self, gpu: &Gpu, n_rows: usize, n_cols: usize) -> bool {
-        self.row_bytes(n_cols).is_ok_and(|row_bytes| {
+        self.kernel.row_bytes(n_cols).is_ok_and(|row_bytes| {
             fused_bytes(
                 n_rows as u64,
                 row_bytes as u64,
@@ -94,14 +82,10 @@ impl MatvecSwiglu {
         x: &[f32],
     ) -> Result<Vec<f32>> {
         let n_cols = x.len();
-        let row_bytes = self.row_bytes(n_cols)?;
+        let row_bytes = self.kernel.row_bytes(n_cols)?;
         for (name, bytes) in [("gate", gate), ("up", up)] {
-            if n_rows.checked_mul(row_bytes) != Some(bytes.len()) {
-                return Err(self.error(format!(
-                    "{} {name} bytes are not {n_rows} rows of {row_bytes} bytes",
-                    bytes.len()
-                )));
-            }
+            self.kernel
+                .check_rows(name, bytes.len(), n_rows, row_bytes)?;
         }
         if n_rows == 0 {
             return Ok(Vec::new());
@@ -129,14 +113,7 @@ impl MatvecSwiglu {
             BufferUsages::STORAGE | BufferUsages::COPY_SRC,
         )?;
         let dispatch = self.bind(gpu, &weights, n_rows, n_cols, (&x).into(), (&h).into())?;
-        let label = self.label.as_str();
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Dispatch::record_all(&mut encoder, label, [&dispatch]);
-        gpu.checked(&format!("submitting {label}"), |_| {
-            gpu.queue.submit([encoder.finish()]);
-        })?;
+        submit_all(gpu, &self.kernel.label, [&dispatch])?;
         gpu.read_f32("matvec_swiglu.h", &h, n_rows)
     }
 
@@ -154,43 +131,32 @@ impl MatvecSwiglu {
         x: Binding<'_>,
         h: Binding<'_>,
     ) -> Result<Dispatch> {
-        let label = self.label.as_str();
-        let row_bytes = self.row_bytes(n_cols)?;
+        let row_bytes = self.kernel.row_bytes(n_cols)?;
         if n_rows == 0 || n_cols == 0 {
-            return Err(self.error(format!("nothing to compute for {n_rows} x {n_cols}")));
+            return Err(self
+                .kernel
+                .error(format!("nothing to compute for {n_rows} x {n_cols}")));
         }
         let device_limit = gpu.limits.max_storage_buffer_binding_size;
         let fused =
             fused_bytes(n_rows as u64, row_bytes as u64, device_limit).ok_or_else(|| {
-                self.error(format!(
+                self.kernel.error(format!(
                     "gate and up ({n_rows} rows of {row_bytes} bytes each) exceed one \
                  {device_limit}-byte storage binding: use matvec twice and silu_mul"
                 ))
             })?;
         let needed = [
-            ("weights", weights.size(), fused),
-            ("x", x.len(), (n_cols * size_of::<f32>()) as u64),
-            ("h", h.len(), (n_rows * size_of::<f32>()) as u64),
+            ("weights", weights.size(), Some(fused)),
+            ("x", x.len(), Some((n_cols * size_of::<f32>()) as u64)),
+            ("h", h.len(), Some((n_rows * size_of::<f32>()) as u64)),
         ];
-        for (name, have, bytes) in needed {
-            if bytes > have {
-                return Err(self.error(format!(
-                    "{name} holds {have} bytes, too few for {n_rows} x {n_cols}"
-                )));
-            }
-        }
-        let vector_bytes = x.len().max(h.len());
-        if vector_bytes > device_limit {
-            return Err(self.error(format!(
-                "x or h binds {vector_bytes} bytes but a storage binding holds {device_limit}"
-            )));
-        }
+        self.kernel
+            .check_sizes(&needed, &format!("{n_rows} x {n_cols}"))?;
+        check_vectors(&self.kernel, gpu, "x or h", [x, h])?;
         // Fits u32: fused_bytes checked 2 * n_rows * row_bytes <= u32::MAX.
         let n = n_rows as u32;
         let lanes = lanes_for(n_cols);
-        let max_per_dim = gpu.limits.max_compute_workgroups_per_dimension;
-        let groups = shader::grid(n.div_ceil(WORKGROUP_SIZE / lanes), max_per_dim)
-            .ok_or_else(|| self.error(format!("{n} rows do not fit a 2D grid")))?;
+        let groups = row_grid(&self.kernel, gpu, n, lanes)?;
         let params = MatvecSwigluParams {
             n_rows: n,
             n_cols: n_cols as u32,
@@ -199,48 +165,9 @@ impl MatvecSwiglu {
             lanes,
             _pad: [0; 3],
         };
-        let params = gpu.upload(
-            "matvec_swiglu.params",
-            bytemuck::bytes_of(&params),
-            BufferUsages::UNIFORM,
-        )?;
         let weights = Binding::range(weights, 0, fused.next_multiple_of(4).min(weights.size()));
-        let bind_group = gpu.checked(&format!("binding {label}"), |device| {
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &self.pipeline.layout,
-                entries: &[
-                    weights.entry(0),
-                    x.entry(1),
-                    h.entry(2),
-                    Binding::from(&params).entry(3),
-                ],
-            })
-        })?;
-        Ok(Dispatch {
-            label: self.label.clone(),
-            pipeline: self.pipeline.pipeline.clone(),
-            bind_group,
-            groups,
-        })
-    }
-
-    fn error(&self, message: String) -> Error {
-        Error::Gpu {
-            what: self.label.clone(),
-            message,
-        }
-    }
-
-    /// Bytes per row of `n_cols` elements, or an error when that is not whole blocks.
-    fn row_bytes(&self, n_cols: usize) -> Result<usize> {
-        let (block_bytes, block_elems) = (self.ty.block_bytes(), self.ty.block_elems());
-        if !n_cols.is_multiple_of(block_elems) {
-            return Err(self.error(format!(
-                "{n_cols} columns are not whole {block_elems}-element blocks"
-            )));
-        }
-        Ok(n_cols / block_elems * block_bytes)
+        self.kernel
+            .bind(gpu, &[weights, x, h], bytemuck::bytes_of(&params), groups)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
+use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit_all, upload_f32};
 use super::matvec_id::check_binding;
 use crate::Result;
 use crate::gpu::Gpu;
@@ -100,10 +100,7 @@ impl MoeCombine {
             k as u32,
             n_tok as u32,
         )?;
-        submit(gpu, LABEL, |encoder| {
-            Dispatch::record_all(encoder, LABEL, [&dispatch]);
-            Ok(())
-        })?;
+        submit_all(gpu, LABEL, [&dispatch])?;
         gpu.read_f32("moe_combine.x", &x_buffer, x.len())
     }
 }

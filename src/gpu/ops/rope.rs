@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgpu::{Buffer, BufferUsages, CommandEncoder};
 
-use super::elementwise::{Family, gpu_error, grid_for, len_u32, submit, upload_f32};
+use super::elementwise::{Family, check_lens, gpu_error, grid_for, len_u32, submit, upload_f32};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -154,21 +154,12 @@ impl Rope {
         layout
             .check()
             .map_err(|message| gpu_error(LABEL, message))?;
-        for (name, buffer, bytes) in [
+        let needs = [
             ("turns", turns, 16 * u64::from(layout.n_pairs)),
             ("positions", positions, 4 * u64::from(layout.n_tok)),
             ("x", x, 4 * layout.len()),
-        ] {
-            if buffer.len() < bytes {
-                return Err(gpu_error(
-                    LABEL,
-                    format!(
-                        "{name} has {} bytes, {layout:?} needs {bytes}",
-                        buffer.len()
-                    ),
-                ));
-            }
-        }
+        ];
+        check_lens(LABEL, &needs, || format!("{layout:?} "))?;
         let threads =
             u64::from(layout.n_tok) * u64::from(layout.n_head) * u64::from(layout.n_pairs);
         let threads = u32::try_from(threads)
