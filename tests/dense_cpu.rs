@@ -3,8 +3,9 @@
 //!
 //! - SmolLM2-135M-Instruct Q4_1 (arch `llama`, fetched by `scripts/fetch-test-models.sh` into
 //!   `$LANTERNFISH_TEST_MODELS`, default `.cache/models`): its config, and teacher-forced agreement
-//!   with llama.cpp's greedy continuations in `tests/golden/smollm2/goldens.json`
-//!   (`tools/record_smollm2_goldens.py`);
+//!   with llama.cpp's greedy continuations in `tests/golden/smollm2/goldens.json` (the Q4_1 file)
+//!   and `goldens_f32.json` (its weights in F32: no activation quantization), both recorded by
+//!   `tools/record_smollm2_goldens.py`;
 //! - step-by-step decoding equals one batch;
 //! - a tiny random `qwen2` (NeoX RoPE, q/k/v biases, GQA) against a naive implementation here.
 
@@ -43,8 +44,8 @@ fn smollm2() -> GgufModel {
     GgufModel::open(&path).unwrap()
 }
 
-fn goldens() -> Json {
-    let path = repo().join("tests/golden/smollm2/goldens.json");
+fn goldens(name: &str) -> Json {
+    let path = repo().join("tests/golden/smollm2").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -104,80 +105,138 @@ fn smollm2_config() {
     assert_eq!(model.output.n_rows(), 49152);
 }
 
-/// Margin (log p1 − log p2 in nats, llama.cpp's own) above which our argmax must equal its token.
-/// 0.1 was the first target, but two steps of the recording flip at margins 0.18 and 0.36 nats
-/// (both flat distributions, p1 < 0.45): llama.cpp quantizes activations to Q8 for its Q4_1/Q8_0
-/// products and keeps K/V in f16, which moves single logits by up to ~0.5 nats where the
-/// distribution is flat. Steps with margins ≥ 0.1 must still agree ≥ 95% of the time.
-const FIRM_MARGIN: f64 = 0.5;
+/// One teacher-forced step: our argmax and llama.cpp's token, llama.cpp's own top-2 margin (nats)
+/// and |Δ| between our log-probability of its token and its own.
+struct Step {
+    name: String,
+    index: usize,
+    ours: usize,
+    theirs: usize,
+    margin: f64,
+    delta: f64,
+}
 
-/// Teacher-forced along llama.cpp's greedy continuation: our argmax matches its token wherever
-/// its own top-2 margin is ≥ `FIRM_MARGIN`, and our log-probability of its token is close to its
-/// own (mean |Δ| ≤ 0.05 nats).
-#[test]
-fn smollm2_matches_llama_cpp() {
-    let gguf = smollm2();
-    let model = DenseModel::load(&gguf).unwrap();
+/// Runs each case of the golden file `name` teacher-forced along llama.cpp's greedy continuation
+/// through the CPU reference.
+fn teacher_forced(model: &DenseModel, name: &str) -> Vec<Step> {
     let v = model.config.n_vocab;
-    let golden = goldens();
-    let (mut checked, mut agreed, mut all_agree, mut n_steps) = (0, 0, 0, 0);
-    let (mut sum_abs, mut max_abs) = (0f64, 0f64);
+    let golden = goldens(name);
+    let mut out = Vec::new();
     for case in golden["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
+        let case_name = case["name"].as_str().unwrap();
         let prompt = ids(&case["prompt_ids"]);
         let cont = ids(&case["continuation_ids"]);
         let steps = case["steps"].as_array().unwrap();
         assert_eq!(steps.len(), cont.len());
         let tokens: Vec<u32> = prompt.iter().chain(&cont).copied().collect();
-        let mut session = model.session();
-        let logits = session.forward(&tokens).unwrap();
+        let logits = model.session().forward(&tokens).unwrap();
         for (s, step) in steps.iter().enumerate() {
             let row = &logits[(prompt.len() - 1 + s) * v..][..v];
-            let ours = argmax(row);
             let theirs = step["id"].as_u64().unwrap() as usize;
             assert_eq!(theirs, cont[s] as usize);
             let top = step["top"].as_array().unwrap();
-            let lp1 = top[0][1].as_f64().unwrap();
-            let lp2 = top[1][1].as_f64().unwrap();
+            let margin = top[0][1].as_f64().unwrap() - top[1][1].as_f64().unwrap();
             let lsm = log_softmax(row);
             let delta = (lsm[theirs] - step["logprob"].as_f64().unwrap()).abs();
-            sum_abs += delta;
-            max_abs = max_abs.max(delta);
-            n_steps += 1;
-            all_agree += usize::from(ours == theirs);
+            let ours = argmax(row);
             if std::env::var_os("DENSE_DEBUG").is_some() {
                 eprintln!(
-                    "{name} {s}: ours {ours} theirs {theirs} lp ours {:.3} theirs {:.3} (ours of ours {:.3}) margin {:.3}",
+                    "{name} {case_name} {s}: ours {ours} theirs {theirs} lp ours {:.4} theirs {:.4} \
+                     margin {margin:.3}",
                     lsm[theirs],
                     step["logprob"].as_f64().unwrap(),
-                    lsm[ours],
-                    lp1 - lp2
                 );
             }
-            if lp1 - lp2 >= 0.1 {
-                checked += 1;
-                agreed += usize::from(ours == theirs);
-            }
-            if lp1 - lp2 >= FIRM_MARGIN {
-                assert_eq!(
-                    ours,
-                    theirs,
-                    "{name} step {s}: we chose {ours}, llama.cpp {theirs} (its margin {:.3} nats)",
-                    lp1 - lp2
-                );
-            }
+            out.push(Step {
+                name: case_name.to_string(),
+                index: s,
+                ours,
+                theirs,
+                margin,
+                delta,
+            });
         }
     }
-    let mean = sum_abs / n_steps as f64;
+    out
+}
+
+/// (mean, max) of |Δ logprob| over `steps`.
+fn delta_stats(steps: &[Step]) -> (f64, f64) {
+    let sum: f64 = steps.iter().map(|s| s.delta).sum();
+    let max = steps.iter().fold(0f64, |m, s| m.max(s.delta));
+    (sum / steps.len() as f64, max)
+}
+
+/// Margin (log p1 − log p2 in nats, llama.cpp's own) above which our argmax must equal the token
+/// of llama.cpp run on the Q4_1 file as users run it. Two steps of that recording flip at margins
+/// 0.18 and 0.36 nats (both flat distributions, p1 < 0.45): it quantizes activations to Q8 for its
+/// Q4_1/Q8_0 products and keeps K/V in f16, which moves single logits by up to ~0.5 nats where the
+/// distribution is flat. Steps with margins ≥ 0.1 must still agree ≥ 95% of the time. The issue's
+/// exact criterion (every step with margin ≥ 0.1) is asserted against the activation-exact run in
+/// `smollm2_matches_activation_exact_llama_cpp`.
+const FIRM_MARGIN: f64 = 0.5;
+
+/// Teacher-forced along llama.cpp's greedy continuation (`goldens.json`, the Q4_1 file as it
+/// is): our argmax matches its token wherever its own top-2 margin is ≥ `FIRM_MARGIN`, ≥ 95% of
+/// the time where it is ≥ 0.1, and our log-probability of its token is close to its own (mean
+/// |Δ| ≤ 0.05 nats).
+#[test]
+fn smollm2_matches_llama_cpp() {
+    let gguf = smollm2();
+    let model = DenseModel::load(&gguf).unwrap();
+    let steps = teacher_forced(&model, "goldens.json");
+    let confident: Vec<&Step> = steps.iter().filter(|s| s.margin >= 0.1).collect();
+    let agreed = confident.iter().filter(|s| s.ours == s.theirs).count();
+    let all_agree = steps.iter().filter(|s| s.ours == s.theirs).count();
+    for s in steps.iter().filter(|s| s.margin >= FIRM_MARGIN) {
+        assert_eq!(
+            s.ours, s.theirs,
+            "{} step {}: we chose {}, llama.cpp {} (its margin {:.3} nats)",
+            s.name, s.index, s.ours, s.theirs, s.margin
+        );
+    }
+    let (mean, max) = delta_stats(&steps);
     eprintln!(
-        "smollm2 vs llama.cpp: argmax agrees {agreed}/{checked} confident steps, \
-         {all_agree}/{n_steps} overall; |Δ logprob| mean {mean:.4}, max {max_abs:.4}"
+        "smollm2 vs llama.cpp: argmax agrees {agreed}/{} confident steps, {all_agree}/{} overall; \
+         |Δ logprob| mean {mean:.4}, max {max:.4}",
+        confident.len(),
+        steps.len()
     );
     assert!(mean <= 0.05, "mean |Δ logprob| {mean}");
     assert!(
-        agreed as f64 >= 0.95 * checked as f64,
-        "argmax agrees on only {agreed}/{checked} steps where llama.cpp's margin is >= 0.1 nats"
+        agreed as f64 >= 0.95 * confident.len() as f64,
+        "argmax agrees on only {agreed}/{} steps where llama.cpp's margin is >= 0.1 nats",
+        confident.len()
     );
+}
+
+/// The issue's criterion as written, against llama.cpp run on F32 copies of this file's
+/// dequantized weights with an f32 K/V cache (`goldens_f32.json`, tests/golden/smollm2/README.md),
+/// which computes what we compute: our argmax equals its token at every step where its top-2
+/// margin is ≥ 0.1 nats, and mean |Δ logprob| ≤ 0.05. The measured |Δ| is f32 rounding only
+/// (mean 9.6e-5, max 2.9e-4 nats; the smallest margin in the recording is 0.046), so it is also
+/// bounded at 0.01 nats per step: a wrong RoPE, mask or norm moves log-probabilities by tenths.
+#[test]
+fn smollm2_matches_activation_exact_llama_cpp() {
+    let gguf = smollm2();
+    let model = DenseModel::load(&gguf).unwrap();
+    let steps = teacher_forced(&model, "goldens_f32.json");
+    for s in steps.iter().filter(|s| s.margin >= 0.1) {
+        assert_eq!(
+            s.ours, s.theirs,
+            "{} step {}: we chose {}, llama.cpp (f32) {} (its margin {:.3} nats)",
+            s.name, s.index, s.ours, s.theirs, s.margin
+        );
+    }
+    let all_agree = steps.iter().filter(|s| s.ours == s.theirs).count();
+    let (mean, max) = delta_stats(&steps);
+    eprintln!(
+        "smollm2 vs activation-exact llama.cpp: argmax agrees {all_agree}/{} steps; \
+         |Δ logprob| mean {mean:.2e}, max {max:.2e}",
+        steps.len()
+    );
+    assert!(mean <= 0.05, "mean |Δ logprob| {mean}");
+    assert!(max <= 0.01, "max |Δ logprob| {max}");
 }
 
 fn assert_close(a: &[f32], b: &[f32], rel: f32, what: &str) {
@@ -397,7 +456,7 @@ fn smollm2_tokenizer_matches_llama_cpp_goldens() {
     let gguf = smollm2();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     assert!(!tokenizer.add_bos_token());
-    let goldens = goldens();
+    let goldens = goldens("goldens.json");
     let cases = goldens["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for case in cases {

@@ -12,6 +12,10 @@ our CPU reference (src/cpu/dense.rs) is checked against.
     # then
     python3 tools/record_smollm2_goldens.py --port 18931
 
+goldens_f32.json is the same against the activation-exact llama.cpp: the server started on
+`tools/gguf_to_f32.py`'s F32 copy of the file with `-ctk f32 -ctv f32 -fa off` added, then
+`--out tests/golden/smollm2/goldens_f32.json`.
+
 For each prompt: its token ids from `/tokenize` (`add_special: true`, which for this file adds no
 BOS: `tokenizer.ggml.add_bos_token` is false; special tokens such as `<|im_start|>` are parsed),
 then `/completion` with exactly those ids, `n_predict` 32, temperature 0, `n_probs` 2
