@@ -91,6 +91,9 @@ pub struct AppState {
     pub heights: HashMap<String, HeightCache>,
     /// Focus the composer on the next frame.
     pub focus_composer: bool,
+    /// An input method is composing text in the composer (a non-empty pre-edit was seen and not
+    /// yet committed): Enter then confirms the composition instead of sending.
+    pub ime_composing: bool,
 }
 
 impl AppState {

@@ -403,6 +403,44 @@ fn chinese_text_and_emoji_render() {
     h.snapshot("cjk");
 }
 
+/// Typing through an input method: the pre-edit shows in the composer, an Enter that reaches the
+/// app while composing does not send (egui-winit filters the keys an IME consumes, but not every
+/// integration does), the commit replaces the pre-edit, and the next Enter sends.
+#[test]
+fn input_method_composition_then_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = model_harness(app_in(dir.path()));
+    h.step();
+    load_tiny(&mut h, true);
+    h.state_mut().state.chat_mut().unwrap().sampling.max_tokens = 2;
+    h.get_by_role_and_label(Role::MultilineTextInput, "Message")
+        .focus();
+    h.step();
+    let preedit = |text: &str| {
+        egui::Event::Ime(egui::ImeEvent::Preedit {
+            text: text.to_string(),
+            active_range_chars: None,
+        })
+    };
+    h.event(preedit("ni"));
+    h.step();
+    assert_eq!(h.state().state.composer, "ni");
+    h.event(preedit("nihao"));
+    h.step();
+    assert_eq!(h.state().state.composer, "nihao");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert!(h.state().state.chat().unwrap().messages.is_empty());
+    h.event(egui::Event::Ime(egui::ImeEvent::Commit("你好".to_string())));
+    h.step();
+    assert_eq!(h.state().state.composer, "你好");
+    assert!(h.state().state.chat().unwrap().messages.is_empty());
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert_eq!(h.state().state.chat().unwrap().messages[0].content, "你好");
+    wait_for(&mut h, "the reply", LONG, |app| app.state.live.is_none());
+}
+
 #[test]
 fn truncated_chat_file_is_set_aside_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,7 +29,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) 
         }
         let label = ui.label("Message");
         let has_focus = ui.memory(|m| m.has_focus(id()));
+        let ime = ime_activity(ui, state.ime_composing);
+        state.ime_composing = ime.composing;
+        // Enter that confirms an input method's composition (Chinese, Japanese, Korean: some
+        // platforms deliver the key as well as the commit) must not send the half-typed message.
         let enter = has_focus
+            && !ime.blocks_enter
             && ui.input(|i| i.key_pressed(egui::Key::Enter) && !i.modifiers.shift);
         let field = ui.add(
             egui::TextEdit::multiline(&mut state.composer)
@@ -78,4 +83,36 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) 
         });
         ui.add_space(4.0);
     });
+}
+
+/// What the input method did this frame.
+struct ImeActivity {
+    /// Still composing after this frame's events.
+    composing: bool,
+    /// Composing at the start of the frame, or any composition event this frame.
+    blocks_enter: bool,
+}
+
+fn ime_activity(ui: &egui::Ui, composing_before: bool) -> ImeActivity {
+    ui.input(|i| {
+        let mut composing = composing_before;
+        let mut seen = false;
+        for event in &i.events {
+            match event {
+                egui::Event::Ime(egui::ImeEvent::Preedit { text, .. }) => {
+                    composing = !text.is_empty();
+                    seen = true;
+                }
+                egui::Event::Ime(egui::ImeEvent::Commit(_)) => {
+                    composing = false;
+                    seen = true;
+                }
+                _ => {}
+            }
+        }
+        ImeActivity {
+            composing,
+            blocks_enter: composing_before || seen,
+        }
+    })
 }
