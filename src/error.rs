@@ -34,6 +34,14 @@ pub enum Error {
     /// The GPU device reported an error.
     #[error("GPU error in {what}: {message}")]
     Gpu { what: String, message: String },
+    /// The GPU ran out of memory in `what`; `advice` (empty, or starting with "; ") says what to
+    /// change, e.g. page routed experts with `--gpu-budget` or use a smaller `--ctx`.
+    #[error("out of GPU memory in {what}: {message}{advice}")]
+    GpuOutOfMemory {
+        what: String,
+        message: String,
+        advice: String,
+    },
     /// The tokenizer metadata cannot be used, or text cannot be tokenized.
     #[error("tokenizer: {what}")]
     Tokenizer { what: String },
@@ -46,6 +54,25 @@ pub enum Error {
     /// The caller cancelled the operation (loading, generation).
     #[error("cancelled")]
     Cancelled,
+}
+
+impl Error {
+    /// `self` with `advice` added when it is [`Error::GpuOutOfMemory`] without advice yet;
+    /// other errors are returned unchanged.
+    pub fn with_memory_advice(self, advice: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::GpuOutOfMemory {
+                what,
+                message,
+                advice: old,
+            } if old.is_empty() => Error::GpuOutOfMemory {
+                what,
+                message,
+                advice: format!("; {}", advice()),
+            },
+            other => other,
+        }
+    }
 }
 
 /// `Result` with the engine's [`Error`].

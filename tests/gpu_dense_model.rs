@@ -210,3 +210,75 @@ fn smollm2_logprobs_match_the_f64_reference_on_every_position() {
     }
     eprintln!("largest |Δ logprob| against the f64 reference: {worst:.2e}");
 }
+
+/// Running out of GPU memory says what to change: a MoE model without a budget can page its
+/// routed experts, one with a budget can keep fewer, a dense model needs a smaller file or the
+/// CPU. The advice is added once, and only to out-of-memory errors. (Allocation failures cannot
+/// be provoked on lavapipe, whose memory is the host's and overcommitted, so the error is built
+/// here as `Gpu::checked` builds it.)
+#[test]
+fn out_of_memory_errors_say_what_to_change() {
+    use lanternfish::Error;
+    use lanternfish::engine::load::load_advice;
+    use lanternfish::gpu::engine::PlacementOptions;
+    use lanternfish::gpu::paging::{Budget, Prefetch};
+
+    let oom = || Error::GpuOutOfMemory {
+        what: "creating buffer blk.0.ffn_up_exps of 9437184 bytes".into(),
+        message: "Out of Memory".into(),
+        advice: String::new(),
+    };
+    let resident = PlacementOptions {
+        budget: None,
+        prefetch: Prefetch::Router,
+        force_paging: false,
+    };
+    let budgeted = PlacementOptions {
+        budget: Some(Budget::ExpertShare(0.5)),
+        ..resident
+    };
+    let moe_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/tiny/gguf/tiny-v3-Q4_K_M.gguf");
+    let moe = GgufModel::open(&moe_path).unwrap();
+
+    let e = oom()
+        .with_memory_advice(|| load_advice(&moe, &resident))
+        .to_string();
+    eprintln!("{e}");
+    assert!(
+        e.starts_with(
+            "out of GPU memory in creating buffer blk.0.ffn_up_exps of 9437184 bytes: \
+             Out of Memory; the weights are "
+        ),
+        "{e}"
+    );
+    for part in ["--gpu-budget SIZE", "--expert-cache 50%", "info --memory"] {
+        assert!(e.contains(part), "{e}");
+    }
+    let e = oom()
+        .with_memory_advice(|| load_advice(&moe, &budgeted))
+        .to_string();
+    assert!(
+        e.contains("a smaller --gpu-budget or --expert-cache"),
+        "{e}"
+    );
+    let e = oom()
+        .with_memory_advice(|| load_advice(&smollm2(), &resident))
+        .to_string();
+    assert!(
+        e.contains("a dense model cannot page them") && e.contains("--backend cpu"),
+        "{e}"
+    );
+
+    let twice = oom()
+        .with_memory_advice(|| "first".into())
+        .with_memory_advice(|| "second".into())
+        .to_string();
+    assert!(twice.ends_with("; first"), "{twice}");
+    let other = Error::Gpu {
+        what: "submit".into(),
+        message: "lost".into(),
+    }
+    .with_memory_advice(|| "advice".into());
+    assert_eq!(other.to_string(), "GPU error in submit: lost");
+}

@@ -11,6 +11,8 @@ use crate::cpu::dense::DenseModel;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::engine::{GpuModel, GpuSession, LoadProgress, PlacementOptions};
+use crate::gpu::paging::human_bytes;
+use crate::model::DeepSeekConfig;
 use crate::model::dense::{Arch, architecture};
 
 /// Which implementation runs the model.
@@ -22,6 +24,35 @@ pub enum Backend {
     Gpu,
     /// The f32 reference forward pass on the CPU (slow, exact; the oracle for GPU kernels).
     Cpu,
+}
+
+/// What to change when placing `model`'s weights on the GPU ran out of memory: a MoE model can
+/// page its routed experts, a dense one needs a smaller file or the CPU.
+pub fn load_advice(model: &GgufModel, placement: &PlacementOptions) -> String {
+    let weights: u64 = model
+        .tensors()
+        .map(|t| model.tensor_data(t).len() as u64)
+        .sum();
+    let weights = human_bytes(weights);
+    let file = model.metadata().path().display();
+    let moe = architecture(model).ok() == Some(Arch::DeepSeek2)
+        && DeepSeekConfig::from_gguf(model).is_ok_and(|c| c.n_expert > 0);
+    match (moe, placement.budget.is_some()) {
+        (true, false) => format!(
+            "the weights are {weights}, all of them placed on the GPU: keep only part of the \
+             routed experts there and page the rest from disk with --gpu-budget SIZE (below the \
+             GPU's free memory) or --expert-cache 50% (`lanternfish info --memory {file} \
+             --gpu-budget SIZE` shows the plan)"
+        ),
+        (true, true) => format!(
+            "the weights are {weights}: a smaller --gpu-budget or --expert-cache keeps fewer routed \
+             experts on the GPU (`lanternfish info --memory {file} --gpu-budget SIZE` shows the plan)"
+        ),
+        (false, _) => format!(
+            "the weights are {weights} and a dense model cannot page them: use a smaller \
+             quantization of it (`lanternfish quantize … --type q4_k_m`) or --backend cpu"
+        ),
+    }
 }
 
 /// A model loaded on one backend.
@@ -55,10 +86,12 @@ impl<'a> Loaded<'a> {
                     // as the model lives.
                     let path = model.metadata().path();
                     let shared = Arc::new(GgufModel::open(path)?);
-                    GpuModel::load_placed(gpu, &shared, placement, progress)?
+                    GpuModel::load_placed(gpu, &shared, placement, progress)
                 } else {
-                    GpuModel::load(gpu, model, progress)?
+                    GpuModel::load(gpu, model, progress)
                 };
+                let placed =
+                    placed.map_err(|e| e.with_memory_advice(|| load_advice(model, placement)))?;
                 Ok(Loaded::Gpu(Arc::new(placed)))
             }
         }

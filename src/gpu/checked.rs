@@ -12,19 +12,25 @@ use crate::{Error, Result};
 
 impl Gpu {
     /// Runs `f` inside validation, out-of-memory and internal error scopes, and turns the first
-    /// error any of them caught into [`Error::Gpu`] with `what` as its context.
+    /// error any of them caught into [`Error::Gpu`] (or [`Error::GpuOutOfMemory`]) with `what` as
+    /// its context.
     pub fn checked<T>(&self, what: &str, f: impl FnOnce(&Device) -> T) -> Result<T> {
         let internal = self.device.push_error_scope(ErrorFilter::Internal);
         let out_of_memory = self.device.push_error_scope(ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(ErrorFilter::Validation);
         let value = f(&self.device);
         // Scopes must be popped in the reverse order of pushing.
-        let caught = [validation.pop(), out_of_memory.pop(), internal.pop()]
-            .into_iter()
-            .find_map(pollster::block_on);
-        match caught {
-            None => Ok(value),
-            Some(error) => Err(Error::Gpu {
+        let validation = pollster::block_on(validation.pop());
+        let out_of_memory = pollster::block_on(out_of_memory.pop());
+        let internal = pollster::block_on(internal.pop());
+        match (validation, out_of_memory, internal) {
+            (None, None, None) => Ok(value),
+            (None, Some(error), _) => Err(Error::GpuOutOfMemory {
+                what: what.to_owned(),
+                message: error.to_string(),
+                advice: String::new(),
+            }),
+            (Some(error), _, _) | (None, None, Some(error)) => Err(Error::Gpu {
                 what: what.to_owned(),
                 message: error.to_string(),
             }),

@@ -82,6 +82,14 @@ impl GpuSession {
                 })
                 .collect(),
         };
+        let cache_bytes: u64 = caches.iter().map(|(_, row)| row * n_ctx as u64).sum();
+        let advice = || {
+            format!(
+                "the cache for a context of {n_ctx} tokens takes {} besides the weights: use a \
+                 smaller --ctx",
+                crate::gpu::paging::human_bytes(cache_bytes)
+            )
+        };
         let cache = caches
             .iter()
             .map(|(label, row_bytes)| {
@@ -91,8 +99,10 @@ impl GpuSession {
                     BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
                 )
             })
-            .collect::<Result<Vec<_>>>()?;
-        let scratch = Scratch::new(&model, max_batch.clamp(1, n_ctx))?;
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.with_memory_advice(advice))?;
+        let scratch = Scratch::new(&model, max_batch.clamp(1, n_ctx))
+            .map_err(|e| e.with_memory_advice(advice))?;
         let readback = gpu.create_buffer(
             "logits readback",
             (model.n_vocab.max(1) * 4) as u64,
