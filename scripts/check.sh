@@ -5,6 +5,7 @@
 #
 # Steps: formatting, clippy with warnings as errors, the test models (if scripts/fetch-test-models.sh
 # exists), the `openai` Python client for the server tests (scripts/openai-venv.sh), all tests, the
+# README's first command (scripts/start.sh, one question piped in, the answer checked), the
 # desktop app's smoke test under Xvfb (scripts/app-smoke.sh; needs xvfb, xdotool, imagemagick), and
 # docs with warnings as errors. Each step prints its duration, and a summary follows at the end.
 # The first failing step stops the run with its name.
@@ -74,6 +75,22 @@ show_disk() {
     [ ! -d target ] || du -sh target | awk '{print "target/: " $1}'
 }
 
+# The README's first command end to end: the default model fetched, the binary built (debug here:
+# the tests built it), one question piped in, the greedy answer checked.
+start_smoke() {
+    local out
+    if ! out=$(printf 'What is the capital of France?\n' |
+        LANTERNFISH_START_PROFILE=debug scripts/start.sh -n 24 --temp 0 2>&1); then
+        printf '%s\n' "$out"
+        return 1
+    fi
+    printf '%s\n' "$out" | tail -n 4
+    if ! grep -q Paris <<<"$out"; then
+        echo "start.sh: the answer does not mention Paris" >&2
+        return 1
+    fi
+}
+
 TOTAL_START=$(now)
 show_device
 show_disk
@@ -87,6 +104,7 @@ if [ -f scripts/openai-venv.sh ]; then
 fi
 step test cargo test --workspace --locked
 show_disk
+step start start_smoke
 step app-smoke bash scripts/app-smoke.sh
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
 SUMMARY+=("$(printf '%-10s %10s' total "$(elapsed "$TOTAL_START" "$(now)")")" "all checks passed")
