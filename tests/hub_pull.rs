@@ -54,6 +54,10 @@ struct State {
     seen: Vec<Seen>,
     /// One-shot: the next body request for this path sends only this many bytes, then closes.
     cut: Option<(String, usize)>,
+    /// With `cut`: instead of closing, keep the connection open and silent until `released`
+    /// (or 60 s).
+    stall: bool,
+    released: bool,
 }
 
 /// A Hub-shaped HTTP/1.1 server on 127.0.0.1 (one connection at a time, `Connection: close`).
@@ -159,6 +163,18 @@ impl HubServer {
         self.state.lock().unwrap().cut = Some((path.to_string(), bytes));
     }
 
+    /// Like [`HubServer::cut_next_download`], but the connection then stays open and silent
+    /// until [`HubServer::release`].
+    fn stall_next_download(&self, path: &str, bytes: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.cut = Some((path.to_string(), bytes));
+        state.stall = true;
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().released = true;
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
@@ -208,7 +224,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
     }
     let mut out = stream;
-    let (route, cut) = {
+    let (route, cut, stall) = {
         let mut state = state.lock().unwrap();
         state.seen.push(Seen {
             path: path.clone(),
@@ -225,7 +241,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
             _ => None,
         };
-        (route, cut)
+        let stall = cut.is_some() && std::mem::take(&mut state.stall);
+        (route, cut, stall)
     };
     let Some((body, headers)) = route else {
         let msg = b"not found";
@@ -272,6 +289,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     };
     out.write_all(send)?;
     out.flush()?;
+    if stall {
+        let since = std::time::Instant::now();
+        while !state.lock().unwrap().released && since.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     if cut.is_some() {
         // Close mid-body: the client sees a connection reset or an early end.
         let _ = out.shutdown(std::net::Shutdown::Both);
@@ -572,6 +595,52 @@ fn an_interrupted_download_resumes_with_a_range_request() {
         resumed_from == [cut_at],
         "cut at {cut_at}, ranges {ranges:?}"
     );
+}
+
+/// A connection that goes silent mid-body (hf-hub sets no timeouts) is given up after
+/// `LANTERNFISH_HUB_STALL_SECS` with an error that says to run again, and the next run resumes
+/// from the bytes already received.
+#[test]
+fn a_stalled_download_is_given_up_and_resumes() {
+    let server = HubServer::start();
+    let body = common::fill(5, 1 << 20);
+    server.add_repo(
+        "acme/stall-GGUF",
+        &[("m-Q4_K_M.gguf".to_string(), body.clone())],
+        &[],
+    );
+    let resolve = "/acme/stall-GGUF/resolve/main/m-Q4_K_M.gguf";
+    let sent = body.len() / 4;
+    server.stall_next_download(resolve, sent);
+    let env = Env::new(server.endpoint());
+
+    let started = std::time::Instant::now();
+    let out = env.run(
+        &["pull", "acme/stall-GGUF"],
+        &[("LANTERNFISH_HUB_STALL_SECS", "2")],
+    );
+    let took = started.elapsed();
+    server.release();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("download stalled: no data for 2 s") && err.contains("again to resume"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+
+    let path = assert_ok(&env.run(&["pull", "acme/stall-GGUF"], &[]));
+    assert_eq!(
+        sha256_hex(&std::fs::read(&path).unwrap()),
+        sha256_hex(&body)
+    );
+    let resumed = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == resolve)
+        .filter_map(|s| s.range)
+        .any(|r| r == format!("bytes={sent}-"));
+    assert!(resumed, "no request resumed at byte {sent}");
 }
 
 #[test]

@@ -4,16 +4,34 @@
 //! requests continuing `blobs/<etag>.part`).
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError};
 use serde::Deserialize;
 
 use super::error::{HubError, HubResult};
-use super::progress::Bar;
+use super::progress::{Bar, Heartbeat};
 use super::reference::safe_path;
 
 /// The Hub's default address, overridden by `HF_ENDPOINT`.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// How long a download may receive nothing before it is given up (the `.part` stays, so the next
+/// run resumes); `LANTERNFISH_HUB_STALL_SECS` overrides it.
+const DEFAULT_STALL: Duration = Duration::from_secs(60);
+
+/// The stall limit: `LANTERNFISH_HUB_STALL_SECS` (whole seconds, at least 1) or the default.
+fn stall_limit() -> Duration {
+    std::env::var("LANTERNFISH_HUB_STALL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(DEFAULT_STALL, Duration::from_secs)
+}
+
+/// Limit on each phase of the listing request (connecting, the answer's head, its body).
+const LISTING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Limit on the size of a repository listing (JSON).
 const LISTING_LIMIT: u64 = 64 << 20;
@@ -119,6 +137,11 @@ impl Remote {
             .model(repo.to_string())
             .info_request()
             .query("blobs", "true")
+            .config()
+            .timeout_connect(Some(LISTING_TIMEOUT))
+            .timeout_recv_response(Some(LISTING_TIMEOUT))
+            .timeout_recv_body(Some(LISTING_TIMEOUT))
+            .build()
             .call();
         let mut response = match response {
             Ok(response) => response,
@@ -157,19 +180,52 @@ impl Remote {
 
     /// Downloads `file` of `repo` into the cache (resuming a `.part` left by an interrupted
     /// attempt) with a progress bar labelled `label`; returns its snapshot path.
+    ///
+    /// `hf-hub` sets no network timeouts, so the download runs on its own thread under a
+    /// watchdog: when no data arrives for [`stall_limit`] the call returns an error (the
+    /// abandoned thread ends with the process; its `.part` is resumed by the next run).
     pub fn download(&self, repo: &str, file: &str, label: String) -> HubResult<PathBuf> {
         let url = format!("{}/{repo}/resolve/main/{file}", self.endpoint);
-        self.api
-            .model(repo.to_string())
-            .download_with_progress(file, Bar::new(label))
-            .map_err(|e| HubError::Network {
-                what: match e {
-                    ApiError::RequestError(_) | ApiError::IoError(_) => {
-                        format!("download failed: {e}; run the same command again to resume it")
-                    }
-                    e => format!("download failed: {e}"),
-                },
-                url,
-            })
+        let heartbeat = Heartbeat::new();
+        let (done, result) = mpsc::channel();
+        {
+            let (api, repo, file) = (self.api.clone(), repo.to_string(), file.to_string());
+            let bar = Bar::new(label, heartbeat.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(api.model(repo).download_with_progress(&file, bar));
+            });
+        }
+        let limit = stall_limit();
+        let outcome = loop {
+            match result.recv_timeout(Duration::from_millis(200)) {
+                Ok(outcome) => break outcome,
+                Err(mpsc::RecvTimeoutError::Timeout) if heartbeat.silent_for() >= limit => {
+                    return Err(HubError::Network {
+                        url,
+                        what: format!(
+                            "download stalled: no data for {} s; run the same command again to \
+                             resume it",
+                            limit.as_secs()
+                        ),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(HubError::Network {
+                        url,
+                        what: "the download thread ended without a result".to_owned(),
+                    });
+                }
+            }
+        };
+        outcome.map_err(|e| HubError::Network {
+            what: match e {
+                ApiError::RequestError(_) | ApiError::IoError(_) => {
+                    format!("download failed: {e}; run the same command again to resume it")
+                }
+                e => format!("download failed: {e}"),
+            },
+            url,
+        })
     }
 }
