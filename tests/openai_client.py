@@ -1,17 +1,20 @@
 """The real `openai` Python client against `lanternfish serve` (run by tests/server.rs).
 
-    python tests/openai_client.py BASE_URL THINKING_BASE_URL
+    python tests/openai_client.py BASE_URL THINKING_BASE_URL TOOLS_BASE_URL
 
 BASE_URL serves the tiny model without a key; THINKING_BASE_URL serves it with the DeepSeek-R1
-template (which opens a <think> block) and the API key "k". Exits non-zero on the first failure.
+template (which opens a <think> block) and the API key "k"; TOOLS_BASE_URL serves the scripted
+model that always calls get_weather(city="Paris", days=2) (tests/server_common/scripted.rs).
+Exits non-zero on the first failure.
 """
 
+import json
 import sys
 
 import openai
 from openai import OpenAI
 
-base, thinking_base = sys.argv[1], sys.argv[2]
+base, thinking_base, tools_base = sys.argv[1], sys.argv[2], sys.argv[3]
 client = OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=120)
 
 # Models.
@@ -132,5 +135,44 @@ for chunk in thinker.chat.completions.create(model=model, messages=messages, max
     for c in chunk.choices:
         streamed += getattr(c.delta, "reasoning_content", None) or ""
 assert streamed == reasoning, (streamed, reasoning)
+
+# Tool calls: the scripted model's call arrives as `tool_calls`, whole and streamed.
+caller = OpenAI(base_url=tools_base, api_key="unused", max_retries=0, timeout=120)
+tool_model = caller.models.list().data[0].id
+weather = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}},
+        },
+    }
+]
+question = [{"role": "user", "content": "Weather in Paris?"}]
+r = caller.chat.completions.create(model=tool_model, messages=question, tools=weather, temperature=0)
+choice = r.choices[0]
+assert choice.finish_reason == "tool_calls", choice
+assert choice.message.content is None, choice.message
+(call,) = choice.message.tool_calls
+assert call.type == "function" and call.id, call
+assert call.function.name == "get_weather", call
+assert json.loads(call.function.arguments) == {"city": "Paris", "days": 2}, call
+calls, finish = {}, None
+for chunk in caller.chat.completions.create(
+    model=tool_model, messages=question, tools=weather, temperature=0, stream=True
+):
+    for c in chunk.choices:
+        assert not c.delta.content, c.delta
+        finish = c.finish_reason or finish
+        for d in c.delta.tool_calls or []:
+            entry = calls.setdefault(d.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] = d.id or entry["id"]
+            if d.function is not None:
+                entry["name"] += d.function.name or ""
+                entry["arguments"] += d.function.arguments or ""
+assert finish == "tool_calls", finish
+assert list(calls) == [0], calls
+assert calls[0]["id"] and calls[0]["name"] == "get_weather", calls
+assert json.loads(calls[0]["arguments"]) == {"city": "Paris", "days": 2}, calls
 
 print("openai client: all checks passed")

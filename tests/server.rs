@@ -1,8 +1,8 @@
 //! `lanternfish serve` end to end through the real binary on a free loopback port, with the
 //! tiny golden V3 model: the endpoints and their errors, a hostile-request corpus, the API key,
-//! 64 concurrent streaming clients with a third disconnecting, the GPU backend, and the real
-//! `openai` Python client (tests/openai_client.py, run with the venv scripts/openai-venv.sh
-//! makes).
+//! 64 concurrent streaming clients with a third disconnecting, the GPU backend, tool calls from a
+//! scripted model (tests/server_common/scripted.rs), and the real `openai` Python client
+//! (tests/openai_client.py, run with the venv scripts/openai-venv.sh makes).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use server_common::scripted::{self, DEEPSEEK_SCRIPT, HERMES_SCRIPT, HERMES_TEMPLATE};
 use server_common::{Server, exchange, parse_response, request, stream_partially};
 
 fn chat_body(content: &str, max_tokens: u64) -> Value {
@@ -481,6 +482,141 @@ fn gpu_backend_smoke() {
     check_chat_stream(&server.post("/v1/chat/completions", &body).events(), false);
 }
 
+/// A chat request about the weather, offering a `get_weather` tool when `tools`.
+fn weather_request(tools: bool, stream: bool) -> Value {
+    let mut body = json!({
+        "messages": [{"role": "user", "content": "What is the weather in Paris for two days?"}],
+        "max_tokens": 20,
+        "temperature": 0,
+        "stream": stream,
+    });
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {
+            "name": "get_weather",
+            "description": "The weather forecast for a city.",
+            "parameters": {"type": "object", "properties": {
+                "city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]},
+        }}]);
+    }
+    body
+}
+
+/// The tool calls of a finished chat stream as `(id, name, arguments)`, their deltas assembled
+/// by `index` as the OpenAI clients do (name and arguments concatenated), and the content.
+fn streamed_tool_calls(events: &[String]) -> (String, Vec<(String, String, String)>) {
+    let content = check_chat_stream(events, false);
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for event in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(event).unwrap();
+        for delta in chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = delta["index"].as_u64().unwrap() as usize;
+            if i == calls.len() {
+                calls.push(Default::default());
+            }
+            let call = &mut calls[i];
+            if let Some(id) = delta["id"].as_str() {
+                call.0 = id.to_owned();
+            }
+            call.1 += delta["function"]["name"].as_str().unwrap_or("");
+            call.2 += delta["function"]["arguments"].as_str().unwrap_or("");
+        }
+    }
+    (content, calls)
+}
+
+/// A model that answers with a tool call (the scripted model, in the Hermes and DeepSeek-V3
+/// formats, on both backends): with `tools` offered, the reply is `tool_calls` with the name and
+/// the arguments as compact JSON text, finish reason `tool_calls`, streamed or not; without
+/// `tools` the same reply is plain content.
+#[test]
+fn tool_calls_from_a_scripted_model() {
+    let cases = [
+        (
+            "scripted-hermes",
+            HERMES_SCRIPT,
+            Some(HERMES_TEMPLATE),
+            &[][..],
+        ),
+        (
+            "scripted-deepseek",
+            DEEPSEEK_SCRIPT,
+            None,
+            &["--chat-template", "deepseek-v3"][..],
+        ),
+    ];
+    let want_args = json!({"city": "Paris", "days": 2});
+    for (name, script, template, extra) in cases {
+        let model = scripted::write(name, script, template);
+        for backend in ["cpu", "gpu"] {
+            let what = format!("{name} on {backend}");
+            let server = Server::start_model(&model, 2048, &["--backend", backend], extra);
+
+            // Without tools the script is the answer, as text.
+            let plain = server.post("/v1/chat/completions", &weather_request(false, false));
+            assert_eq!(
+                plain.status,
+                200,
+                "{what}: {}",
+                String::from_utf8_lossy(&plain.body)
+            );
+            let plain = plain.json();
+            let choice = &plain["choices"][0];
+            assert_eq!(choice["message"]["content"], script.concat(), "{what}");
+            assert!(
+                choice["message"].get("tool_calls").is_none(),
+                "{what}: {plain}"
+            );
+            assert_eq!(choice["finish_reason"], "stop", "{what}");
+
+            // With tools: one call, no content.
+            let r = server.post("/v1/chat/completions", &weather_request(true, false));
+            assert_eq!(
+                r.status,
+                200,
+                "{what}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let r = r.json();
+            let choice = &r["choices"][0];
+            assert_eq!(choice["finish_reason"], "tool_calls", "{what}: {r}");
+            let message = &choice["message"];
+            assert_eq!(message["role"], "assistant", "{what}");
+            assert!(message["content"].is_null(), "{what}: {r}");
+            let calls = message["tool_calls"].as_array().unwrap();
+            assert_eq!(calls.len(), 1, "{what}: {r}");
+            assert_eq!(calls[0]["type"], "function", "{what}");
+            assert!(
+                calls[0]["id"].as_str().is_some_and(|id| !id.is_empty()),
+                "{what}"
+            );
+            assert_eq!(calls[0]["function"]["name"], "get_weather", "{what}");
+            let args = calls[0]["function"]["arguments"].as_str().unwrap();
+            assert_eq!(args, want_args.to_string(), "{what}");
+            // The tools reached the prompt (the template lists them, or the server's instruction
+            // does for the DeepSeek-V3 template): every byte of their JSON is a token here.
+            let tokens = |v: &Value| v["usage"]["prompt_tokens"].as_u64().unwrap();
+            assert!(tokens(&r) > tokens(&plain) + 100, "{what}: {r} {plain}");
+
+            // Streamed: no content, the call in deltas, the same name and arguments.
+            let events = server
+                .post("/v1/chat/completions", &weather_request(true, true))
+                .events();
+            let (content, calls) = streamed_tool_calls(&events);
+            assert_eq!(content, "", "{what}: {events:?}");
+            assert_eq!(calls.len(), 1, "{what}: {events:?}");
+            assert!(!calls[0].0.is_empty(), "{what}: {events:?}");
+            assert_eq!(calls[0].1, "get_weather", "{what}");
+            assert_eq!(calls[0].2, want_args.to_string(), "{what}");
+            let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+            assert_eq!(last["choices"][0]["finish_reason"], "tool_calls", "{what}");
+        }
+    }
+}
+
 /// The Python with the `openai` package: $LANTERNFISH_OPENAI_PYTHON, or the venv that
 /// scripts/openai-venv.sh makes.
 fn openai_python() -> PathBuf {
@@ -500,11 +636,18 @@ fn openai_python_client() {
     );
     let server = Server::start(&[]);
     let thinking = Server::start(&["--chat-template", "deepseek-r1", "--api-key", "k"]);
+    let model = scripted::write(
+        "scripted-hermes-openai",
+        HERMES_SCRIPT,
+        Some(HERMES_TEMPLATE),
+    );
+    let tools = Server::start_model(&model, 2048, &["--backend", "cpu"], &[]);
     let script = server_common::root().join("tests/openai_client.py");
     let output = Command::new(&python)
         .arg(script)
         .arg(server.base_url())
         .arg(thinking.base_url())
+        .arg(tools.base_url())
         .output()
         .unwrap();
     assert!(

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod scripted;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -40,7 +42,11 @@ impl Server {
     }
 
     pub fn start_with(backend: &[&str], extra: &[&str]) -> Server {
-        let model = tiny_model();
+        Server::start_model(&tiny_model(), 512, backend, extra)
+    }
+
+    /// Starts the server with `model` and a context of `ctx` tokens on `backend`.
+    pub fn start_model(model: &Path, ctx: usize, backend: &[&str], extra: &[&str]) -> Server {
         let mut child = Command::new(binary())
             .args([
                 "serve",
@@ -49,7 +55,7 @@ impl Server {
                 "--port",
                 "0",
                 "--ctx",
-                "512",
+                &ctx.to_string(),
                 "--quiet",
             ])
             .args(backend)
