@@ -46,8 +46,8 @@ pub const DEEPSEEK_SCRIPT: &[&str] = &[
     "<｜tool▁calls▁end｜>",
 ];
 
-/// A small Hermes-style ChatML template that lists `tools` in a system turn (Qwen2.5's
-/// template, shortened).
+/// A small Hermes-style ChatML template of our own that lists `tools` in a system turn (the
+/// shape Qwen2.5-family templates use).
 pub const HERMES_TEMPLATE: &str = r#"{%- if tools %}<|im_start|>system
 {% if messages[0].role == 'system' %}{{ messages[0].content }}
 
@@ -59,7 +59,7 @@ pub const HERMES_TEMPLATE: &str = r#"{%- if tools %}<|im_start|>system
 {%- endfor %}
 </tools>
 
-For each function call, return a JSON object with the function name and arguments within <tool_call></tool_call> tags.<|im_end|>
+To call a tool, answer with a JSON object of its "name" and "arguments" between <tool_call> and </tool_call>.<|im_end|>
 {% endif %}
 {%- for message in messages %}
 {%- if not (tools and loop.first and message.role == 'system') %}<|im_start|>{{ message.role }}
