@@ -24,9 +24,11 @@ if [ -z "$model" ]; then
     scripts/fetch-test-models.sh >&2
     model="${LANTERNFISH_TEST_MODELS:-.cache/models}/smollm2-135m-instruct-q4_1.gguf"
 fi
+# debug builds what `cargo test --workspace` builds (the same targets, so the same features): after
+# the tests nothing is compiled again.
 case "${LANTERNFISH_START_PROFILE:-release}" in
-release) build=(--release) dir=release ;;
-debug) build=() dir=debug ;;
+release) build=(--release) app_build=(--release -p lanternfish-app) dir=release ;;
+debug) build=(--workspace --all-targets) app_build=("${build[@]}") dir=debug ;;
 *)
     echo "start.sh: LANTERNFISH_START_PROFILE must be release or debug" >&2
     exit 2
@@ -34,7 +36,7 @@ debug) build=() dir=debug ;;
 esac
 target="${CARGO_TARGET_DIR:-target}/$dir"
 if [ "$app" = 1 ]; then
-    cargo build "${build[@]}" --quiet -p lanternfish-app
+    cargo build "${app_build[@]}" --quiet
     exec "$target/lanternfish-app" --model "$model" "$@"
 fi
 cargo build "${build[@]}" --quiet
