@@ -13,7 +13,7 @@ use gpu_common::{quantized, test_gpu, values};
 
 use lanternfish::gpu::ops::dequantize::Dequantize;
 use lanternfish::gpu::ops::matvec::{Matvec, matvec};
-use lanternfish::gpu::shader::{Kernel, QUANT_TYPES, compose};
+use lanternfish::gpu::shader::{Kernel, QUANT_TYPES, Reduction, compose};
 use lanternfish_quant::{GgmlType, dequantize_row};
 
 /// Types whose decoding ends in `a * b ± c`, which a driver may contract into one fused
@@ -33,17 +33,25 @@ fn every_composition_validates_with_naga() {
     use wgpu::naga;
     for kernel in Kernel::ALL {
         for ty in QUANT_TYPES {
-            let source = compose(kernel, ty).unwrap();
-            let module = match naga::front::wgsl::parse_str(&source) {
-                Ok(module) => module,
-                Err(error) => panic!("{kernel:?} {ty:?}: {}", error.emit_to_string(&source)),
-            };
-            let flags = naga::valid::ValidationFlags::all();
-            // `unpack2x16float` needs this one; wgpu grants it on every adapter with the
-            // SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and D3D12 devices).
-            let capabilities = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-            if let Err(error) = naga::valid::Validator::new(flags, capabilities).validate(&module) {
-                panic!("{kernel:?} {ty:?}: {}", error.emit_to_string(&source));
+            for reduction in Reduction::ALL {
+                let source = compose(kernel, ty, reduction).unwrap();
+                let what = format!("{kernel:?} {ty:?} {reduction:?}");
+                let module = match naga::front::wgsl::parse_str(&source) {
+                    Ok(module) => module,
+                    Err(error) => panic!("{what}: {}", error.emit_to_string(&source)),
+                };
+                let flags = naga::valid::ValidationFlags::all();
+                // `unpack2x16float` needs SHADER_FLOAT16_IN_FLOAT32; wgpu grants it on every
+                // adapter with the SHADER_F16_IN_F32 downlevel flag (all Vulkan, Metal and D3D12
+                // devices). The workgroup reduction must validate without SUBGROUP.
+                let mut capabilities = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+                if reduction == Reduction::Subgroup {
+                    capabilities |= naga::valid::Capabilities::SUBGROUP;
+                }
+                let mut validator = naga::valid::Validator::new(flags, capabilities);
+                if let Err(error) = validator.validate(&module) {
+                    panic!("{what}: {}", error.emit_to_string(&source));
+                }
             }
         }
     }
@@ -54,7 +62,7 @@ fn every_composition_validates_with_naga() {
 #[test]
 fn injected_layout_constants_match_the_type_table() {
     for ty in QUANT_TYPES {
-        let source = compose(Kernel::Matvec, ty).unwrap();
+        let source = compose(Kernel::Matvec, ty, Reduction::Workgroup).unwrap();
         let bytes = format!("const BLOCK_BYTES: u32 = {}u;", ty.block_bytes());
         let elems = format!("const BLOCK_ELEMS: u32 = {}u;", ty.block_elems());
         assert!(source.contains(&bytes) && source.contains(&elems), "{ty:?}");
@@ -70,7 +78,7 @@ fn injected_layout_constants_match_the_type_table() {
             );
         }
     }
-    assert!(compose(Kernel::Matvec, GgmlType::Q8_1).is_err());
+    assert!(compose(Kernel::Matvec, GgmlType::Q8_1, Reduction::Workgroup).is_err());
 }
 
 /// GPU decoding equals `dequantize_row`: bit for bit, or for the types of [`may_fuse`] either
@@ -113,9 +121,9 @@ fn dequantize_matches_cpu_for_every_type() {
     }
 }
 
-/// `dequantize_segment` (the per-32-element decoder of the matrix kernels) gives exactly the
-/// bits of `dequantize_value` for every type: segments read across block boundaries of a row of
-/// 24 blocks (or 1024 float elements).
+/// Whole segments (`segment_at` + 8 quads, as the matrix kernels decode) give exactly the bits of
+/// single elements (`dequantize_element`) for every type: segments read across block boundaries
+/// of a row of 24 blocks (or 1024 float elements).
 #[test]
 fn segment_decode_equals_value_decode_for_every_type() {
     let gpu = test_gpu();
@@ -140,12 +148,12 @@ fn segment_decode_equals_value_decode_for_every_type() {
 }
 
 /// The allowed error of one GPU row: `(k + 1) * EPSILON * sum |w x|` with `k` the summation
-/// depth of the kernels (`gpu_common::summation_depth`, which derives it). A fused multiply-add
+/// depth of the decode matvecs (`gpu_common::matvec_summation_depth`, which derives it). A fused multiply-add
 /// in the decode or the accumulation only removes roundings. The weights enter exactly because
 /// decoding is exact (see `dequantize_matches_cpu_for_every_type`).
 fn assert_matvec_close(what: &str, w: &[f32], x: &[f32], got: &[f32]) {
     let n_cols = x.len();
-    let k = gpu_common::summation_depth(n_cols);
+    let k = gpu_common::matvec_summation_depth(n_cols);
     let (mut err2, mut ref2) = (0f64, 0f64);
     for (r, (row, &g)) in w.chunks(n_cols).zip(got).enumerate() {
         let exact: f64 = row.iter().zip(x).map(|(&w, &x)| w as f64 * x as f64).sum();
@@ -168,29 +176,51 @@ fn assert_matvec_close(what: &str, w: &[f32], x: &[f32], got: &[f32]) {
     assert!(nmse <= 5e-4, "{what}: nmse {nmse:e}");
 }
 
-/// GPU `W x` against the CPU-decoded rows dotted in f64, for every type, odd row counts and
-/// one, several and many blocks per row.
+/// GPU `W x` against the CPU-decoded rows dotted in f64, for every type and both lane
+/// reductions, row counts that fill the last 4-row workgroup or not, and one, several and many
+/// blocks per row (float rows also of 1, 7 and 1001 columns: the tail path alone, and after
+/// whole 8-column units).
 #[test]
 fn matvec_matches_cpu_for_every_type() {
     let gpu = test_gpu();
-    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
-        let kernel = Matvec::new(gpu, ty).unwrap();
-        let block = ty.block_elems();
-        let col_counts = if block == 1 {
-            vec![1, 33, 1000]
-        } else {
-            vec![block, 3 * block, (4096 / block).max(7) * block]
-        };
-        for (c, &n_cols) in col_counts.iter().enumerate() {
-            for n_rows in [1, 7, 33] {
-                let seed = 1000 * t as u64 + 10 * c as u64 + n_rows as u64;
-                let (bytes, w) = quantized(ty, seed, n_rows * n_cols);
-                let x = values(seed + 7, n_cols);
-                let got = kernel.run(gpu, &bytes, n_rows, &x).unwrap();
-                assert_eq!(got.len(), n_rows);
-                assert_matvec_close(&format!("{ty:?} {n_rows}x{n_cols}"), &w, &x, &got);
+    for reduction in gpu_common::reductions(gpu) {
+        for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
+            let kernel = Matvec::with_reduction(gpu, ty, reduction).unwrap();
+            let block = ty.block_elems();
+            let col_counts = if block == 1 {
+                vec![1, 7, 33, 1001]
+            } else {
+                vec![block, 3 * block, (4096 / block).max(7) * block]
+            };
+            for (c, &n_cols) in col_counts.iter().enumerate() {
+                for n_rows in [1, 7, 33] {
+                    let seed = 1000 * t as u64 + 10 * c as u64 + n_rows as u64;
+                    let (bytes, w) = quantized(ty, seed, n_rows * n_cols);
+                    let x = values(seed + 7, n_cols);
+                    let got = kernel.run(gpu, &bytes, n_rows, &x).unwrap();
+                    assert_eq!(got.len(), n_rows);
+                    let what = format!("{ty:?} {reduction:?} {n_rows}x{n_cols}");
+                    assert_matvec_close(&what, &w, &x, &got);
+                }
             }
         }
+    }
+}
+
+/// The engine's choice: subgroups wherever the adapter has them (lavapipe does), unless
+/// `LANTERNFISH_REDUCTION=workgroup`.
+#[test]
+fn the_engine_reduces_with_subgroups_where_the_adapter_has_them() {
+    let gpu = test_gpu();
+    let has = gpu.features.contains(wgpu::Features::SUBGROUP);
+    let forced = std::env::var(lanternfish::gpu::shader::REDUCTION_ENV).is_ok();
+    if !forced {
+        let want = if has {
+            Reduction::Subgroup
+        } else {
+            Reduction::Workgroup
+        };
+        assert_eq!(Reduction::best(gpu), want);
     }
 }
 

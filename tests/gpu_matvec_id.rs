@@ -31,7 +31,7 @@ fn cols(ty: GgmlType) -> usize {
 }
 
 /// The CPU `matvec_id`: for each output the decoded row dotted with its input in f64, with the
-/// bound of `tests/gpu_matvec.rs` (`gpu_common::summation_depth`). `None`
+/// bound of `tests/gpu_matvec.rs` (`gpu_common::matvec_summation_depth`). `None`
 /// for an output whose id or slot is invalid: 0, written by the kernel for an id past the slot
 /// table, left alone for a slot outside the pool (the fresh output buffer of `run` is zeroed).
 /// The shapes here are whole tensors (`slot_base` 0).
@@ -84,7 +84,7 @@ fn check_matvec_id(
     let got = kernel.run(gpu, &bytes, slot_of, ids, &x, shape).unwrap();
     let want = reference(&w, slot_of, ids, &x, shape);
     assert_eq!(got.len(), want.len());
-    let depth = gpu_common::summation_depth(shape.n_cols as usize) + 1;
+    let depth = gpu_common::matvec_summation_depth(shape.n_cols as usize) + 1;
     for (o, (&g, want)) in got.iter().zip(&want).enumerate() {
         match *want {
             None => assert_eq!(g.to_bits(), 0, "{ty:?} output {o}: invalid id must give 0"),
@@ -108,8 +108,12 @@ fn matvec_id_routed_experts_match_cpu_for_every_type() {
     let gpu = test_gpu();
     // Expert e lives in slot slot_of[e]: a permutation of the 8 slots.
     let slot_of = [3, 7, 0, 5, 1, 6, 2, 4];
-    for (i, ty) in QUANT_TYPES.into_iter().enumerate() {
-        let kernel = MatvecId::new(gpu, ty).unwrap();
+    for (i, (ty, reduction)) in QUANT_TYPES
+        .into_iter()
+        .flat_map(|ty| gpu_common::reductions(gpu).into_iter().map(move |r| (ty, r)))
+        .enumerate()
+    {
+        let kernel = MatvecId::with_reduction(gpu, ty, reduction).unwrap();
         let n_cols = cols(ty) as u32;
         let seed = 100 * i as u64;
         // gate/up: 3 tokens, k = 2, expert 5 twice.

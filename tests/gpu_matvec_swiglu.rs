@@ -7,7 +7,7 @@
 
 mod gpu_common;
 
-use gpu_common::{quantized, summation_depth, test_gpu, values};
+use gpu_common::{matvec_summation_depth, quantized, test_gpu, values};
 
 use lanternfish::gpu::ops::elementwise::{Elementwise, ElementwiseOp};
 use lanternfish::gpu::ops::matvec::Matvec;
@@ -16,8 +16,9 @@ use lanternfish::gpu::shader::QUANT_TYPES;
 use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
-/// Column counts per type: 256 and 2048 (one or several 16-lane strides of segments), and for
-/// the float types also 100, whose last 4 columns take the per-element tail path.
+/// Column counts per type: 256 and 2048 (less than one and several 64-lane strides of 8-column
+/// units), and for the float types also 100, whose last 4 columns take the per-element tail
+/// path.
 fn col_counts(ty: GgmlType) -> Vec<usize> {
     if ty.block_elems() == 1 {
         vec![100, 256, 2048]
@@ -41,7 +42,7 @@ fn silu(z: f64) -> f64 {
 /// Checks one GPU row `got` against the f64 reference.
 ///
 /// The GPU sums carry the matvec error: `|ĝ - g| <= e_g = (k + 1) ε Σ|G x|` and likewise `e_u`,
-/// with `k = summation_depth(n_cols)` (see `gpu_common`). Then, since `|silu'(z)| <= 1.1` for
+/// with `k = matvec_summation_depth(n_cols)` (see `gpu_common`). Then, since `|silu'(z)| <= 1.1` for
 /// every z (its maximum is about 1.0998),
 /// `|silu(ĝ) û - silu(g) u| <= |silu(ĝ) - silu(g)| |û| + |silu(g)| |û - u|
 ///                            <= 1.1 e_g (|u| + e_u) + |silu(g)| e_u`.
@@ -52,7 +53,7 @@ fn silu(z: f64) -> f64 {
 /// `(8 + 2 |ĝ|) ε |ĥ|` relative to the result, allowed on top.
 fn assert_swiglu_close(what: &str, gate: &[f32], up: &[f32], x: &[f32], got: &[f32]) {
     let n_cols = x.len();
-    let k = summation_depth(n_cols) as f64;
+    let k = matvec_summation_depth(n_cols) as f64;
     let eps = f32::EPSILON as f64;
     for (r, ((g_row, u_row), &h)) in gate
         .chunks(n_cols)
@@ -83,9 +84,13 @@ fn assert_swiglu_close(what: &str, gate: &[f32], up: &[f32], x: &[f32], got: &[f
 fn matvec_swiglu_matches_cpu_and_the_three_dispatch_path() {
     let gpu = test_gpu();
     let elementwise = Elementwise::new(gpu).unwrap();
-    for (t, ty) in QUANT_TYPES.into_iter().enumerate() {
-        let fused = MatvecSwiglu::new(gpu, ty).unwrap();
-        let matvec = Matvec::new(gpu, ty).unwrap();
+    for (t, (ty, reduction)) in QUANT_TYPES
+        .into_iter()
+        .flat_map(|ty| gpu_common::reductions(gpu).into_iter().map(move |r| (ty, r)))
+        .enumerate()
+    {
+        let fused = MatvecSwiglu::with_reduction(gpu, ty, reduction).unwrap();
+        let matvec = Matvec::with_reduction(gpu, ty, reduction).unwrap();
         let mut n_bits_differ = 0;
         let mut n_outputs = 0;
         for (c, n_cols) in col_counts(ty).into_iter().enumerate() {
@@ -94,7 +99,7 @@ fn matvec_swiglu_matches_cpu_and_the_three_dispatch_path() {
                 let (gate_bytes, gate) = quantized(ty, seed, n_rows * n_cols);
                 let (up_bytes, up) = quantized(ty, seed + 3, n_rows * n_cols);
                 let x = values(seed + 7, n_cols);
-                let what = format!("{ty:?} {n_rows}x{n_cols}");
+                let what = format!("{ty:?} {reduction:?} {n_rows}x{n_cols}");
                 assert!(fused.fits(gpu, n_rows, n_cols), "{what}");
 
                 let got = fused.run(gpu, &gate_bytes, &up_bytes, n_rows, &x).unwrap();
@@ -115,10 +120,13 @@ fn matvec_swiglu_matches_cpu_and_the_three_dispatch_path() {
                 n_outputs += n_rows;
             }
         }
-        eprintln!("{ty:?}: {n_bits_differ} of {n_outputs} outputs differ from matvec + silu_mul");
+        eprintln!(
+            "{ty:?} {reduction:?}: {n_bits_differ} of {n_outputs} outputs differ from matvec + \
+             silu_mul"
+        );
         assert_eq!(
             n_bits_differ, 0,
-            "{ty:?}: fused and three-dispatch bits differ"
+            "{ty:?} {reduction:?}: fused and three-dispatch bits differ"
         );
     }
 }

@@ -1,14 +1,14 @@
 // dequantize: out[e] = W[e] for e in 0..n, decoding raw GGUF blocks of one type to f32.
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
-// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which
-// provides `dequantize_value(base, i)`. Element e lives in block b = e / BLOCK_ELEMS at byte
-// b * BLOCK_BYTES, position e % BLOCK_ELEMS. This is the exactness test vehicle for the quant
-// files: each output is one call of the same function the matvec kernel uses.
+// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, the
+// format's segment decoder (`segment_at`, `segment_quad`). The bytes are read as one row. This is
+// the exactness test vehicle for the quant files: each output is one element through
+// `dequantize_element`, which the tail columns and `embed` use.
 //
-// With `segments` = 1 the same values come from `dequantize_segment(0, s, &w)` instead, one
-// thread per 32-element segment s of the bytes read as one row (n % 32 == 0): the test of the
-// fast per-segment decoders that the matrix kernels use.
+// With `segments` = 1 the same values come from whole segments instead, one thread per
+// 32-element segment s (n % 32 == 0) writing its 8 quads as the matrix kernels decode them: the
+// test that both ways of addressing a segment agree.
 //
 // Dispatch: one thread per element (or segment), WORKGROUP_SIZE (64) per workgroup,
 // ceil(threads / 64) workgroups laid out as (min(groups, max_per_dim), ceil(groups / that), 1).
@@ -45,15 +45,19 @@ fn main(
         if e >= params.n / SEGMENT {
             return;
         }
-        var w: array<f32, SEGMENT>;
-        dequantize_segment(0u, e, &w);
-        for (var i = 0u; i < SEGMENT; i++) {
-            out[e * SEGMENT + i] = w[i];
+        let seg = segment_at(0u, e);
+        for (var q = 0u; q < SEGMENT / 4u; q++) {
+            let quad = segment_quad(seg, q);
+            let o = e * SEGMENT + 4u * q;
+            out[o] = quad.x;
+            out[o + 1u] = quad.y;
+            out[o + 2u] = quad.z;
+            out[o + 3u] = quad.w;
         }
         return;
     }
     if e >= params.n {
         return;
     }
-    out[e] = dequantize_value((e / BLOCK_ELEMS) * BLOCK_BYTES, e % BLOCK_ELEMS);
+    out[e] = dequantize_element(0u, e);
 }

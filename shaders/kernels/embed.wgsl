@@ -4,7 +4,7 @@
 // row of zeros (the host validates ids; the kernel only never reads out of bounds).
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS),
-// shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which provides `dequantize_value`; each
+// shaders/common/*.wgsl and shaders/quant/<type>.wgsl, read through `dequantize_element`; each
 // value is decoded exactly as the dequantize kernel does it, so the result is bit-identical with
 // `lanternfish_quant::dequantize_row` (up to the fused multiply-adds the README allows).
 //
@@ -68,5 +68,5 @@ fn main(
         return;
     }
     let row_base = params.base_byte + (id - params.row0) * params.row_bytes;
-    out[i] = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
+    out[i] = dequantize_element(row_base, c);
 }

@@ -6,9 +6,9 @@
 // tokens instead of once per token.
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
-// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which
-// provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize and
-// matvec kernels do it.
+// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, the
+// format's segment decoder; W[r, c] is dequantized exactly as the dequantize and matvec kernels
+// do it.
 //
 // Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (group of 64 / lanes rows, tile of
 // TILE_T = 8 tokens), `lanes` threads per row (a power of two up to 64, one per 32-element
@@ -17,8 +17,9 @@
 // on a (min(total, max_per_dim), ceil(total / that), 1) grid so more than 65535 fit; workgroup g
 // takes row group g / n_tiles and tile g % n_tiles, so the tiles of one row run next to each
 // other and find its blocks in cache. Lane l of a row decodes the row's 32-element segments
-// l, l + lanes, ... once each (`dequantize_segment`) and multiplies them into 8 accumulators, two
-// vec4s, one component per token of the tile (a segment sum first, then the lane sum). A tree of
+// l, l + lanes, ... once each (`segment_at` once, then its 8 quads, no local array) and
+// multiplies them into 8 accumulators, two vec4s, one component per token of the tile (a segment
+// sum first, in column order, then the lane sum). A tree of
 // log2(lanes) steps in workgroup memory adds the row's lane vec4 pairs; the row's lane 0 writes
 // its 8 tokens. In the last tile, tokens past n_tok read the last token's X (so every load is in
 // bounds) and are not written.
@@ -101,21 +102,23 @@ fn main(
     // Whole 32-element segments, decoded once each (scales read once), then the tail columns
     // of a partial segment (float types only) one by one.
     let n_seg = n_cols / SEGMENT;
-    var w: array<f32, SEGMENT>;
     for (var s = sub; s < n_seg; s += lanes) {
-        dequantize_segment(row_base, s, &w);
+        let seg = segment_at(row_base, s);
         var seg_lo = vec4<f32>(0.0);
         var seg_hi = vec4<f32>(0.0);
-        for (var i = 0u; i < SEGMENT; i++) {
-            let c = s * SEGMENT + i;
-            seg_lo += w[i] * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
-            seg_hi += w[i] * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+        for (var q = 0u; q < SEGMENT / 4u; q++) {
+            let w = segment_quad(seg, q);
+            for (var i = 0u; i < 4u; i++) {
+                let c = s * SEGMENT + 4u * q + i;
+                seg_lo += w[i] * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
+                seg_hi += w[i] * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+            }
         }
         sum_lo += seg_lo;
         sum_hi += seg_hi;
     }
     for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
-        let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
+        let v = dequantize_element(row_base, c);
         sum_lo += v * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
         sum_hi += v * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
     }

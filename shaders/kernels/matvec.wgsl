@@ -3,19 +3,16 @@
 // n_cols / BLOCK_ELEMS * BLOCK_BYTES), x and y in f32, accumulation in f32.
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
-// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which
-// provides `dequantize_value(base, i)`; W[r, c] is dequantized exactly as the dequantize kernel
-// does it.
+// from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl (the
+// format's segment decoder), shaders/common/row_dots.wgsl (the inner loop) and one of
+// shaders/common/reduce_{subgroup,workgroup}.wgsl (the lane reduction).
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per 64 / lanes rows, `lanes` threads per
-// row (a power of two, 16 for rows of at least 512 columns, fewer for shorter rows so that no lane
-// idles: the host picks it), ceil(n_rows / rows per group) workgroups laid out as
-// (min(groups, max_per_dim), ceil(groups / that), 1) so more than 65535 row groups fit. Lane l of
-// a row takes the row's 32-element segments l, l + lanes, l + 2 lanes, ...: it decodes a segment at once with `dequantize_segment` (scales read
-// once per segment, packed bytes read as words), adds its 32 products into a segment sum, and the
-// segment sums into its lane sum; columns past the last whole segment (float types only) are
-// taken one by one. A tree of log2(lanes) <= 4 steps in workgroup memory adds the row's lane sums. Each term so
-// passes through at most 32 + ceil(n_cols / 512) + 5 roundings.
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per ROWS (4) consecutive rows,
+// ceil(n_rows / 4) workgroups laid out as (min(groups, max_per_dim), ceil(groups / that), 1) so
+// more than 65535 row groups fit. All 64 lanes stride over the columns of the 4 rows at once
+// (`row_dots`: 8 columns a step, x loaded once for the 4 rows), then `workgroup_sum4` adds the
+// lanes' 4 sums and lane 0 writes the rows. Rows past n_rows in the last group compute the last
+// row again (every read in bounds) and are not written.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
 // With `accumulate` = 1 the product is added to y instead of replacing it (the residual add of
@@ -30,9 +27,10 @@
 // Driven by src/gpu/ops/matvec.rs, whose MatvecParams mirrors Params (32 bytes).
 
 const WORKGROUP_SIZE: u32 = 64u;
+const ROWS: u32 = 4u;
 
 struct Params {
-    // Rows in this dispatch.
+    // Rows in this dispatch; at least 1.
     n_rows: u32,
     n_cols: u32,
     row_bytes: u32,
@@ -42,8 +40,7 @@ struct Params {
     base_byte: u32,
     // 1: y[row] += W x; 0: y[row] = W x.
     accumulate: u32,
-    // Threads per row: 1, 2, 4, 8 or 16.
-    lanes: u32,
+    _pad0: u32,
     _pad1: u32,
 }
 
@@ -52,63 +49,30 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
-
-// Lane `sub`'s share of the dot product of the row at byte row_base with x[x_base ..].
-fn lane_dot(row_base: u32, n_cols: u32, x_base: u32, sub: u32, lanes: u32) -> f32 {
-    let n_seg = n_cols / SEGMENT;
-    var w: array<f32, SEGMENT>;
-    var sum = 0.0;
-    for (var s = sub; s < n_seg; s += lanes) {
-        dequantize_segment(row_base, s, &w);
-        let xb = x_base + s * SEGMENT;
-        var seg_sum = 0.0;
-        for (var i = 0u; i < SEGMENT; i++) {
-            seg_sum += w[i] * x[xb + i];
-        }
-        sum += seg_sum;
-    }
-    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
-        let v = dequantize_value(row_base + (c / BLOCK_ELEMS) * BLOCK_BYTES, c % BLOCK_ELEMS);
-        sum += v * x[x_base + c];
-    }
-    return sum;
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(num_workgroups) n_groups: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
+    lanes: Lanes,
 ) {
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
-    let g = group.y * n_groups.x + group.x;
-    let lanes = params.lanes;
-    let rows = WORKGROUP_SIZE / lanes;
-    if g * rows >= params.n_rows {
+    let r0 = (group.y * n_groups.x + group.x) * ROWS;
+    if r0 >= params.n_rows {
         return;
     }
-    let sub = lane % lanes;
-    let r = g * rows + lane / lanes;
-    let in_range = r < params.n_rows;
-    var sum = 0.0;
-    if in_range {
-        sum = lane_dot(params.base_byte + r * params.row_bytes, params.n_cols, 0u, sub, lanes);
-    }
-    partial[lane] = sum;
-    workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if sub < stride {
-            partial[lane] += partial[lane + stride];
-        }
-        workgroupBarrier();
-    }
-    if sub == 0u && in_range {
-        let i = params.row0 + r;
-        if params.accumulate != 0u {
-            y[i] += partial[lane];
-        } else {
-            y[i] = partial[lane];
+    let rows = min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n_rows - 1u));
+    let bases = vec4<u32>(params.base_byte) + rows * params.row_bytes;
+    let sums = workgroup_sum4(lanes, row_dots(bases, params.n_cols, 0u, lanes.index));
+    if lanes.index == 0u {
+        for (var j = 0u; j < ROWS; j++) {
+            if r0 + j < params.n_rows {
+                let i = params.row0 + r0 + j;
+                if params.accumulate != 0u {
+                    y[i] += sums[j];
+                } else {
+                    y[i] = sums[j];
+                }
+            }
         }
     }
 }

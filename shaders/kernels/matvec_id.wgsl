@@ -22,20 +22,19 @@
 // ids_tok_stride 0 gives every token the same ids (per-head projections: ids 0..H, identity slot
 // table); x_stride 0 gives all k outputs of a token the same input (routed gate/up).
 //
-// Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS),
-// shaders/common/*.wgsl and shaders/quant/<type>.wgsl, which provides `dequantize_value`; each
-// weight is decoded exactly as the dequantize kernel does it.
+// Composed by src/gpu/shader.rs like matvec.wgsl: layout constants, shaders/common/*.wgsl,
+// shaders/quant/<type>.wgsl (the format's segment decoder), shaders/common/row_dots.wgsl and a
+// reduction; each weight is decoded exactly as the dequantize kernel does it.
 //
-// Dispatch: `lanes` threads per output (r, j, t) (a power of two up to 16, one per 32-element
-// segment of a row: the host picks it), 64 / lanes outputs per workgroup of WORKGROUP_SIZE (64),
-// output index o = (t * k + j) * n_rows + r, ceil(n_out / (64 / lanes)) workgroups laid out as
-// (min(n, max_per_dim), ceil(n / that), 1). A tree of log2(lanes) steps in workgroup memory adds
-// an output's lane sums. Lane l of an output decodes 32-element segments l, l + lanes, ... at once
-// with `dequantize_segment` (scales read once per segment) and adds each segment's products into
-// a segment sum first; the bits of an output do not depend on the pool it is read from. The id,
-// and so the slot, comes from storage, so no lane returns early before the barriers: an output
-// outside the pool, with an invalid id or past the end runs the column loop 0 times and only the
-// final store looks at `write`.
+// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (t, j, block of ROWS = 4 rows):
+// n_blocks = ceil(n_rows / 4), workgroup g takes tj = g / n_blocks (= t * k + j) and rows
+// 4 (g % n_blocks) ..; n_tok * k * n_blocks workgroups laid out as (min(n, max_per_dim),
+// ceil(n / that), 1). The 4 rows share one slot and one x, so `row_dots` loads x once for the 4
+// rows, and `workgroup_sum4` adds the lanes' sums exactly as matvec.wgsl does (the bits of an
+// output do not depend on the pool it is read from). The id, and so the slot, is the same for the
+// whole workgroup: an output outside the pool, with an invalid id or past the end runs the column
+// loop 0 times and only the final store looks at `write`; rows past n_rows in the last block
+// compute the last row again and are not written.
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  one pool [n_slots, n_rows, row_bytes] raw block bytes, zero-padded
@@ -44,11 +43,12 @@
 //   2  ids      array<u32>  ids[ids_offset + t * ids_tok_stride + j]
 //   3  x        array<f32>  inputs, addressed as above
 //   4  y        array<f32>  [n_tok, k, n_rows]
-//   5  params   Params      uniform (48 bytes, below)
+//   5  params   Params      uniform (64 bytes, below)
 //
 // Driven by src/gpu/ops/matvec_id.rs, whose MatvecIdParams mirrors Params.
 
 const WORKGROUP_SIZE: u32 = 64u;
+const ROWS: u32 = 4u;
 
 struct Params {
     n_rows: u32,
@@ -63,11 +63,10 @@ struct Params {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
-    // Threads per output: 1, 2, 4, 8 or 16 (64 / lanes outputs per workgroup).
-    lanes: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -77,32 +76,25 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(num_workgroups) n_groups: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
+    lanes: Lanes,
 ) {
     // Workgroup-uniform: every lane of a workgroup takes the same branch.
     let g = group.y * n_groups.x + group.x;
-    let lanes = params.lanes;
-    let per_group = WORKGROUP_SIZE / lanes;
-    let n_out = params.n_tok * params.k * params.n_rows;
-    if g * per_group >= n_out {
+    let n_blocks = max((params.n_rows + ROWS - 1u) / ROWS, 1u);
+    let tj = g / n_blocks;
+    if params.n_rows == 0u || tj >= params.n_tok * params.k {
         return;
     }
-    let sub = lane % lanes;
-    let o = g * per_group + lane / lanes;
-    let valid = o < n_out;
-    let r = o % params.n_rows;
-    let tj = o / params.n_rows;
+    let r0 = (g % n_blocks) * ROWS;
     let j = tj % params.k;
     let t = tj / params.k;
 
     let e = ids[params.ids_offset + t * params.ids_tok_stride + j];
-    let known = valid && e < arrayLength(&slot_of);
+    let known = e < arrayLength(&slot_of);
     var s = 0u;
     if known {
         s = slot_of[e];
@@ -111,37 +103,18 @@ fn main(
     let local = s - params.slot_base;
     let inside = known && s >= params.slot_base && local < params.n_slots;
     // Outside the pool: another dispatch writes it. Unknown id: 0, written by pool 0 alone.
-    let write = valid && (inside || (!known && params.slot_base == 0u));
+    let write = inside || (!known && params.slot_base == 0u);
     let n_cols = select(0u, params.n_cols, inside);
-    let row_base = select(0u, local * params.slot_bytes + r * params.row_bytes, inside);
+    let rows = min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n_rows - 1u));
+    let slot = select(0u, local * params.slot_bytes, inside);
+    let bases = vec4<u32>(slot) + rows * params.row_bytes;
     let x_base = t * params.x_tok_stride + j * params.x_stride;
-
-    // Whole 32-element segments decoded at once, then tail columns (float types only).
-    let n_seg = n_cols / SEGMENT;
-    var w: array<f32, SEGMENT>;
-    var sum = 0.0;
-    for (var seg = sub; seg < n_seg; seg += lanes) {
-        dequantize_segment(row_base, seg, &w);
-        let xb = x_base + seg * SEGMENT;
-        var seg_sum = 0.0;
-        for (var i = 0u; i < SEGMENT; i++) {
-            seg_sum += w[i] * x[xb + i];
+    let sums = workgroup_sum4(lanes, row_dots(bases, n_cols, x_base, lanes.index));
+    if lanes.index == 0u && write {
+        for (var i = 0u; i < ROWS; i++) {
+            if r0 + i < params.n_rows {
+                y[tj * params.n_rows + r0 + i] = sums[i];
+            }
         }
-        sum += seg_sum;
-    }
-    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
-        let block = c / BLOCK_ELEMS;
-        sum += dequantize_value(row_base + block * BLOCK_BYTES, c % BLOCK_ELEMS) * x[x_base + c];
-    }
-    partial[lane] = sum;
-    workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if sub < stride {
-            partial[lane] += partial[lane + stride];
-        }
-        workgroupBarrier();
-    }
-    if sub == 0u && write {
-        y[o] = partial[lane];
     }
 }

@@ -1,30 +1,21 @@
 // Q5_0, 22 bytes per 32 elements: d f16 @0, qh u32 @2, qs[16] @6.
 // Low 4 bits as the Q4_0 nibbles; bit i of qh is element i's fifth bit: y = (q - 16) * d.
-fn dequantize_value(base: u32, i: u32) -> f32 {
-    let d = read_f16(base);
-    let qh = read_u32(base + 2u);
-    let byte = read_u8(base + 6u + (i & 15u));
-    let low = select(byte & 0xFu, byte >> 4u, i >= 16u);
-    let q = low | (((qh >> i) & 1u) << 4u);
-    return f32(i32(q) - 16) * d;
+// Segment seg is block seg. Quad q (elements 4q .. 4q + 3): nibbles as in Q4_0, fifth bits
+// 4q .. 4q + 3 of qh.
+struct Segment {
+    d: f32,
+    qh: u32,
+    qs: u32,
 }
 
-// Segment seg is the whole block seg (32 elements): d f16 @0, qh u32 @2 (bit i = element i's
-// fifth bit), then qs[16] @6 read as 4 words (any alignment); byte j's low nibble is element j,
-// its high nibble element j + 16: y = (q - 16) * d, as dequantize_value.
-fn dequantize_segment(row_base: u32, seg: u32, out: ptr<function, array<f32, SEGMENT>>) {
+fn segment_at(row_base: u32, seg: u32) -> Segment {
     let base = row_base + seg * BLOCK_BYTES;
-    let d = read_f16(base);
-    let qh = read_u32(base + 2u);
-    for (var w = 0u; w < 4u; w++) {
-        let word = read_u32(base + 6u + 4u * w);
-        for (var b = 0u; b < 4u; b++) {
-            let j = 4u * w + b;
-            let byte = (word >> (8u * b)) & 0xFFu;
-            let lo = (byte & 0xFu) | (((qh >> j) & 1u) << 4u);
-            let hi = (byte >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
-            (*out)[j] = f32(i32(lo) - 16) * d;
-            (*out)[j + 16u] = f32(i32(hi) - 16) * d;
-        }
-    }
+    return Segment(read_f16(base), read_u32(base + 2u), base + 6u);
+}
+
+fn segment_quad(s: Segment, q: u32) -> vec4<f32> {
+    let word = read_u32(s.qs + 4u * (q & 3u));
+    let low = byte_fields(word, select(0u, 4u, q >= 4u), 0xFu);
+    let high = (vec4<u32>(s.qh >> (4u * q)) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+    return (exact_f32(low | (high << vec4<u32>(4u))) - 16.0) * s.d;
 }

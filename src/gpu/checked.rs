@@ -74,4 +74,34 @@ impl Gpu {
             })
         })
     }
+
+    /// [`Gpu::create_shader_module`] without wgpu's injected bounds checks and loop bounding
+    /// (integer-division checks stay: they cost a select).
+    ///
+    /// Only for the quant-composed kernels (`src/gpu/shader.rs`): every index they use is derived
+    /// from uniforms that the host validated against the bound buffers when the dispatch was
+    /// built (`QuantKernel::check_rows`, `check_sizes`, the row windows), the only
+    /// data-dependent indices (token ids, expert ids) are compared with the table lengths before
+    /// use, and the float formats' tail quads read through `read_u32_clamped`. Loop bounding is
+    /// what this is for: it keeps drivers from unrolling the decode loops (wgpu#7698, #6521).
+    #[allow(unsafe_code)]
+    pub(crate) fn create_trusted_shader_module(
+        &self,
+        label: &str,
+        source: &str,
+    ) -> Result<ShaderModule> {
+        let checks = wgpu::ShaderRuntimeChecks {
+            int_div_checks: true,
+            ..wgpu::ShaderRuntimeChecks::unchecked()
+        };
+        self.checked(&format!("compiling shader {label}"), |device| {
+            let descriptor = wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            };
+            // SAFETY: see above: the kernels composed from shaders/ index only inside their
+            // bindings, given the host-side checks every dispatch passes before it is built.
+            unsafe { device.create_shader_module_trusted(descriptor, checks) }
+        })
+    }
 }

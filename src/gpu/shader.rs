@@ -1,15 +1,20 @@
-//! Composition of the dequantizing kernels' WGSL: one source per (kernel family, weight type).
+//! Composition of the dequantizing kernels' WGSL: one source per (kernel family, weight type,
+//! reduction).
 //!
 //! A composed module is, in order:
 //! 1. the layout constants `BLOCK_BYTES` and `BLOCK_ELEMS`, written here from
 //!    [`GgmlType::block_bytes`] and [`GgmlType::block_elems`] (the one table of block geometry,
-//!    so no WGSL file types them by hand);
-//! 2. `shaders/common/*.wgsl`: byte, u16, u32 and f16 reads from the raw block bytes and the
-//!    K-quant scale unpacking;
-//! 3. `shaders/quant/<type>.wgsl`: `fn dequantize_value(base: u32, i: u32) -> f32`, element `i`
-//!    of the block starting at byte `base` of `weights`;
-//! 4. `shaders/kernels/<kernel>.wgsl`: declares `weights: array<u32>` at binding 0 and calls
-//!    `dequantize_value`.
+//!    so no WGSL file types them by hand), and `SEGMENT` (32);
+//! 2. `shaders/common/bytes.wgsl` and `k_scales.wgsl`: byte, u16, u32 and f16 reads from the raw
+//!    block bytes, exact small-integer conversion and the K-quant scale unpacking;
+//! 3. `shaders/quant/<type>.wgsl`: the format's segment decoder, `struct Segment`,
+//!    `segment_at(row_base, seg)` and `segment_quad(segment, q)` (elements `4q .. 4q + 4` of the
+//!    32-element segment `seg` of the row at byte `row_base` of `weights`);
+//! 4. `shaders/common/element.wgsl`: `dequantize_element(row_base, c)` through that decoder;
+//! 5. for the decode matvecs (`matvec`, `matvec_swiglu`, `matvec_id`):
+//!    `shaders/common/row_dots.wgsl` (their shared inner loop) and one of
+//!    `shaders/common/reduce_{subgroup,workgroup}.wgsl` (the lane reduction, see [`Reduction`]);
+//! 6. `shaders/kernels/<kernel>.wgsl`: declares `weights: array<u32>` at binding 0.
 //!
 //! See `shaders/README.md` for the contract.
 //!
@@ -65,6 +70,15 @@ impl Kernel {
         }
     }
 
+    /// Whether the kernel is one of the decode matvecs, which share `row_dots` and a
+    /// [`Reduction`].
+    pub fn reduces(self) -> bool {
+        matches!(
+            self,
+            Kernel::Matvec | Kernel::MatvecSwiglu | Kernel::MatvecId
+        )
+    }
+
     fn source(self) -> &'static str {
         match self {
             Kernel::Dequantize => include_str!("../../shaders/kernels/dequantize.wgsl"),
@@ -99,6 +113,55 @@ const COMMON: [&str; 2] = [
     include_str!("../../shaders/common/k_scales.wgsl"),
 ];
 
+const ELEMENT: &str = include_str!("../../shaders/common/element.wgsl");
+const ROW_DOTS: &str = include_str!("../../shaders/common/row_dots.wgsl");
+
+/// How the decode matvecs add their 64 lanes' partial sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// `subgroupShuffleXor` butterflies inside each subgroup, then one barrier and the subgroups'
+    /// sums in order (`shaders/common/reduce_subgroup.wgsl`); needs [`wgpu::Features::SUBGROUP`].
+    Subgroup,
+    /// A tree in workgroup memory with a barrier per step
+    /// (`shaders/common/reduce_workgroup.wgsl`); runs everywhere.
+    Workgroup,
+}
+
+/// Set to `workgroup` to make every matvec use [`Reduction::Workgroup`] even where the adapter
+/// has subgroups (to compare the two paths, or to work around a driver).
+pub const REDUCTION_ENV: &str = "LANTERNFISH_REDUCTION";
+
+impl Reduction {
+    /// Both reductions.
+    pub const ALL: [Reduction; 2] = [Reduction::Subgroup, Reduction::Workgroup];
+
+    /// The reduction the engine uses on `gpu`: subgroups when the device has them, unless
+    /// [`REDUCTION_ENV`] says `workgroup`.
+    pub fn best(gpu: &Gpu) -> Reduction {
+        let forced = std::env::var(REDUCTION_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("workgroup"));
+        if gpu.features.contains(wgpu::Features::SUBGROUP) && !forced {
+            Reduction::Subgroup
+        } else {
+            Reduction::Workgroup
+        }
+    }
+
+    /// Its name, as in labels and `bench --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Subgroup => "subgroup",
+            Reduction::Workgroup => "workgroup",
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Reduction::Subgroup => include_str!("../../shaders/common/reduce_subgroup.wgsl"),
+            Reduction::Workgroup => include_str!("../../shaders/common/reduce_workgroup.wgsl"),
+        }
+    }
+}
+
 /// The `shaders/quant/` file for `ty`, or `None` for a type without one.
 fn quant_source(ty: GgmlType) -> Option<&'static str> {
     Some(match ty {
@@ -119,45 +182,41 @@ fn quant_source(ty: GgmlType) -> Option<&'static str> {
     })
 }
 
-/// `dequantize_segment` for a quant file that does not define its own: element by element
-/// through `dequantize_value` (correct for every type, but re-decoding the block's scales per
-/// element).
-const GENERIC_SEGMENT: &str = "\
-// Generic: elements seg * 32 .. seg * 32 + 31 of the row at byte row_base, one at a time.
-fn dequantize_segment(row_base: u32, seg: u32, out: ptr<function, array<f32, SEGMENT>>) {
-    for (var i = 0u; i < SEGMENT; i++) {
-        let e = seg * SEGMENT + i;
-        (*out)[i] = dequantize_value(row_base + (e / BLOCK_ELEMS) * BLOCK_BYTES, e % BLOCK_ELEMS);
-    }
-}
-";
-
-/// The composed WGSL of `kernel` for weights of type `ty`, or [`Error::Gpu`] for a type without
-/// a quant file.
-pub fn compose(kernel: Kernel, ty: GgmlType) -> Result<String> {
+/// The composed WGSL of `kernel` for weights of type `ty` (with `reduction` for the kernels that
+/// [`Kernel::reduces`]; the others ignore it), or [`Error::Gpu`] for a type without a quant file.
+pub fn compose(kernel: Kernel, ty: GgmlType, reduction: Reduction) -> Result<String> {
     let quant = quant_source(ty).ok_or_else(|| Error::Gpu {
         what: format!("{}.{}", kernel.name(), ty.name()),
         message: format!("no GPU kernel for weight type {}", ty.name()),
     })?;
-    let mut source = format!(
-        "// Composed by src/gpu/shader.rs: {kernel} for {ty}.\n\
+    // No `enable subgroups;`: naga 30 rejects the directive and gates subgroup operations on the
+    // device's SUBGROUP feature instead.
+    let mut source = String::new();
+    source.push_str(&format!(
+        "// Composed by src/gpu/shader.rs: {kernel} for {ty}{with}.\n\
          const BLOCK_BYTES: u32 = {bytes}u;\n\
-         const BLOCK_ELEMS: u32 = {elems}u;\n\n",
+         const BLOCK_ELEMS: u32 = {elems}u;\n\
+         const SEGMENT: u32 = 32u;\n\n",
         kernel = kernel.name(),
         ty = ty.name(),
+        with = if kernel.reduces() {
+            format!(", {} reduction", reduction.name())
+        } else {
+            String::new()
+        },
         bytes = ty.block_bytes(),
         elems = ty.block_elems(),
-    );
-    source.push_str("const SEGMENT: u32 = 32u;\n\n");
-    for part in COMMON.iter().chain([&quant]) {
+    ));
+    let mut parts: Vec<&str> = COMMON.to_vec();
+    parts.extend([quant, ELEMENT]);
+    if kernel.reduces() {
+        parts.extend([ROW_DOTS, reduction.source()]);
+    }
+    parts.push(kernel.source());
+    for part in parts {
         source.push_str(part);
         source.push('\n');
     }
-    if !quant.contains("fn dequantize_segment(") {
-        source.push_str(GENERIC_SEGMENT);
-    }
-    source.push_str(kernel.source());
-    source.push('\n');
     Ok(source)
 }
 
@@ -214,6 +273,18 @@ pub(crate) fn build_pipeline(
     uniform_size: u64,
 ) -> Result<Pipeline> {
     let module = gpu.create_shader_module(label, source)?;
+    pipeline_for_module(gpu, label, &module, entry_point, bindings, uniform_size)
+}
+
+/// [`build_pipeline`] for a compiled module.
+fn pipeline_for_module(
+    gpu: &Gpu,
+    label: &str,
+    module: &wgpu::ShaderModule,
+    entry_point: &str,
+    bindings: &[Option<bool>],
+    uniform_size: u64,
+) -> Result<Pipeline> {
     gpu.checked(&format!("creating pipeline {label}"), |device| {
         let entries: Vec<_> = bindings
             .iter()
@@ -249,7 +320,7 @@ pub(crate) fn build_pipeline(
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: Some(&pipeline_layout),
-            module: &module,
+            module,
             entry_point: Some(entry_point),
             compilation_options: Default::default(),
             cache: None,
@@ -269,19 +340,22 @@ pub(crate) struct QuantKernel {
 }
 
 impl QuantKernel {
-    /// Composes `kernel` for `ty` and builds its pipeline with `bindings` (see
-    /// [`build_pipeline`]) and a uniform of `params_size` bytes; a type without a quant file or
-    /// a WGSL error becomes [`Error::Gpu`].
+    /// Composes `kernel` for `ty` (and `reduction`, see [`compose`]) and builds its pipeline
+    /// with `bindings` (see [`build_pipeline`]) and a uniform of `params_size` bytes; a type
+    /// without a quant file or a WGSL error becomes [`Error::Gpu`]. The module is compiled
+    /// without wgpu's runtime checks ([`Gpu::create_trusted_shader_module`] says why that is
+    /// sound for these kernels).
     pub(crate) fn new(
         gpu: &Gpu,
-        kernel: Kernel,
+        (kernel, reduction): (Kernel, Reduction),
         ty: GgmlType,
         bindings: &[Option<bool>],
         params_size: u64,
     ) -> Result<QuantKernel> {
         let label = format!("{}.{}", kernel.name(), ty.name());
-        let source = compose(kernel, ty)?;
-        let pipeline = build_pipeline(gpu, &label, &source, "main", bindings, params_size)?;
+        let source = compose(kernel, ty, reduction)?;
+        let module = gpu.create_trusted_shader_module(&label, &source)?;
+        let pipeline = pipeline_for_module(gpu, &label, &module, "main", bindings, params_size)?;
         Ok(QuantKernel {
             ty,
             label,
@@ -292,7 +366,11 @@ impl QuantKernel {
     /// [`QuantKernel::new`] with the binding layout the single-input quant kernels share
     /// (matvec, matmul, matvec_swiglu, embed): weights and input read-only, output read-write,
     /// then the uniform `P`.
-    pub(crate) fn single_input<P>(gpu: &Gpu, kernel: Kernel, ty: GgmlType) -> Result<QuantKernel> {
+    pub(crate) fn single_input<P>(
+        gpu: &Gpu,
+        kernel: (Kernel, Reduction),
+        ty: GgmlType,
+    ) -> Result<QuantKernel> {
         let bindings = [Some(true), Some(true), Some(false), None];
         QuantKernel::new(gpu, kernel, ty, &bindings, size_of::<P>() as u64)
     }
@@ -513,14 +591,18 @@ mod tests {
         for ty in GgmlType::all() {
             let has = QUANT_TYPES.contains(&ty);
             for kernel in Kernel::ALL {
-                assert_eq!(compose(kernel, ty).is_ok(), has, "{kernel:?} {ty:?}");
+                for reduction in Reduction::ALL {
+                    let composed = compose(kernel, ty, reduction);
+                    assert_eq!(composed.is_ok(), has, "{kernel:?} {ty:?}");
+                }
             }
         }
     }
 
     #[test]
     fn injected_constants_come_from_the_type_table() {
-        let source = compose(Kernel::Matvec, GgmlType::Q6K).unwrap_or_default();
+        let source =
+            compose(Kernel::Matvec, GgmlType::Q6K, Reduction::Workgroup).unwrap_or_default();
         assert!(source.contains("const BLOCK_BYTES: u32 = 210u;"));
         assert!(source.contains("const BLOCK_ELEMS: u32 = 256u;"));
     }

@@ -65,8 +65,8 @@ pub fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>)
     (bytes, decoded)
 }
 
-/// Roundings a term of a GPU dot product passes through, from the matrix kernels' summation
-/// order (matvec, matvec_id, matmul): a lane adds the 32 products of a segment into a segment sum
+/// Roundings a term of a GPU dot product passes through, from the prefill kernel's summation
+/// order (matmul): a lane adds the 32 products of a segment into a segment sum
 /// (at most min(n_cols, 32) deep), adds its segment sums into its lane sum (a lane takes every
 /// 16th or 64th segment: at most ceil(n_cols / 512) of them) plus at most 2 tail columns of a
 /// partial segment, then a tree of at most 6 steps adds the lanes; one more for the product
@@ -75,4 +75,29 @@ pub fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>)
 /// `(k + 1) * EPSILON * sum |w x|`, twice that with margin.
 pub fn summation_depth(n_cols: usize) -> usize {
     n_cols.min(32) + n_cols.div_ceil(512) + 10
+}
+
+/// Roundings a term of a GPU dot product passes through in the decode matvecs (matvec,
+/// matvec_swiglu, matvec_id: `shaders/common/row_dots.wgsl` and a reduction), for either
+/// reduction: 1 for the product; 3 for the 4-term `dot` of a quad (any order); 1 for adding the
+/// unit's two quad dots; ceil(n_cols / 512) for the lane's sum over its units (lane l takes units
+/// l, l + 64, ... of 8 columns) plus 1 for a float row's tail column; then the lanes: the
+/// workgroup tree's 6 steps, or a `subgroupShuffleXor` butterfly of log2 S steps and lane 0's
+/// S' = 64 / S - 1 sequential adds of the subgroups' sums, at most 2 + 15 = 17 for any subgroup
+/// size S >= 4 (wgpu's minimum); and 1 for an accumulated `y +=`. The tests allow
+/// `(k + 1) * EPSILON * sum |w x|` as for [`summation_depth`].
+pub fn matvec_summation_depth(n_cols: usize) -> usize {
+    1 + 3 + 1 + n_cols.div_ceil(512) + 1 + 17 + 1
+}
+
+/// The lane reductions `gpu` can run: both where it has subgroups, else the workgroup tree
+/// (said on stderr, so a run without the subgroup path is visible).
+pub fn reductions(gpu: &Gpu) -> Vec<lanternfish::gpu::shader::Reduction> {
+    use lanternfish::gpu::shader::Reduction;
+    if gpu.features.contains(wgpu::Features::SUBGROUP) {
+        Reduction::ALL.to_vec()
+    } else {
+        eprintln!("NOTE: this adapter has no SUBGROUP feature: only the workgroup reduction runs");
+        vec![Reduction::Workgroup]
+    }
 }

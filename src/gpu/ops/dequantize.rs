@@ -10,7 +10,7 @@ use wgpu::BufferUsages;
 use super::elementwise::{grid_for, submit_all};
 use crate::Result;
 use crate::gpu::Gpu;
-use crate::gpu::shader::{self, Kernel, QuantKernel};
+use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
@@ -38,7 +38,7 @@ impl Dequantize {
         let bindings = [Some(true), Some(false), None];
         let size = size_of::<DequantizeParams>() as u64;
         Ok(Dequantize {
-            kernel: QuantKernel::new(gpu, Kernel::Dequantize, ty, &bindings, size)?,
+            kernel: QuantKernel::new(gpu, (Kernel::Dequantize, Reduction::Workgroup), ty, &bindings, size)?,
         })
     }
 

@@ -17,7 +17,7 @@ use super::matvec_id::check_binding;
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, QuantKernel};
+use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
@@ -52,7 +52,7 @@ pub struct Embed {
 impl Embed {
     /// Composes and compiles the kernel for `ty`.
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Embed> {
-        let kernel = QuantKernel::single_input::<EmbedParams>(gpu, Kernel::Embed, ty)?;
+        let kernel = QuantKernel::single_input::<EmbedParams>(gpu, (Kernel::Embed, Reduction::Workgroup), ty)?;
         Ok(Embed { kernel })
     }
 

@@ -1,9 +1,11 @@
 //! `matvec`: `y = W x` with W `[n_rows, n_cols]` in raw GGUF blocks of any supported type and x,
 //! y in f32; see `shaders/kernels/matvec.wgsl`.
 //!
-//! A workgroup of 64 threads computes 64 / lanes rows with `lanes` (≤ 16) threads each, decoding 32-element segments with
-//! `shaders/quant/<type>.wgsl`'s `dequantize_segment`, multiplying and adding in f32, then
-//! reducing in workgroup memory. Row groups beyond 65535 go into the second grid dimension. A weight tensor larger than the device's largest storage binding is
+//! A workgroup of 64 threads computes 4 rows: all 64 lanes stride over the columns 8 at a time
+//! (consecutive lanes on consecutive words of a row), decoding with `shaders/quant/<type>.wgsl`'s
+//! segment decoder and reusing each x value for the 4 rows, then reduce with subgroup operations
+//! or in workgroup memory ([`Reduction`]). Row groups beyond 65535 go into the second grid
+//! dimension. A weight tensor larger than the device's largest storage binding is
 //! bound as several windows of whole rows, one dispatch each; the window start is rounded down
 //! to the storage offset alignment and the remainder passed to the kernel as `base_byte`. The
 //! whole tensor must still fit one buffer (`max_buffer_size`), and x and y one binding each.
@@ -19,16 +21,10 @@ use super::elementwise::submit_all;
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, QuantKernel};
+use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
-/// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
-const WORKGROUP_SIZE: u32 = 64;
-
-/// Threads per row: one per 32-element segment up to 16, a power of two (64 / lanes rows share a
-/// workgroup, so short rows do not leave lanes idle).
-pub(crate) fn lanes_for(n_cols: usize) -> u32 {
-    (n_cols.div_ceil(32).clamp(1, 16) as u32).next_power_of_two()
-}
+/// Rows per workgroup; must equal `ROWS` in the WGSL file.
+const ROWS: u32 = 4;
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -40,8 +36,7 @@ struct MatvecParams {
     row0: u32,
     base_byte: u32,
     accumulate: u32,
-    lanes: u32,
-    _pad: u32,
+    _pad: [u32; 2],
 }
 
 /// A compiled `matvec` pipeline for one weight type.
@@ -50,10 +45,16 @@ pub struct Matvec {
 }
 
 impl Matvec {
-    /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`crate::Error::Gpu`].
+    /// Composes and compiles the kernel for `ty` with the device's best [`Reduction`]; a type
+    /// without a quant file or a WGSL error becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Matvec> {
-        let kernel = QuantKernel::single_input::<MatvecParams>(gpu, Kernel::Matvec, ty)?;
+        Matvec::with_reduction(gpu, ty, Reduction::best(gpu))
+    }
+
+    /// [`Matvec::new`] with the lane reduction chosen by the caller (tests run both).
+    pub fn with_reduction(gpu: &Gpu, ty: GgmlType, reduction: Reduction) -> Result<Matvec> {
+        let kernel =
+            QuantKernel::single_input::<MatvecParams>(gpu, (Kernel::Matvec, reduction), ty)?;
         Ok(Matvec { kernel })
     }
 
@@ -190,7 +191,6 @@ impl Matvec {
             weights.size(),
             max_binding,
         )?;
-        let lanes = lanes_for(n_cols);
         windows
             .iter()
             .map(|window| {
@@ -203,25 +203,29 @@ impl Matvec {
                     row0: window.row0 as u32,
                     base_byte: window.base_byte as u32,
                     accumulate: u32::from(accumulate),
-                    lanes,
-                    _pad: 0,
+                    _pad: [0; 2],
                 };
                 self.kernel.bind(
                     gpu,
                     &[window.binding(weights), x, y],
                     bytemuck::bytes_of(&params),
-                    row_grid(&self.kernel, gpu, n, lanes)?,
+                    row_grid(&self.kernel, gpu, n, ROWS)?,
                 )
             })
             .collect()
     }
 }
 
-/// The grid of `n` rows with `lanes` threads each, `WORKGROUP_SIZE / lanes` rows per workgroup
-/// (shared with `matvec_swiglu`, which has the same geometry).
-pub(crate) fn row_grid(kernel: &QuantKernel, gpu: &Gpu, n: u32, lanes: u32) -> Result<(u32, u32)> {
+/// The grid of `n` rows (or outputs) with `per_group` of them per workgroup (shared with
+/// `matvec_swiglu`).
+pub(crate) fn row_grid(
+    kernel: &QuantKernel,
+    gpu: &Gpu,
+    n: u32,
+    per_group: u32,
+) -> Result<(u32, u32)> {
     let max_per_dim = gpu.limits.max_compute_workgroups_per_dimension;
-    shader::grid(n.div_ceil(WORKGROUP_SIZE / lanes), max_per_dim)
+    shader::grid(n.div_ceil(per_group), max_per_dim)
         .ok_or_else(|| kernel.error(format!("{n} rows do not fit a 2D grid")))
 }
 

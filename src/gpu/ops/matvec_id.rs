@@ -25,9 +25,12 @@ use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, QuantKernel};
+use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
-/// Mirrors the WGSL `Params` struct (48 bytes).
+/// Rows per workgroup; must equal `ROWS` in the WGSL file.
+const ROWS: u32 = 4;
+
+/// Mirrors the WGSL `Params` struct (64 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct MatvecIdParams {
@@ -43,8 +46,7 @@ struct MatvecIdParams {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
-    lanes: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 4],
 }
 
 /// The shape of one `matvec_id` dispatch: for `t < n_tok`, `j < k`, `r < n_rows`,
@@ -111,9 +113,14 @@ pub struct MatvecId {
 }
 
 impl MatvecId {
-    /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`crate::Error::Gpu`].
+    /// Composes and compiles the kernel for `ty` with the device's best [`Reduction`]; a type
+    /// without a quant file or a WGSL error becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecId> {
+        MatvecId::with_reduction(gpu, ty, Reduction::best(gpu))
+    }
+
+    /// [`MatvecId::new`] with the lane reduction chosen by the caller (tests run both).
+    pub fn with_reduction(gpu: &Gpu, ty: GgmlType, reduction: Reduction) -> Result<MatvecId> {
         let bindings = [
             Some(true),
             Some(true),
@@ -124,7 +131,7 @@ impl MatvecId {
         ];
         let size = size_of::<MatvecIdParams>() as u64;
         Ok(MatvecId {
-            kernel: QuantKernel::new(gpu, Kernel::MatvecId, ty, &bindings, size)?,
+            kernel: QuantKernel::new(gpu, (Kernel::MatvecId, reduction), ty, &bindings, size)?,
         })
     }
 
@@ -173,10 +180,10 @@ impl MatvecId {
         // `n_out` is an index the kernel computes in u32.
         let n_out = u32::try_from(shape.n_out())
             .map_err(|_| gpu_error(label, format!("{} outputs overflow u32", shape.n_out())))?;
-        // Threads per output: one per 32-element segment up to 16, a power of two; 64 / lanes
-        // outputs share a workgroup.
-        let lanes = (shape.n_cols.div_ceil(32).clamp(1, 16)).next_power_of_two();
-        let groups = grid_for(gpu, label, n_out.div_ceil(64 / lanes).max(1))?;
+        // One workgroup per (token, output, block of ROWS rows): at most n_out, so a u32.
+        let blocks = u64::from(shape.n_rows.div_ceil(ROWS));
+        let n_groups = u64::from(shape.n_tok) * u64::from(shape.k) * blocks;
+        let groups = grid_for(gpu, label, (n_groups.min(u64::from(n_out)) as u32).max(1))?;
         let params = MatvecIdParams {
             n_rows: shape.n_rows,
             n_cols: shape.n_cols,
@@ -191,8 +198,7 @@ impl MatvecId {
             x_stride: shape.x_stride,
             x_tok_stride: shape.x_tok_stride,
             slot_base: shape.slot_base,
-            lanes,
-            _pad: [0; 3],
+            _pad: [0; 4],
         };
         self.kernel.bind(
             gpu,
@@ -287,7 +293,7 @@ pub(crate) fn check_binding(
 #[cfg(test)]
 /// The size naga's WGSL front end gives `struct Params` in the composed source.
 pub(crate) fn composed_params_size(kernel: Kernel) -> usize {
-    let source = shader::compose(kernel, GgmlType::F32).unwrap_or_default();
+    let source = shader::compose(kernel, GgmlType::F32, shader::Reduction::Workgroup).unwrap_or_default();
     super::elementwise::params_size(kernel.name(), &source, false)
 }
 

@@ -3,8 +3,9 @@
 //! `shaders/kernels/matvec_swiglu.wgsl`.
 //!
 //! It replaces the decode step's three dispatches (`matvec` gate, `matvec` up, `elementwise`
-//! `silu_mul`) and their two intermediate vectors. The geometry, decoding and summation order are
-//! those of [`crate::gpu::ops::matvec`], so the gate and up sums equal that kernel's.
+//! `silu_mul`) and their two intermediate vectors. The decoding and summation order are those of
+//! [`crate::gpu::ops::matvec`] (`shaders/common/row_dots.wgsl` and the same reduction), so the
+//! gate and up sums equal that kernel's; a workgroup takes 2 outputs, i.e. 4 weight rows.
 //!
 //! The composed module has one quant file, which reads one global `weights`, so G and U are bound
 //! as ONE buffer: G's rows, then U's (a tensor of `2 * n_rows` rows; the engine uploads the
@@ -17,11 +18,14 @@ use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
 use super::elementwise::submit_all;
-use super::matvec::{check_vectors, lanes_for, row_grid};
+use super::matvec::{check_vectors, row_grid};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, QuantKernel};
+use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
+
+/// Outputs per workgroup; must equal `ROWS` in the WGSL file (each output is two weight rows).
+const OUTPUTS_PER_GROUP: u32 = 2;
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -31,8 +35,7 @@ struct MatvecSwigluParams {
     n_cols: u32,
     row_bytes: u32,
     up_base: u32,
-    lanes: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 4],
 }
 
 /// Bytes of the fused tensor (G's rows then U's) for `n_rows` rows of `row_bytes`, when they fit
@@ -48,11 +51,19 @@ pub struct MatvecSwiglu {
 }
 
 impl MatvecSwiglu {
-    /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
-    /// becomes [`crate::Error::Gpu`].
+    /// Composes and compiles the kernel for `ty` with the device's best [`Reduction`]; a type
+    /// without a quant file or a WGSL error becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<MatvecSwiglu> {
-        let kernel =
-            QuantKernel::single_input::<MatvecSwigluParams>(gpu, Kernel::MatvecSwiglu, ty)?;
+        MatvecSwiglu::with_reduction(gpu, ty, Reduction::best(gpu))
+    }
+
+    /// [`MatvecSwiglu::new`] with the lane reduction chosen by the caller (tests run both).
+    pub fn with_reduction(gpu: &Gpu, ty: GgmlType, reduction: Reduction) -> Result<MatvecSwiglu> {
+        let kernel = QuantKernel::single_input::<MatvecSwigluParams>(
+            gpu,
+            (Kernel::MatvecSwiglu, reduction),
+            ty,
+        )?;
         Ok(MatvecSwiglu { kernel })
     }
 
@@ -155,15 +166,13 @@ impl MatvecSwiglu {
         check_vectors(&self.kernel, gpu, "x or h", [x, h])?;
         // Fits u32: fused_bytes checked 2 * n_rows * row_bytes <= u32::MAX.
         let n = n_rows as u32;
-        let lanes = lanes_for(n_cols);
-        let groups = row_grid(&self.kernel, gpu, n, lanes)?;
+        let groups = row_grid(&self.kernel, gpu, n, OUTPUTS_PER_GROUP)?;
         let params = MatvecSwigluParams {
             n_rows: n,
             n_cols: n_cols as u32,
             row_bytes: row_bytes as u32,
             up_base: (n_rows * row_bytes) as u32,
-            lanes,
-            _pad: [0; 3],
+            _pad: [0; 4],
         };
         let weights = Binding::range(weights, 0, fused.next_multiple_of(4).min(weights.size()));
         self.kernel
@@ -191,14 +200,6 @@ mod tests {
     #[test]
     fn params_mirror_the_wgsl_struct() {
         assert_eq!(size_of::<MatvecSwigluParams>(), 32);
-    }
-
-    #[test]
-    fn lanes_follow_the_row_length() {
-        assert_eq!(lanes_for(1), 1);
-        assert_eq!(lanes_for(100), 4);
-        assert_eq!(lanes_for(256), 8);
-        assert_eq!(lanes_for(4096), 16);
     }
 
     #[test]

@@ -1,0 +1,37 @@
+// The workgroup sum of the matvec kernels with subgroup operations (composed when the adapter has
+// SUBGROUP; shaders/common/reduce_workgroup.wgsl is the same contract without them). naga gates
+// the subgroup built-ins on the device feature (it does not take WGSL's `enable subgroups;`).
+//
+// Order (fixed, so the tests' bound holds): a butterfly of subgroupShuffleXor over the lanes of
+// each subgroup (log2 of min(subgroup size, WORKGROUP_SIZE) steps), then lane 0 adds the
+// subgroups' sums in subgroup order (WORKGROUP_SIZE / size - 1 adds). One barrier.
+
+struct Lanes {
+    @builtin(local_invocation_index) index: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) n_sg: u32,
+}
+
+// One per subgroup (at most one subgroup per lane).
+var<workgroup> reduce_partial: array<vec4<f32>, WORKGROUP_SIZE>;
+
+// The sum over the workgroup's lanes of v, valid in lane 0 (index 0). Every lane must call it
+// (uniform control flow).
+fn workgroup_sum4(l: Lanes, v: vec4<f32>) -> vec4<f32> {
+    var s = v;
+    let width = min(l.sg_size, WORKGROUP_SIZE);
+    for (var m = 1u; m < width; m *= 2u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    if l.sg_lane == 0u {
+        reduce_partial[l.sg_id] = s;
+    }
+    workgroupBarrier();
+    var total = reduce_partial[0];
+    for (var i = 1u; i < l.n_sg; i++) {
+        total += reduce_partial[i];
+    }
+    return total;
+}
