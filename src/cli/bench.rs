@@ -107,6 +107,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Loaded::Gpu(m) => (m.memory.clone(), m.pager.is_some()),
         _ => (None, false),
     };
+    // The decode matvecs' lane reduction the kernels were compiled with at load.
+    let reduction = match &loaded {
+        Loaded::Gpu(m) => Some(crate::gpu::shader::Reduction::best(&m.gpu).name()),
+        _ => None,
+    };
     // Deterministic ids spread over the vocabulary.
     let prompt: Vec<u32> = (0..args.n_prompt as u64)
         .map(|i| ((i * 2_654_435_761 + 17) % n_vocab as u64) as u32)
@@ -175,6 +180,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "n_prompt": args.n_prompt,
         "n_decode": args.n_decode,
         "batch": args.backend.batch,
+        "matvec_reduction": reduction,
         "load_s": load_s,
         "prefill_tok_s": args.n_prompt as f64 / prefill_s,
         "decode_tok_s": decode_tok_s,
