@@ -343,3 +343,69 @@ fn matvec_encode_on_resident_buffers_matches_run() {
         assert_eq!(bits(&got), bits(want), "{ty:?}");
     }
 }
+
+/// RMSNorm folded into the matvec (`Matvec::run_normed`): `W · (x / rms(x) ⊙ g)` against the
+/// f64 reference, for several types (float rows with a tail among them) and both reductions.
+///
+/// The bound: the dot now multiplies `g · x` before the weight, one more rounding per term, so
+/// its error is at most `(k + 2) ε scale Σ|w g x|` (k = `matvec_summation_depth`). The scale
+/// `1 / sqrt(Σx² / n + eps)`: the sum of squares (positive terms, the same tree) is off by at most
+/// `(k + 1) ε` relatively, the division by n and the `+ eps` by ε / 2 each; `sqrt` halves a
+/// relative error and adds its own (Vulkan: inherited from `1 / inversesqrt`, 2 ulp, plus the
+/// division, 2.5 ulp), and the final `1 / ·` 2.5 ulp: in all below `((k + 2) / 2 + 8) ε`
+/// relatively; the final product adds ε / 2. So
+/// `|ŷ - y| <= (k + 2) ε scale Σ|w g x| + ((k + 2) / 2 + 9) ε |y|`.
+#[test]
+fn matvec_with_a_folded_norm_matches_cpu() {
+    let gpu = test_gpu();
+    let eps = 1e-6f32;
+    for reduction in gpu_common::reductions(gpu) {
+        for (t, ty) in [
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+            GgmlType::Q8_0,
+            GgmlType::Q4_0,
+            GgmlType::F32,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let kernel = Matvec::with_reduction(gpu, ty, reduction).unwrap();
+            let col_counts: &[usize] = if ty.block_elems() == 1 {
+                &[7, 1001]
+            } else {
+                &[256, 2048]
+            };
+            for &n_cols in col_counts {
+                let n_rows = 5;
+                let seed = 9000 + 100 * t as u64 + n_cols as u64;
+                let (bytes, w) = quantized(ty, seed, n_rows * n_cols);
+                // A residual stream well away from 1 in scale, and a norm weight around 1.
+                let x: Vec<f32> = values(seed + 1, n_cols).iter().map(|v| 7.5 * v).collect();
+                let g: Vec<f32> = values(seed + 2, n_cols).iter().map(|v| 1.0 + v).collect();
+                let got = kernel.run_normed(gpu, &bytes, n_rows, &x, &g, eps).unwrap();
+                let mean_sq = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / n_cols as f64;
+                let scale = 1.0 / (mean_sq + eps as f64).sqrt();
+                let k = gpu_common::matvec_summation_depth(n_cols) as f64;
+                let e = f32::EPSILON as f64;
+                for (r, (row, &gv)) in w.chunks(n_cols).zip(&got).enumerate() {
+                    let terms = row
+                        .iter()
+                        .zip(&x)
+                        .zip(&g)
+                        .map(|((&w, &x), &g)| w as f64 * g as f64 * x as f64);
+                    let exact = scale * terms.clone().sum::<f64>();
+                    let magnitude = scale * terms.map(f64::abs).sum::<f64>();
+                    let bound =
+                        (k + 2.0) * e * magnitude + ((k + 2.0) / 2.0 + 9.0) * e * exact.abs();
+                    let error = (gv as f64 - exact).abs();
+                    assert!(
+                        error <= bound,
+                        "{ty:?} {reduction:?} {n_cols} row {r}: gpu {gv:e} exact {exact:e} \
+                         error {error:e} > {bound:e}"
+                    );
+                }
+            }
+        }
+    }
+}

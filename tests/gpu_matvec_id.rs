@@ -110,7 +110,11 @@ fn matvec_id_routed_experts_match_cpu_for_every_type() {
     let slot_of = [3, 7, 0, 5, 1, 6, 2, 4];
     for (i, (ty, reduction)) in QUANT_TYPES
         .into_iter()
-        .flat_map(|ty| gpu_common::reductions(gpu).into_iter().map(move |r| (ty, r)))
+        .flat_map(|ty| {
+            gpu_common::reductions(gpu)
+                .into_iter()
+                .map(move |r| (ty, r))
+        })
         .enumerate()
     {
         let kernel = MatvecId::with_reduction(gpu, ty, reduction).unwrap();
@@ -246,6 +250,7 @@ fn matvec_id_bind_rejects_bad_sizes() {
             gpu,
             [b(&weights), b(&small), b(&small), b(x), b(&weights)],
             shape,
+            None,
         ) {
             Ok(_) => String::new(),
             Err(error) => error.to_string(),
@@ -423,6 +428,7 @@ fn invalid_ids_overwrite_stale_outputs_with_zero() {
             gpu,
             [b(&weights), b(&slot_of), b(&tokens), b(&x), b(&y)],
             &shape,
+            None,
         )
         .unwrap();
     let got = submit_and_read(gpu, &[dispatch], &y, 3);
@@ -486,6 +492,7 @@ fn matvec_id_slot_pools_match_one_dispatch_over_the_whole_tensor() {
                         b(y),
                     ],
                     shape,
+                    None,
                 )
                 .unwrap()
         };
@@ -540,5 +547,59 @@ fn matvec_id_slot_pools_match_one_dispatch_over_the_whole_tensor() {
             .zip(&want)
             .all(|(g, w)| g.to_bits() == w.to_bits());
         assert!(same, "{ty:?}: pooled {got:?}\nwhole {want:?}");
+    }
+}
+
+/// The routed experts' gate/up with the RMSNorm folded in equal `matvec` (normed) on each chosen
+/// expert's rows bit for bit (same row sums, sum of squares and scale), for several types and
+/// both reductions; an id past the slot table still gives 0.
+#[test]
+fn matvec_id_with_a_folded_norm_equals_the_normed_matvec_per_expert() {
+    use lanternfish::gpu::ops::matvec::Matvec;
+    let gpu = test_gpu();
+    for reduction in gpu_common::reductions(gpu) {
+        for (i, ty) in [GgmlType::Q4K, GgmlType::Q5_0, GgmlType::F32]
+            .into_iter()
+            .enumerate()
+        {
+            let kernel = MatvecId::with_reduction(gpu, ty, reduction).unwrap();
+            let matvec = Matvec::with_reduction(gpu, ty, reduction).unwrap();
+            let n_cols = if ty.block_elems() == 1 { 100 } else { 512 };
+            let (n_rows, n_slots) = (6usize, 4usize);
+            let seed = 8800 + i as u64;
+            let (bytes, _) = quantized(ty, seed, n_slots * n_rows * n_cols);
+            let x: Vec<f32> = values(seed + 1, n_cols).iter().map(|v| 5.0 * v).collect();
+            let g: Vec<f32> = values(seed + 2, n_cols).iter().map(|v| 1.0 + v).collect();
+            let slot_of = [2u32, 0, 3, 1];
+            let ids = [3u32, 0, 9];
+            let shape = MatvecIdShape {
+                n_rows: n_rows as u32,
+                n_cols: n_cols as u32,
+                n_slots: n_slots as u32,
+                slot_base: 0,
+                k: 3,
+                n_tok: 1,
+                ids_offset: 0,
+                ids_tok_stride: 3,
+                x_stride: 0,
+                x_tok_stride: n_cols as u32,
+            };
+            let eps = 1e-6;
+            let got = kernel
+                .run_normed(gpu, &bytes, &slot_of, &ids, &x, &shape, (&g, eps))
+                .unwrap();
+            let slot_bytes = bytes.len() / n_slots;
+            for (j, &e) in ids.iter().enumerate() {
+                let out = &got[j * n_rows..(j + 1) * n_rows];
+                let Some(&slot) = slot_of.get(e as usize) else {
+                    assert!(out.iter().all(|v| v.to_bits() == 0), "{ty:?}: {out:?}");
+                    continue;
+                };
+                let rows = &bytes[slot as usize * slot_bytes..(slot as usize + 1) * slot_bytes];
+                let want = matvec.run_normed(gpu, rows, n_rows, &x, &g, eps).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(out), bits(&want), "{ty:?} {reduction:?} expert {e}");
+            }
+        }
     }
 }

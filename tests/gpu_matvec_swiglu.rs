@@ -86,7 +86,11 @@ fn matvec_swiglu_matches_cpu_and_the_three_dispatch_path() {
     let elementwise = Elementwise::new(gpu).unwrap();
     for (t, (ty, reduction)) in QUANT_TYPES
         .into_iter()
-        .flat_map(|ty| gpu_common::reductions(gpu).into_iter().map(move |r| (ty, r)))
+        .flat_map(|ty| {
+            gpu_common::reductions(gpu)
+                .into_iter()
+                .map(move |r| (ty, r))
+        })
         .enumerate()
     {
         let fused = MatvecSwiglu::with_reduction(gpu, ty, reduction).unwrap();
@@ -156,7 +160,7 @@ fn gate_and_up_beyond_one_binding_are_refused() {
             &small,
             n_rows,
             n_cols,
-            (&small).into(),
+            ((&small).into(), None),
             (&small).into(),
         )
         .err()
@@ -170,4 +174,38 @@ fn gate_and_up_beyond_one_binding_are_refused() {
             .run(gpu, &[0; 34], &[0; 34], 1, &values(1, 100))
             .is_err()
     );
+}
+
+/// With the RMSNorm folded in, the fused kernel still equals `matvec` (normed) twice and
+/// `silu_mul` bit for bit: the same row sums, the same sum of squares and the same scale.
+#[test]
+fn matvec_swiglu_with_a_folded_norm_equals_the_normed_matvecs() {
+    let gpu = test_gpu();
+    let elementwise = Elementwise::new(gpu).unwrap();
+    for reduction in gpu_common::reductions(gpu) {
+        for (t, ty) in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F16]
+            .into_iter()
+            .enumerate()
+        {
+            let fused = MatvecSwiglu::with_reduction(gpu, ty, reduction).unwrap();
+            let matvec = Matvec::with_reduction(gpu, ty, reduction).unwrap();
+            let (n_rows, n_cols) = (9, 512);
+            let seed = 7700 + t as u64;
+            let (gate, _) = quantized(ty, seed, n_rows * n_cols);
+            let (up, _) = quantized(ty, seed + 1, n_rows * n_cols);
+            let x: Vec<f32> = values(seed + 2, n_cols).iter().map(|v| 3.0 * v).collect();
+            let g: Vec<f32> = values(seed + 3, n_cols).iter().map(|v| 1.0 + v).collect();
+            let eps = 1e-5;
+            let got = fused
+                .run_normed(gpu, &gate, &up, n_rows, &x, &g, eps)
+                .unwrap();
+            let gs = matvec.run_normed(gpu, &gate, n_rows, &x, &g, eps).unwrap();
+            let us = matvec.run_normed(gpu, &up, n_rows, &x, &g, eps).unwrap();
+            let want = elementwise
+                .run(gpu, ElementwiseOp::SiluMul, &gs, &us)
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{ty:?} {reduction:?}");
+        }
+    }
 }

@@ -14,24 +14,35 @@ struct Lanes {
     @builtin(num_subgroups) n_sg: u32,
 }
 
-// One per subgroup (at most one subgroup per lane).
-var<workgroup> reduce_partial: array<vec4<f32>, WORKGROUP_SIZE>;
+// A lane's partial sums: four row dots and one more value (the sum of squares of a folded norm).
+struct LaneSums {
+    dots: vec4<f32>,
+    squares: f32,
+}
 
-// The sum over the workgroup's lanes of v, valid in lane 0 (index 0). Every lane must call it
-// (uniform control flow).
-fn workgroup_sum4(l: Lanes, v: vec4<f32>) -> vec4<f32> {
-    var s = v;
+// One per subgroup (at most one subgroup per lane).
+var<workgroup> reduce_dots: array<vec4<f32>, WORKGROUP_SIZE>;
+var<workgroup> reduce_squares: array<f32, WORKGROUP_SIZE>;
+
+// The sums over the workgroup's lanes, valid in lane 0 (index 0). Every lane must call it
+// (uniform control flow), once per invocation.
+fn workgroup_sum(l: Lanes, v: LaneSums) -> LaneSums {
+    var s = v.dots;
+    var q = v.squares;
     let width = min(l.sg_size, WORKGROUP_SIZE);
     for (var m = 1u; m < width; m *= 2u) {
         s += subgroupShuffleXor(s, m);
+        q += subgroupShuffleXor(q, m);
     }
     if l.sg_lane == 0u {
-        reduce_partial[l.sg_id] = s;
+        reduce_dots[l.sg_id] = s;
+        reduce_squares[l.sg_id] = q;
     }
     workgroupBarrier();
-    var total = reduce_partial[0];
+    var total = LaneSums(reduce_dots[0], reduce_squares[0]);
     for (var i = 1u; i < l.n_sg; i++) {
-        total += reduce_partial[i];
+        total.dots += reduce_dots[i];
+        total.squares += reduce_squares[i];
     }
     return total;
 }

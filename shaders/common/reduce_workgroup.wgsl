@@ -7,18 +7,27 @@ struct Lanes {
     @builtin(local_invocation_index) index: u32,
 }
 
-var<workgroup> reduce_partial: array<vec4<f32>, WORKGROUP_SIZE>;
+// A lane's partial sums: four row dots and one more value (the sum of squares of a folded norm).
+struct LaneSums {
+    dots: vec4<f32>,
+    squares: f32,
+}
 
-// The sum over the workgroup's lanes of v, valid in lane 0 (index 0). Every lane must call it
-// (uniform control flow).
-fn workgroup_sum4(l: Lanes, v: vec4<f32>) -> vec4<f32> {
-    reduce_partial[l.index] = v;
+var<workgroup> reduce_dots: array<vec4<f32>, WORKGROUP_SIZE>;
+var<workgroup> reduce_squares: array<f32, WORKGROUP_SIZE>;
+
+// The sums over the workgroup's lanes, valid in lane 0 (index 0). Every lane must call it
+// (uniform control flow), once per invocation.
+fn workgroup_sum(l: Lanes, v: LaneSums) -> LaneSums {
+    reduce_dots[l.index] = v.dots;
+    reduce_squares[l.index] = v.squares;
     workgroupBarrier();
     for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
         if l.index < stride {
-            reduce_partial[l.index] += reduce_partial[l.index + stride];
+            reduce_dots[l.index] += reduce_dots[l.index + stride];
+            reduce_squares[l.index] += reduce_squares[l.index + stride];
         }
         workgroupBarrier();
     }
-    return reduce_partial[0];
+    return LaneSums(reduce_dots[0], reduce_squares[0]);
 }

@@ -30,11 +30,12 @@
 // n_blocks = ceil(n_rows / 4), workgroup g takes tj = g / n_blocks (= t * k + j) and rows
 // 4 (g % n_blocks) ..; n_tok * k * n_blocks workgroups laid out as (min(n, max_per_dim),
 // ceil(n / that), 1). The 4 rows share one slot and one x, so `row_dots` loads x once for the 4
-// rows, and `workgroup_sum4` adds the lanes' sums exactly as matvec.wgsl does (the bits of an
+// rows, and `workgroup_sum` adds the lanes' sums exactly as matvec.wgsl does (the bits of an
 // output do not depend on the pool it is read from). The id, and so the slot, is the same for the
 // whole workgroup: an output outside the pool, with an invalid id or past the end runs the column
 // loop 0 times and only the final store looks at `write`; rows past n_rows in the last block
-// compute the last row again and are not written.
+// compute the last row again and are not written. With `normed` = 1 each input row x[t, j] is
+// RMSNorm(x[t, j]) · norm_w, folded in as in matvec.wgsl (the routed experts' gate/up of decode).
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  one pool [n_slots, n_rows, row_bytes] raw block bytes, zero-padded
@@ -42,8 +43,9 @@
 //   1  slot_of  array<u32>  expert id -> slot (global, over all pools)
 //   2  ids      array<u32>  ids[ids_offset + t * ids_tok_stride + j]
 //   3  x        array<f32>  inputs, addressed as above
-//   4  y        array<f32>  [n_tok, k, n_rows]
-//   5  params   Params      uniform (64 bytes, below)
+//   4  norm_w   array<f32>  [n_cols] RMSNorm weight (read only when normed; any buffer otherwise)
+//   5  y        array<f32>  [n_tok, k, n_rows]
+//   6  params   Params      uniform (64 bytes, below)
 //
 // Driven by src/gpu/ops/matvec_id.rs, whose MatvecIdParams mirrors Params.
 
@@ -63,18 +65,20 @@ struct Params {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
+    // 1: each input row is RMSNorm(x row) with weight norm_w and epsilon eps.
+    normed: u32,
+    eps: f32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
 @group(0) @binding(1) var<storage, read> slot_of: array<u32>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -109,7 +113,9 @@ fn main(
     let slot = select(0u, local * params.slot_bytes, inside);
     let bases = vec4<u32>(slot) + rows * params.row_bytes;
     let x_base = t * params.x_tok_stride + j * params.x_stride;
-    let sums = workgroup_sum4(lanes, row_dots(bases, n_cols, x_base, lanes.index));
+    let normed = params.normed != 0u;
+    let total = workgroup_sum(lanes, row_dots(bases, n_cols, x_base, lanes.index, normed));
+    let sums = total.dots * norm_scale(total.squares, n_cols, params.eps, normed);
     if lanes.index == 0u && write {
         for (var i = 0u; i < ROWS; i++) {
             if r0 + i < params.n_rows {

@@ -14,18 +14,19 @@
 // Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per ROWS (2) consecutive outputs,
 // ceil(n_rows / 2) workgroups on matvec.wgsl's 2-D grid. The workgroup dots the 4 weight rows
 // (G r, G r + 1, U r, U r + 1) with x in one `row_dots` pass (x loaded once for all 4) and
-// `workgroup_sum4`, so g and u are summed exactly as matvec.wgsl sums a row (bit for bit, up to
+// `workgroup_sum`, so g and u are summed exactly as matvec.wgsl sums a row (bit for bit, up to
 // a driver's contraction choices); lane 0 then evaluates silu_mul exactly as
 // shaders/kernels/elementwise.wgsl does. An output past n_rows computes the last row again and
-// is not written.
+// is not written. With `normed` = 1 the input is RMSNorm(x) · norm_w, folded in as in matvec.wgsl.
 // No row windows: the host refuses a tensor larger than one storage binding (the caller then
 // falls back to matvec, matvec, elementwise silu_mul).
 //
 // Bindings, group 0:
 //   0  weights  array<u32>  raw block bytes of G's rows then U's rows, little-endian, zero-padded
 //   1  x        array<f32>  [n_cols]
-//   2  h        array<f32>  [n_rows]  (read_write)
-//   3  params   Params      uniform { n_rows, n_cols, row_bytes, up_base }
+//   2  norm_w   array<f32>  [n_cols] RMSNorm weight (read only when normed; any buffer otherwise)
+//   3  h        array<f32>  [n_rows]  (read_write)
+//   4  params   Params      uniform { n_rows, n_cols, row_bytes, up_base, normed, eps }
 //
 // Driven by src/gpu/ops/matvec_swiglu.rs, whose MatvecSwigluParams mirrors Params (32 bytes).
 
@@ -39,16 +40,18 @@ struct Params {
     row_bytes: u32,
     // Byte offset of U's first row in `weights` (n_rows * row_bytes).
     up_base: u32,
+    // 1: the input is RMSNorm(x) with weight norm_w and epsilon eps.
+    normed: u32,
+    eps: f32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> h: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> h: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -64,7 +67,9 @@ fn main(
     let r1 = min(r0 + 1u, params.n_rows - 1u);
     let gate = vec2<u32>(r0, r1) * params.row_bytes;
     let bases = vec4<u32>(gate, gate + vec2<u32>(params.up_base));
-    let sums = workgroup_sum4(lanes, row_dots(bases, params.n_cols, 0u, lanes.index));
+    let normed = params.normed != 0u;
+    let total = workgroup_sum(lanes, row_dots(bases, params.n_cols, 0u, lanes.index, normed));
+    let sums = total.dots * norm_scale(total.squares, params.n_cols, params.eps, normed);
     if lanes.index == 0u {
         let z = sums.xy;
         let out = z * (1.0 / (1.0 + exp(-z))) * sums.zw;

@@ -138,7 +138,8 @@ impl Reduction {
     /// The reduction the engine uses on `gpu`: subgroups when the device has them, unless
     /// [`REDUCTION_ENV`] says `workgroup`.
     pub fn best(gpu: &Gpu) -> Reduction {
-        let forced = std::env::var(REDUCTION_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("workgroup"));
+        let forced =
+            std::env::var(REDUCTION_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("workgroup"));
         if gpu.features.contains(wgpu::Features::SUBGROUP) && !forced {
             Reduction::Subgroup
         } else {

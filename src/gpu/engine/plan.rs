@@ -15,6 +15,10 @@
 //!   x += shared(a) (accumulating matvec)     x += Σ_e w_e y_e (moe_combine)
 //! then a = rmsnorm(x) for the rows whose logits are wanted, logits = mm(output, a).
 //! ```
+//!
+//! For one token (decode) every `a = rmsnorm(x)` is folded into the matvecs that read `a`
+//! ([`Input::after_norm`], [`FoldedNorm`]): they read `x` and the norm weight, so the norms take
+//! no dispatch of their own.
 
 use wgpu::Buffer;
 
@@ -26,6 +30,7 @@ use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::embed::EmbedShape;
+use crate::gpu::ops::matvec::FoldedNorm;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
 use crate::gpu::ops::moe_router::RouterConfig;
 use crate::gpu::ops::rope::RopeLayout;
@@ -247,21 +252,79 @@ pub fn build(
     Ok(steps)
 }
 
+/// The input of a projection: `x`, or `RMSNorm(x) · weight` with the norm folded into the
+/// decode matvec that reads it ([`FoldedNorm`]: no RMSNorm dispatch of its own).
+#[derive(Clone, Copy)]
+pub(super) struct Input<'a> {
+    pub x: &'a Buffer,
+    /// The norm weight and epsilon, for decode (one token) only.
+    pub norm: Option<(&'a Buffer, f32)>,
+}
+
+impl<'a> Input<'a> {
+    pub(super) fn plain(x: &'a Buffer) -> Input<'a> {
+        Input { x, norm: None }
+    }
+
+    /// The input after `RMSNorm(x) · weight` over `n` rows of `width`: for one token the norm is
+    /// folded into the consumers; for a batch the RMSNorm dispatch writing `normed` is
+    /// returned, to be recorded before the consumers, and `normed` is their input.
+    pub(super) fn after_norm(
+        model: &GpuModel,
+        [x, weight, normed]: [&'a Buffer; 3],
+        width: usize,
+        n: usize,
+        eps: f32,
+    ) -> Result<(Input<'a>, Vec<Dispatch>)> {
+        if n == 1 {
+            let input = Input {
+                x,
+                norm: Some((weight, eps)),
+            };
+            return Ok((input, Vec::new()));
+        }
+        let norm = rmsnorm(model, [x, weight, normed], width, n, eps)?;
+        Ok((Input::plain(normed), vec![norm]))
+    }
+
+    /// The folded norm for rows of `width`, if any.
+    pub(super) fn folded(&self, width: usize) -> Option<FoldedNorm<'a>> {
+        self.norm.map(|(weight, eps)| FoldedNorm {
+            weight: first(weight, width),
+            eps,
+        })
+    }
+
+    /// An error for a folded norm in a batch (only the decode matvecs fold norms).
+    fn check_rows(&self, rows: usize) -> Result<()> {
+        if rows != 1 && self.norm.is_some() {
+            return Err(crate::Error::Gpu {
+                what: "plan".to_owned(),
+                message: format!("a folded RMSNorm needs one token, not {rows}"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `y = W x` (+ `y` when `acc`) for `rows` tokens: matvec for one, the tiled matmul for a batch.
 pub(super) fn mm(
     model: &GpuModel,
     t: &GpuTensor,
-    x: &Buffer,
+    input: Input<'_>,
     y: &Buffer,
     rows: usize,
     acc: bool,
 ) -> Result<Vec<Dispatch>> {
     let (gpu, k) = (&*model.gpu, &model.kernels);
-    let (xb, yb) = (first(x, rows * t.n_cols), first(y, rows * t.n_rows));
-    if rows == 1 {
-        k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc)
-    } else {
-        k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc)
+    input.check_rows(rows)?;
+    let (xb, yb) = (first(input.x, rows * t.n_cols), first(y, rows * t.n_rows));
+    match (rows, input.folded(t.n_cols)) {
+        (1, Some(norm)) => {
+            k.matvec[&t.ty].bind_normed(gpu, &t.buffer, t.n_rows, t.n_cols, xb, norm, yb, acc)
+        }
+        (1, None) => k.matvec[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, xb, yb, acc),
+        _ => k.matmul[&t.ty].bind(gpu, &t.buffer, t.n_rows, t.n_cols, rows, xb, yb, acc),
     }
 }
 
@@ -282,15 +345,17 @@ pub(super) fn rmsnorm(
     )
 }
 
-/// `x += down · (silu(gate · a) ⊙ (up · a))` for `n` tokens.
+/// `x += down · (silu(gate · a) ⊙ (up · a))` for `n` tokens, `a` the input.
 pub(super) fn swiglu(
     model: &GpuModel,
     s: &Scratch,
     f: &GpuSwiGlu,
     n: usize,
+    a: Input<'_>,
 ) -> Result<Vec<Dispatch>> {
     let width = f.gate_up.width();
     let (gpu, k) = (&*model.gpu, &model.kernels);
+    a.check_rows(n)?;
     let mut out = Vec::new();
     match &f.gate_up {
         // Decode: gate, up and silu in one pass over both tensors.
@@ -299,7 +364,7 @@ pub(super) fn swiglu(
             &t.buffer,
             width,
             t.n_cols,
-            first(&s.a, t.n_cols),
+            (first(a.x, t.n_cols), a.folded(t.n_cols)),
             first(&s.h, width),
         )?),
         // Prefill: one matmul over the 2·width rows ([n, gate ‖ up] per token), then silu.
@@ -310,7 +375,7 @@ pub(super) fn swiglu(
                 2 * width,
                 t.n_cols,
                 n,
-                first(&s.a, n * t.n_cols),
+                first(a.x, n * t.n_cols),
                 first(&s.g, n * 2 * width),
                 false,
             )?);
@@ -322,8 +387,8 @@ pub(super) fn swiglu(
             )?);
         }
         GateUp::Split { gate, up } => {
-            out.extend(mm(model, gate, &s.a, &s.g, n, false)?);
-            out.extend(mm(model, up, &s.a, &s.u, n, false)?);
+            out.extend(mm(model, gate, a, &s.g, n, false)?);
+            out.extend(mm(model, up, a, &s.u, n, false)?);
             out.push(k.elementwise.bind(
                 gpu,
                 ElementwiseOp::SiluMul,
@@ -336,7 +401,7 @@ pub(super) fn swiglu(
             )?);
         }
     }
-    out.extend(mm(model, &f.down, &s.h, &s.x, n, true)?);
+    out.extend(mm(model, &f.down, Input::plain(&s.h), &s.x, n, true)?);
     Ok(out)
 }
 
@@ -362,11 +427,11 @@ pub(super) fn embed(
 
 /// The deepseek2 blocks (and the embedding) of one forward pass.
 #[allow(clippy::too_many_arguments)]
-fn deepseek_layers(
+fn deepseek_layers<'a>(
     model: &GpuModel,
     c: &DeepSeekConfig,
-    w: &GpuWeights,
-    s: &Scratch,
+    w: &'a GpuWeights,
+    s: &'a Scratch,
     cache: &[Buffer],
     n_ctx: usize,
     n_tok: usize,
@@ -402,13 +467,16 @@ fn deepseek_layers(
         (paged, pager.prefetch != Prefetch::Off)
     });
 
-    let mm = |t: &GpuTensor, x: &Buffer, y: &Buffer, rows: usize, acc: bool| {
+    let mm = |t: &GpuTensor, x: Input<'_>, y: &Buffer, rows: usize, acc: bool| {
         mm(model, t, x, y, rows, acc)
     };
-    let rmsnorm = |x: &Buffer, wt: &Buffer, y: &Buffer, width: usize, rows: usize| {
-        rmsnorm(model, [x, wt, y], width, rows, c.rms_eps)
+    // RMSNorm(x) · weight as the next projections' input: folded into them for one token.
+    let normed = |x: &'a Buffer, weight: &'a Buffer, out: &'a Buffer, width: usize| {
+        let (input, norm) = Input::after_norm(model, [x, weight, out], width, n, c.rms_eps)?;
+        push(norm);
+        Ok::<_, crate::Error>(input)
     };
-    let swiglu = |f: &GpuSwiGlu| swiglu(model, s, f, n);
+    let swiglu = |f: &GpuSwiGlu, a: Input<'_>| swiglu(model, s, f, n, a);
     push(embed(model, s, &w.token_embd, d, n)?);
     let heads = MatvecIdShape {
         n_rows: 0,
@@ -424,16 +492,16 @@ fn deepseek_layers(
     };
     for (il, layer) in w.layers.iter().enumerate() {
         // Attention block.
-        push(vec![rmsnorm(&s.x, &layer.attn_norm, &s.a, d, n)?]);
+        let attn_in = normed(&s.x, &layer.attn_norm, &s.a, d)?;
         match &layer.q {
-            GpuQ::Plain(q) => push(mm(q, &s.a, &s.q, n, false)?),
+            GpuQ::Plain(q) => push(mm(q, attn_in, &s.q, n, false)?),
             GpuQ::Lora { a, norm, b } => {
-                push(mm(a, &s.a, &s.cq, n, false)?);
-                push(vec![rmsnorm(&s.cq, norm, &s.cq_norm, a.n_rows, n)?]);
-                push(mm(b, &s.cq_norm, &s.q, n, false)?);
+                push(mm(a, attn_in, &s.cq, n, false)?);
+                let cq = normed(&s.cq, norm, &s.cq_norm, a.n_rows)?;
+                push(mm(b, cq, &s.q, n, false)?);
             }
         }
-        push(mm(&layer.kv_a, &s.a, &s.kv, n, false)?);
+        push(mm(&layer.kv_a, attn_in, &s.kv, n, false)?);
         if dr > 0 {
             let rope = |x: &Buffer, layout: RopeLayout| {
                 k.rope.bind(
@@ -501,6 +569,7 @@ fn deepseek_layers(
                 x_tok_stride: (h * dk) as u32,
                 ..heads
             },
+            None,
         )?]);
         push(vec![k.attention.bind(
             gpu,
@@ -541,18 +610,19 @@ fn deepseek_layers(
                 x_tok_stride: (h * r) as u32,
                 ..heads
             },
+            None,
         )?]);
-        push(mm(&layer.attn_output, &s.o, &s.x, n, true)?);
+        push(mm(&layer.attn_output, Input::plain(&s.o), &s.x, n, true)?);
 
         // Feed-forward block.
-        push(vec![rmsnorm(&s.x, &layer.ffn_norm, &s.a, d, n)?]);
+        let ffn_in = normed(&s.x, &layer.ffn_norm, &s.a, d)?;
         match &layer.ffn {
-            GpuFfn::Dense(f) => push(swiglu(f)?),
+            GpuFfn::Dense(f) => push(swiglu(f, ffn_in)?),
             GpuFfn::Moe(moe) => {
                 let (e, kk, f) = (c.n_expert, c.n_expert_used, c.n_ff_exp);
                 // The router of `m` on the current state into (logits, ids, weights).
                 let route = |m: &GpuMoe, [logits, ids, weights]: [&Buffer; 3]| -> Result<()> {
-                    push(mm(&m.router, &s.a, logits, n, false)?);
+                    push(mm(&m.router, ffn_in, logits, n, false)?);
                     let bias = m.selection_bias.as_ref().unwrap_or(logits);
                     push(vec![k.router.bind(
                         gpu,
@@ -606,7 +676,7 @@ fn deepseek_layers(
                 };
                 // One dispatch per pool; each writes the outputs whose slot it holds.
                 let experts = |pools: &[GpuTensor],
-                               x: &Buffer,
+                               x: Input<'_>,
                                x_len: usize,
                                y: &Buffer,
                                y_len: usize,
@@ -620,7 +690,7 @@ fn deepseek_layers(
                                     (&pool.buffer).into(),
                                     (&moe.slot_of).into(),
                                     first(&s.ids, n * kk),
-                                    first(x, x_len),
+                                    first(x.x, x_len),
                                     first(y, y_len),
                                 ],
                                 &MatvecIdShape {
@@ -628,13 +698,14 @@ fn deepseek_layers(
                                     slot_base: pool.slot_base as u32,
                                     ..*shape
                                 },
+                                x.folded(shape.n_cols as usize),
                             )
                         })
                         .collect::<Result<Vec<_>>>()
                 };
                 let e = &moe.experts;
-                push(experts(&e.gate, &s.a, n * d, &s.eg, n * kk * f, &routed)?);
-                push(experts(&e.up, &s.a, n * d, &s.eu, n * kk * f, &routed)?);
+                push(experts(&e.gate, ffn_in, n * d, &s.eg, n * kk * f, &routed)?);
+                push(experts(&e.up, ffn_in, n * d, &s.eu, n * kk * f, &routed)?);
                 push(vec![k.elementwise.bind(
                     gpu,
                     ElementwiseOp::SiluMul,
@@ -647,7 +718,7 @@ fn deepseek_layers(
                 )?]);
                 push(experts(
                     &e.down,
-                    &s.eh,
+                    Input::plain(&s.eh),
                     n * kk * f,
                     &s.ey,
                     n * kk * d,
@@ -657,7 +728,7 @@ fn deepseek_layers(
                     mark(Step::ExpertsEnd);
                 }
                 if let Some(shared) = &moe.shared {
-                    push(swiglu(shared)?);
+                    push(swiglu(shared, ffn_in)?);
                 }
                 push(vec![k.combine.bind(
                     gpu,
@@ -701,8 +772,9 @@ fn output_head(
                 what: "plan".to_owned(),
                 message: "all-position logits need a logits buffer".to_owned(),
             })?;
-            push(vec![rmsnorm(model, [&s.x, output_norm, &s.a], d, n, eps)?]);
-            push(mm(model, output_tensor, &s.a, logits, n, false)?);
+            let (input, norm) = Input::after_norm(model, [&s.x, output_norm, &s.a], d, n, eps)?;
+            push(norm);
+            push(mm(model, output_tensor, input, logits, n, false)?);
         }
         Output::Last | Output::Greedy => {
             steps.push(Step::Copy {
@@ -711,15 +783,11 @@ fn output_head(
                 dst: s.last.clone(),
                 size: (d * 4) as u64,
             });
-            steps.push(Step::Dispatch(rmsnorm(
-                model,
-                [&s.last, output_norm, &s.a],
-                d,
-                1,
-                eps,
-            )?));
+            // One row: the final norm folds into the output projection.
+            let (input, norm) = Input::after_norm(model, [&s.last, output_norm, &s.a], d, 1, eps)?;
+            steps.extend(norm.into_iter().map(Step::Dispatch));
             steps.extend(
-                mm(model, output_tensor, &s.a, &s.logits, 1, false)?
+                mm(model, output_tensor, input, &s.logits, 1, false)?
                     .into_iter()
                     .map(Step::Dispatch),
             );

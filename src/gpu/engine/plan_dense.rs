@@ -1,6 +1,7 @@
 //! The blocks of a dense (llama / qwen2) forward pass, as [`super::plan`] builds them for
 //! deepseek2. Per layer:
 //!   a = rmsnorm(x)      q = mm(Wq, a) (+ bq)   k = mm(Wk, a) (+ bk)   v = mm(Wv, a) (+ bv)
+//!   (for one token the norms fold into the matvecs that read them: no rmsnorm dispatch)
 //!   rope(q), rope(k) (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
 //!   for qwen2)          K/V cache rows at each token's position = k, v
 //!   o = attention_gqa(q, K, V)   x += mm(Wo, o)   a = rmsnorm(x)   x += down(silu(gate a) ⊙ up a)
@@ -8,7 +9,7 @@
 use wgpu::Buffer;
 
 use super::model::GpuModel;
-use super::plan::{Scratch, Step, embed, first, mm, rmsnorm, swiglu};
+use super::plan::{Input, Scratch, Step, embed, first, mm, swiglu};
 use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
@@ -52,19 +53,15 @@ pub(super) fn layers(
         )
     };
     for (il, layer) in w.layers.iter().enumerate() {
-        push(vec![rmsnorm(
-            model,
-            [&s.x, &layer.attn_norm, &s.a],
-            d,
-            n,
-            c.rms_eps,
-        )?]);
+        let (attn_in, norm) =
+            Input::after_norm(model, [&s.x, &layer.attn_norm, &s.a], d, n, c.rms_eps)?;
+        push(norm);
         for (t, bias, y, width) in [
             (&layer.q, &layer.q_bias, &s.q, q_width),
             (&layer.k, &layer.k_bias, &s.kv, kv_width),
             (&layer.v, &layer.v_bias, &s.v, kv_width),
         ] {
-            push(mm(model, t, &s.a, y, n, false)?);
+            push(mm(model, t, attn_in, y, n, false)?);
             if let Some(b) = bias {
                 push(vec![k.bias_add.bind(
                     gpu,
@@ -109,15 +106,18 @@ pub(super) fn layers(
             n_ctx as u32,
             1.0 / (hd as f32).sqrt(),
         )?]);
-        push(mm(model, &layer.attn_output, &s.o, &s.x, n, true)?);
-        push(vec![rmsnorm(
+        push(mm(
             model,
-            [&s.x, &layer.ffn_norm, &s.a],
-            d,
+            &layer.attn_output,
+            Input::plain(&s.o),
+            &s.x,
             n,
-            c.rms_eps,
-        )?]);
-        push(swiglu(model, s, &layer.ffn, n)?);
+            true,
+        )?);
+        let (ffn_in, norm) =
+            Input::after_norm(model, [&s.x, &layer.ffn_norm, &s.a], d, n, c.rms_eps)?;
+        push(norm);
+        push(swiglu(model, s, &layer.ffn, n, ffn_in)?);
     }
     Ok(steps)
 }

@@ -38,7 +38,13 @@ impl Dequantize {
         let bindings = [Some(true), Some(false), None];
         let size = size_of::<DequantizeParams>() as u64;
         Ok(Dequantize {
-            kernel: QuantKernel::new(gpu, (Kernel::Dequantize, Reduction::Workgroup), ty, &bindings, size)?,
+            kernel: QuantKernel::new(
+                gpu,
+                (Kernel::Dequantize, Reduction::Workgroup),
+                ty,
+                &bindings,
+                size,
+            )?,
         })
     }
 

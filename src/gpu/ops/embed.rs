@@ -52,7 +52,11 @@ pub struct Embed {
 impl Embed {
     /// Composes and compiles the kernel for `ty`.
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Embed> {
-        let kernel = QuantKernel::single_input::<EmbedParams>(gpu, (Kernel::Embed, Reduction::Workgroup), ty)?;
+        let kernel = QuantKernel::single_input::<EmbedParams>(
+            gpu,
+            (Kernel::Embed, Reduction::Workgroup),
+            ty,
+        )?;
         Ok(Embed { kernel })
     }
 

@@ -51,7 +51,11 @@ impl Matmul {
     /// Composes and compiles the kernel for `ty`; a type without a quant file or a WGSL error
     /// becomes [`crate::Error::Gpu`].
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Matmul> {
-        let kernel = QuantKernel::single_input::<MatmulParams>(gpu, (Kernel::Matmul, Reduction::Workgroup), ty)?;
+        let kernel = QuantKernel::single_input::<MatmulParams>(
+            gpu,
+            (Kernel::Matmul, Reduction::Workgroup),
+            ty,
+        )?;
         Ok(Matmul { kernel })
     }
 
@@ -284,7 +288,8 @@ mod tests {
 
     #[test]
     fn params_match_the_wgsl_struct() {
-        let source = shader::compose(Kernel::Matmul, GgmlType::Q4K, shader::Reduction::Workgroup).unwrap_or_default();
+        let source = shader::compose(Kernel::Matmul, GgmlType::Q4K, shader::Reduction::Workgroup)
+            .unwrap_or_default();
         assert_eq!(size_of::<MatmulParams>(), 48);
         assert!(source.contains(&format!("const TILE_T: u32 = {TILE_T}u;")));
         for field in [

@@ -23,8 +23,47 @@ use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
+/// The decode matvecs' layout without the slot table: weights, x and the norm weight
+/// read-only, the output read-write, then the uniform.
+pub(crate) const NORMED_BINDINGS: [Option<bool>; 5] =
+    [Some(true), Some(true), Some(true), Some(false), None];
+
 /// Rows per workgroup; must equal `ROWS` in the WGSL file.
 const ROWS: u32 = 4;
+
+/// RMSNorm folded into a decode matvec (`matvec`, `matvec_swiglu`, `matvec_id`): the kernel
+/// reads the un-normalised x and computes `W (weight ⊙ x) · scale` with
+/// `scale = 1 / sqrt(mean(x²) + eps)` from the same x loads (`shaders/common/row_dots.wgsl`), so
+/// the decode step needs no RMSNorm dispatch before it.
+#[derive(Clone, Copy, Debug)]
+pub struct FoldedNorm<'a> {
+    /// The norm weight, at least `n_cols` f32.
+    pub weight: Binding<'a>,
+    pub eps: f32,
+}
+
+impl<'a> FoldedNorm<'a> {
+    /// The norm binding and the `(normed, eps)` params of a dispatch: without a norm, `x`
+    /// stands in for the binding the kernel does not read. An error when the weight holds fewer
+    /// than `n_cols` values.
+    pub(crate) fn bind(
+        norm: Option<FoldedNorm<'a>>,
+        kernel: &QuantKernel,
+        x: Binding<'a>,
+        n_cols: usize,
+    ) -> Result<(Binding<'a>, u32, f32)> {
+        let Some(norm) = norm else {
+            return Ok((x, 0, 0.0));
+        };
+        let needed = [(
+            "norm weight",
+            norm.weight.len(),
+            Some((n_cols * size_of::<f32>()) as u64),
+        )];
+        kernel.check_sizes(&needed, &format!("{n_cols} columns"))?;
+        Ok((norm.weight, 1, norm.eps))
+    }
+}
 
 /// Mirrors the WGSL `Params` struct.
 #[repr(C)]
@@ -36,7 +75,8 @@ struct MatvecParams {
     row0: u32,
     base_byte: u32,
     accumulate: u32,
-    _pad: [u32; 2],
+    normed: u32,
+    eps: f32,
 }
 
 /// A compiled `matvec` pipeline for one weight type.
@@ -53,8 +93,13 @@ impl Matvec {
 
     /// [`Matvec::new`] with the lane reduction chosen by the caller (tests run both).
     pub fn with_reduction(gpu: &Gpu, ty: GgmlType, reduction: Reduction) -> Result<Matvec> {
-        let kernel =
-            QuantKernel::single_input::<MatvecParams>(gpu, (Kernel::Matvec, reduction), ty)?;
+        let kernel = QuantKernel::new(
+            gpu,
+            (Kernel::Matvec, reduction),
+            ty,
+            &NORMED_BINDINGS,
+            size_of::<MatvecParams>() as u64,
+        )?;
         Ok(Matvec { kernel })
     }
 
@@ -62,6 +107,29 @@ impl Matvec {
     /// each a whole number of blocks of the pipeline's type).
     pub fn run(&self, gpu: &Gpu, weights: &[u8], n_rows: usize, x: &[f32]) -> Result<Vec<f32>> {
         self.run_with_binding_limit(gpu, weights, n_rows, x, u64::MAX)
+    }
+
+    /// Returns `W · (RMSNorm(x) · norm)` with the norm folded into the one dispatch
+    /// ([`FoldedNorm`]); `norm` holds `x.len()` values.
+    pub fn run_normed(
+        &self,
+        gpu: &Gpu,
+        weights: &[u8],
+        n_rows: usize,
+        x: &[f32],
+        norm: &[f32],
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        let norm = gpu.upload(
+            "matvec.norm",
+            &shader::pad_to_words(bytemuck::cast_slice(norm)),
+            BufferUsages::STORAGE,
+        )?;
+        let norm = FoldedNorm {
+            weight: (&norm).into(),
+            eps,
+        };
+        self.run_inner(gpu, weights, n_rows, x, Some(norm), u64::MAX)
     }
 
     /// [`Matvec::run`] with weight windows of at most `max_binding` bytes (or the device limit
@@ -72,6 +140,18 @@ impl Matvec {
         weights: &[u8],
         n_rows: usize,
         x: &[f32],
+        max_binding: u64,
+    ) -> Result<Vec<f32>> {
+        self.run_inner(gpu, weights, n_rows, x, None, max_binding)
+    }
+
+    fn run_inner(
+        &self,
+        gpu: &Gpu,
+        weights: &[u8],
+        n_rows: usize,
+        x: &[f32],
+        norm: Option<FoldedNorm<'_>>,
         max_binding: u64,
     ) -> Result<Vec<f32>> {
         let label = self.kernel.label.as_str();
@@ -99,9 +179,8 @@ impl Matvec {
         let dispatches = self.bind_windows(
             gpu,
             &weights,
-            n_rows,
-            n_cols,
-            (&x).into(),
+            (n_rows, n_cols),
+            ((&x).into(), norm),
             (&y).into(),
             false,
             max_binding,
@@ -128,9 +207,8 @@ impl Matvec {
         let dispatches = self.bind_windows(
             gpu,
             weights,
-            n_rows,
-            n_cols,
-            x.into(),
+            (n_rows, n_cols),
+            (x.into(), None),
             y.into(),
             false,
             u64::MAX,
@@ -153,7 +231,41 @@ impl Matvec {
         y: Binding<'_>,
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        self.bind_windows(gpu, weights, n_rows, n_cols, x, y, accumulate, u64::MAX)
+        self.bind_windows(
+            gpu,
+            weights,
+            (n_rows, n_cols),
+            (x, None),
+            y,
+            accumulate,
+            u64::MAX,
+        )
+    }
+
+    /// [`Matvec::bind`] with an RMSNorm of x folded in ([`FoldedNorm`]): `y = W (RMSNorm(x) ·
+    /// weight)`, or `y +=` that when `accumulate`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind_normed(
+        &self,
+        gpu: &Gpu,
+        weights: &wgpu::Buffer,
+        n_rows: usize,
+        n_cols: usize,
+        x: Binding<'_>,
+        norm: FoldedNorm<'_>,
+        y: Binding<'_>,
+        accumulate: bool,
+    ) -> Result<Vec<Dispatch>> {
+        let input = (x, Some(norm));
+        self.bind_windows(
+            gpu,
+            weights,
+            (n_rows, n_cols),
+            input,
+            y,
+            accumulate,
+            u64::MAX,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -161,9 +273,8 @@ impl Matvec {
         &self,
         gpu: &Gpu,
         weights: &wgpu::Buffer,
-        n_rows: usize,
-        n_cols: usize,
-        x: Binding<'_>,
+        (n_rows, n_cols): (usize, usize),
+        (x, norm): (Binding<'_>, Option<FoldedNorm<'_>>),
         y: Binding<'_>,
         accumulate: bool,
         max_binding: u64,
@@ -184,6 +295,7 @@ impl Matvec {
             return Ok(Vec::new());
         }
         check_vectors(&self.kernel, gpu, "x or y", [x, y])?;
+        let (norm_w, normed, eps) = FoldedNorm::bind(norm, &self.kernel, x, n_cols)?;
         let windows = self.kernel.windows(
             gpu,
             n_rows as u64,
@@ -203,11 +315,12 @@ impl Matvec {
                     row0: window.row0 as u32,
                     base_byte: window.base_byte as u32,
                     accumulate: u32::from(accumulate),
-                    _pad: [0; 2],
+                    normed,
+                    eps,
                 };
                 self.kernel.bind(
                     gpu,
-                    &[window.binding(weights), x, y],
+                    &[window.binding(weights), x, norm_w, y],
                     bytemuck::bytes_of(&params),
                     row_grid(&self.kernel, gpu, n, ROWS)?,
                 )

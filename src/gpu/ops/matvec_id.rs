@@ -22,6 +22,7 @@ use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
 use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
+use super::matvec::FoldedNorm;
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -46,7 +47,9 @@ struct MatvecIdParams {
     x_stride: u32,
     x_tok_stride: u32,
     slot_base: u32,
-    _pad: [u32; 4],
+    normed: u32,
+    eps: f32,
+    _pad: [u32; 2],
 }
 
 /// The shape of one `matvec_id` dispatch: for `t < n_tok`, `j < k`, `r < n_rows`,
@@ -126,6 +129,7 @@ impl MatvecId {
             Some(true),
             Some(true),
             Some(true),
+            Some(true),
             Some(false),
             None,
         ];
@@ -144,12 +148,14 @@ impl MatvecId {
     /// n_cols]` in raw blocks (slots `slot_base ..`; the whole tensor when `slot_base` is 0 and
     /// `n_slots` its slot count), `slot_of` u32 (its length is the number of
     /// known ids), `ids` u32, `x` f32 and `y` f32 `[n_tok, k, n_rows]`. Every size is checked
-    /// here; built once, recorded every token.
+    /// here; built once, recorded every token. With a [`FoldedNorm`] each input row is
+    /// `RMSNorm(x row) · weight`.
     pub fn bind(
         &self,
         gpu: &Gpu,
         [weights, slot_of, ids, x, y]: [Binding<'_>; 5],
         shape: &MatvecIdShape,
+        norm: Option<FoldedNorm<'_>>,
     ) -> Result<Dispatch> {
         let label = self.kernel.label.as_str();
         let row_bytes = self.row_bytes(shape.n_cols)?;
@@ -177,6 +183,7 @@ impl MatvecId {
         check_binding(gpu, label, "ids", &ids, shape.ids_len() * word)?;
         check_binding(gpu, label, "x", &x, shape.x_len() * word)?;
         check_binding(gpu, label, "y", &y, shape.n_out() * word)?;
+        let (norm_w, normed, eps) = FoldedNorm::bind(norm, &self.kernel, x, shape.n_cols as usize)?;
         // `n_out` is an index the kernel computes in u32.
         let n_out = u32::try_from(shape.n_out())
             .map_err(|_| gpu_error(label, format!("{} outputs overflow u32", shape.n_out())))?;
@@ -198,11 +205,13 @@ impl MatvecId {
             x_stride: shape.x_stride,
             x_tok_stride: shape.x_tok_stride,
             slot_base: shape.slot_base,
-            _pad: [0; 4],
+            normed,
+            eps,
+            _pad: [0; 2],
         };
         self.kernel.bind(
             gpu,
-            &[weights, slot_of, ids, x, y],
+            &[weights, slot_of, ids, x, norm_w, y],
             bytemuck::bytes_of(&params),
             groups,
         )
@@ -219,6 +228,33 @@ impl MatvecId {
         ids: &[u32],
         x: &[f32],
         shape: &MatvecIdShape,
+    ) -> Result<Vec<f32>> {
+        self.run_inner(gpu, weights, [slot_of, ids], x, shape, None)
+    }
+
+    /// [`MatvecId::run`] with each input row `RMSNorm(x row) · norm` ([`FoldedNorm`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_normed(
+        &self,
+        gpu: &Gpu,
+        weights: &[u8],
+        slot_of: &[u32],
+        ids: &[u32],
+        x: &[f32],
+        shape: &MatvecIdShape,
+        (norm, eps): (&[f32], f32),
+    ) -> Result<Vec<f32>> {
+        self.run_inner(gpu, weights, [slot_of, ids], x, shape, Some((norm, eps)))
+    }
+
+    fn run_inner(
+        &self,
+        gpu: &Gpu,
+        weights: &[u8],
+        [slot_of, ids]: [&[u32]; 2],
+        x: &[f32],
+        shape: &MatvecIdShape,
+        norm: Option<(&[f32], f32)>,
     ) -> Result<Vec<f32>> {
         let label = self.kernel.label.as_str();
         let slot_bytes = u64::from(shape.n_rows) * self.row_bytes(shape.n_cols)?;
@@ -245,6 +281,14 @@ impl MatvecId {
         let ids_buffer = upload("ids", bytemuck::cast_slice(ids))?;
         let x_buffer = upload("x", bytemuck::cast_slice(x))?;
         let y_buffer = output_buffer(gpu, "matvec_id.y", shape.n_out() * 4)?;
+        let norm_buffer = match norm {
+            Some((weight, eps)) => Some((upload("norm", bytemuck::cast_slice(weight))?, eps)),
+            None => None,
+        };
+        let folded = norm_buffer.as_ref().map(|(weight, eps)| FoldedNorm {
+            weight: weight.into(),
+            eps: *eps,
+        });
         // The padding added to empty inputs must not count as data.
         let exact = |buffer, len: usize| Binding::range(buffer, 0, (len * 4) as u64);
         let dispatch = self.bind(
@@ -257,6 +301,7 @@ impl MatvecId {
                 (&y_buffer).into(),
             ],
             shape,
+            folded,
         )?;
         submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("matvec_id.y", &y_buffer, n_out)
@@ -293,7 +338,8 @@ pub(crate) fn check_binding(
 #[cfg(test)]
 /// The size naga's WGSL front end gives `struct Params` in the composed source.
 pub(crate) fn composed_params_size(kernel: Kernel) -> usize {
-    let source = shader::compose(kernel, GgmlType::F32, shader::Reduction::Workgroup).unwrap_or_default();
+    let source =
+        shader::compose(kernel, GgmlType::F32, shader::Reduction::Workgroup).unwrap_or_default();
     super::elementwise::params_size(kernel.name(), &source, false)
 }
 

@@ -18,7 +18,7 @@ use lanternfish_quant::GgmlType;
 use wgpu::BufferUsages;
 
 use super::elementwise::submit_all;
-use super::matvec::{check_vectors, row_grid};
+use super::matvec::{FoldedNorm, NORMED_BINDINGS, check_vectors, row_grid};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -35,7 +35,9 @@ struct MatvecSwigluParams {
     n_cols: u32,
     row_bytes: u32,
     up_base: u32,
-    _pad: [u32; 4],
+    normed: u32,
+    eps: f32,
+    _pad: [u32; 2],
 }
 
 /// Bytes of the fused tensor (G's rows then U's) for `n_rows` rows of `row_bytes`, when they fit
@@ -59,10 +61,12 @@ impl MatvecSwiglu {
 
     /// [`MatvecSwiglu::new`] with the lane reduction chosen by the caller (tests run both).
     pub fn with_reduction(gpu: &Gpu, ty: GgmlType, reduction: Reduction) -> Result<MatvecSwiglu> {
-        let kernel = QuantKernel::single_input::<MatvecSwigluParams>(
+        let kernel = QuantKernel::new(
             gpu,
             (Kernel::MatvecSwiglu, reduction),
             ty,
+            &NORMED_BINDINGS,
+            size_of::<MatvecSwigluParams>() as u64,
         )?;
         Ok(MatvecSwiglu { kernel })
     }
@@ -91,6 +95,32 @@ impl MatvecSwiglu {
         up: &[u8],
         n_rows: usize,
         x: &[f32],
+    ) -> Result<Vec<f32>> {
+        self.run_inner(gpu, [gate, up], n_rows, x, None)
+    }
+
+    /// [`MatvecSwiglu::run`] on `RMSNorm(x) · norm` with the norm folded in ([`FoldedNorm`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_normed(
+        &self,
+        gpu: &Gpu,
+        gate: &[u8],
+        up: &[u8],
+        n_rows: usize,
+        x: &[f32],
+        norm: &[f32],
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        self.run_inner(gpu, [gate, up], n_rows, x, Some((norm, eps)))
+    }
+
+    fn run_inner(
+        &self,
+        gpu: &Gpu,
+        [gate, up]: [&[u8]; 2],
+        n_rows: usize,
+        x: &[f32],
+        norm: Option<(&[f32], f32)>,
     ) -> Result<Vec<f32>> {
         let n_cols = x.len();
         let row_bytes = self.kernel.row_bytes(n_cols)?;
@@ -123,7 +153,29 @@ impl MatvecSwiglu {
             (n_rows * size_of::<f32>()) as u64,
             BufferUsages::STORAGE | BufferUsages::COPY_SRC,
         )?;
-        let dispatch = self.bind(gpu, &weights, n_rows, n_cols, (&x).into(), (&h).into())?;
+        let norm = match norm {
+            Some((weight, eps)) => Some((
+                gpu.upload(
+                    "matvec_swiglu.norm",
+                    &shader::pad_to_words(bytemuck::cast_slice(weight)),
+                    BufferUsages::STORAGE,
+                )?,
+                eps,
+            )),
+            None => None,
+        };
+        let folded = norm.as_ref().map(|(weight, eps)| FoldedNorm {
+            weight: weight.into(),
+            eps: *eps,
+        });
+        let dispatch = self.bind(
+            gpu,
+            &weights,
+            n_rows,
+            n_cols,
+            ((&x).into(), folded),
+            (&h).into(),
+        )?;
         submit_all(gpu, &self.kernel.label, [&dispatch])?;
         gpu.read_f32("matvec_swiglu.h", &h, n_rows)
     }
@@ -133,13 +185,14 @@ impl MatvecSwiglu {
     /// `n_rows * row_bytes`), `x` at least `n_cols` f32 and `h` at least `n_rows` f32; built
     /// once, recorded every token. An error when G and U together exceed one storage binding
     /// (see [`MatvecSwiglu::fits`]), when a buffer is too small, or for zero rows or columns.
+    /// With a [`FoldedNorm`] the input is `RMSNorm(x) · weight`.
     pub fn bind(
         &self,
         gpu: &Gpu,
         weights: &wgpu::Buffer,
         n_rows: usize,
         n_cols: usize,
-        x: Binding<'_>,
+        (x, norm): (Binding<'_>, Option<FoldedNorm<'_>>),
         h: Binding<'_>,
     ) -> Result<Dispatch> {
         let row_bytes = self.kernel.row_bytes(n_cols)?;
@@ -164,6 +217,7 @@ impl MatvecSwiglu {
         self.kernel
             .check_sizes(&needed, &format!("{n_rows} x {n_cols}"))?;
         check_vectors(&self.kernel, gpu, "x or h", [x, h])?;
+        let (norm_w, normed, eps) = FoldedNorm::bind(norm, &self.kernel, x, n_cols)?;
         // Fits u32: fused_bytes checked 2 * n_rows * row_bytes <= u32::MAX.
         let n = n_rows as u32;
         let groups = row_grid(&self.kernel, gpu, n, OUTPUTS_PER_GROUP)?;
@@ -172,11 +226,17 @@ impl MatvecSwiglu {
             n_cols: n_cols as u32,
             row_bytes: row_bytes as u32,
             up_base: (n_rows * row_bytes) as u32,
-            _pad: [0; 4],
+            normed,
+            eps,
+            _pad: [0; 2],
         };
         let weights = Binding::range(weights, 0, fused.next_multiple_of(4).min(weights.size()));
-        self.kernel
-            .bind(gpu, &[weights, x, h], bytemuck::bytes_of(&params), groups)
+        self.kernel.bind(
+            gpu,
+            &[weights, x, norm_w, h],
+            bytemuck::bytes_of(&params),
+            groups,
+        )
     }
 }
 
