@@ -582,3 +582,87 @@ fn moe_router_rejects_unsupported_shapes() {
     };
     assert!(kernel.run(gpu, &bad_groups, &vec![0.0; 160], None).is_err());
 }
+
+/// `kv_store` with the rope folded in (`QRope`) writes the cache and ropes q exactly as the
+/// unfused decode did (`rope` on q_pe, `rope` on k_pe, then `kv_store`): same bits, for three
+/// tokens at positions past 4096 (the split-position angle path) and a YaRN frequency table.
+#[test]
+fn kv_store_with_the_rope_folded_in_equals_rope_then_kv_store() {
+    use lanternfish::gpu::dispatch::{Binding, Dispatch};
+    use lanternfish::gpu::ops::kv_store::{KvStore, QRope};
+    let gpu = test_gpu();
+    let (r, dr, h, dn, n_tok, n_ctx) = (48usize, 16usize, 3usize, 8usize, 3usize, 8200usize);
+    let dk = dn + dr;
+    let freqs = rope_freqs(dr, 10_000.0, &yarn());
+    let turns = upload_freqs(gpu, &freqs).unwrap();
+    let positions = [4097u32, 0, 8191];
+    let kv = values(71, n_tok * (r + dr));
+    let q = values(72, n_tok * h * dk);
+    let w = values(73, r);
+    let storage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let up = |name: &str, bytes: &[u8]| gpu.upload(name, bytes, storage).unwrap();
+    let run = |fused: bool| {
+        let kv_b = up("kv", bytemuck::cast_slice(&kv));
+        let q_b = up("q", bytemuck::cast_slice(&q));
+        let w_b = up("w", bytemuck::cast_slice(&w));
+        let pos_b = up("positions", bytemuck::cast_slice(&positions));
+        let cache = up("cache", &vec![0u8; n_ctx * (r + dr) * 4]);
+        let store = KvStore::new(gpu).unwrap();
+        let b = Binding::from;
+        let mut dispatches: Vec<Dispatch> = Vec::new();
+        let rope = QRope {
+            turns: b(&turns),
+            q: b(&q_b),
+            heads: h as u32,
+            stride: dk as u32,
+            offset: dn as u32,
+        };
+        if !fused {
+            let layout = |n_head: usize, stride: usize, offset: usize| RopeLayout {
+                n_tok: n_tok as u32,
+                n_head: n_head as u32,
+                n_pairs: (dr / 2) as u32,
+                token_stride: (n_head * stride) as u32,
+                head_stride: stride as u32,
+                offset: offset as u32,
+                neox: false,
+            };
+            let rope_kernel = Rope::new(gpu).unwrap();
+            let bind = |x, layout| rope_kernel.bind(gpu, [b(&turns), b(&pos_b), x], layout);
+            dispatches.push(bind(b(&q_b), layout(h, dk, dn)).unwrap());
+            dispatches.push(bind(b(&kv_b), layout(1, r + dr, r)).unwrap());
+        }
+        let eps = 1e-6;
+        let shape = (r as u32, dr as u32, n_tok as u32, n_ctx as u32, eps);
+        dispatches.push(
+            store
+                .bind(
+                    gpu,
+                    [b(&kv_b), b(&w_b), b(&pos_b), b(&cache)],
+                    shape.0,
+                    shape.1,
+                    shape.2,
+                    shape.3,
+                    shape.4,
+                    fused.then_some(rope),
+                )
+                .unwrap(),
+        );
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        Dispatch::record_all(&mut encoder, "test", &dispatches);
+        gpu.queue.submit([encoder.finish()]);
+        let cache = gpu.read_f32("cache", &cache, n_ctx * (r + dr)).unwrap();
+        let q = gpu.read_f32("q", &q_b, n_tok * h * dk).unwrap();
+        (cache, q)
+    };
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let (cache_fused, q_fused) = run(true);
+    let (cache_split, q_split) = run(false);
+    assert_eq!(bits(&q_fused), bits(&q_split), "q");
+    assert_eq!(bits(&cache_fused), bits(&cache_split), "cache");
+    // The rope did something: q_pe of token 0 moved, its q_nope did not.
+    assert_ne!(bits(&q_fused[dn..dk]), bits(&q[dn..dk]));
+    assert_eq!(bits(&q_fused[..dn]), bits(&q[..dn]));
+}

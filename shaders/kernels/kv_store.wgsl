@@ -6,6 +6,13 @@
 // where kv [n_tok, r + dr] is the output of attn_kv_a_mqa with its k_pe part already roped.
 // The sum of squares is a shared-memory tree over 256 partial sums, as in rmsnorm.wgsl.
 //
+// With `rope` = 1 the same pass also applies the rotary embedding (adjacent pairs, as
+// shaders/kernels/rope.wgsl with neox = 0, through the same shaders/common/rope_angle.wgsl, so
+// the bits equal that kernel's): to k_pe = kv[t, r ..] as it is written (kv itself is left
+// as is: only the cache row is read later), and in place to q_pe of every head of the token,
+// q[t, h, q_offset .. q_offset + dr] with q rows of q_heads · q_stride. This replaces the decode
+// step's two rope dispatches. n_pairs = dr / 2 pairs per head.
+//
 // Dispatch: one workgroup of WORKGROUP_SIZE (256) threads per token, n_tok workgroups laid out as
 // (min(n_tok, max_per_dim), ceil(n_tok / that), 1). Rows at or past n_ctx are not written (the
 // host refuses such positions before it submits).
@@ -14,10 +21,13 @@
 //   0  kv         array<f32>  [n_tok, r + dr]  read-only
 //   1  w          array<f32>  [r]              read-only attn_kv_a_norm
 //   2  positions  array<u32>  [n_tok]          read-only
-//   3  cache      array<f32>  [n_ctx, r + dr]  the layer's latent cache
-//   4  params     Params      uniform { r, dr, n_tok, n_ctx, eps }
+//   3  turns      array<vec4<f32>>  [dr / 2]  rope frequencies in turns (read only when rope)
+//   4  cache      array<f32>  [n_ctx, r + dr]  the layer's latent cache
+//   5  q          array<f32>  [n_tok, q_heads · q_stride]  roped in place (only when rope)
+//   6  params     Params      uniform { r, dr, n_tok, n_ctx, eps, rope, q_heads, q_stride,
+//                                       q_offset }
 //
-// Driven by src/gpu/ops/kv_store.rs, whose KvStoreParams mirrors Params (32 bytes).
+// Driven by src/gpu/ops/kv_store.rs, whose KvStoreParams mirrors Params (48 bytes).
 
 const WORKGROUP_SIZE: u32 = 256u;
 
@@ -27,6 +37,12 @@ struct Params {
     n_tok: u32,
     n_ctx: u32,
     eps: f32,
+    // 1: rope q_pe and k_pe here too.
+    rope: u32,
+    q_heads: u32,
+    // Values per head of q, and the offset of q_pe inside a head.
+    q_stride: u32,
+    q_offset: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -35,8 +51,10 @@ struct Params {
 @group(0) @binding(0) var<storage, read> kv: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
-@group(0) @binding(3) var<storage, read_write> cache: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> turns: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
@@ -68,6 +86,20 @@ fn main(
     }
     let scale = 1.0 / sqrt(partial[0] / f32(params.r) + params.eps);
     let row = positions[t];
+    let rope = params.rope != 0u;
+    let n_pairs = params.dr / 2u;
+    if rope {
+        let q_row = t * params.q_heads * params.q_stride + params.q_offset;
+        for (var p = lane; p < params.q_heads * n_pairs; p += WORKGROUP_SIZE) {
+            let pair = p % n_pairs;
+            let i0 = q_row + (p / n_pairs) * params.q_stride + 2u * pair;
+            let cs = rope_cos_sin(turns[pair], row);
+            let x0 = q[i0];
+            let x1 = q[i0 + 1u];
+            q[i0] = x0 * cs.x - x1 * cs.y;
+            q[i0 + 1u] = x0 * cs.y + x1 * cs.x;
+        }
+    }
     if row >= params.n_ctx {
         return;
     }
@@ -75,7 +107,18 @@ fn main(
     for (var c = lane; c < params.r; c += WORKGROUP_SIZE) {
         cache[dst + c] = w[c] * (kv[src + c] * scale);
     }
-    for (var j = lane; j < params.dr; j += WORKGROUP_SIZE) {
-        cache[dst + params.r + j] = kv[src + params.r + j];
+    if rope {
+        for (var pair = lane; pair < n_pairs; pair += WORKGROUP_SIZE) {
+            let i0 = src + params.r + 2u * pair;
+            let cs = rope_cos_sin(turns[pair], row);
+            let x0 = kv[i0];
+            let x1 = kv[i0 + 1u];
+            cache[dst + params.r + 2u * pair] = x0 * cs.x - x1 * cs.y;
+            cache[dst + params.r + 2u * pair + 1u] = x0 * cs.y + x1 * cs.x;
+        }
+    } else {
+        for (var j = lane; j < params.dr; j += WORKGROUP_SIZE) {
+            cache[dst + params.r + j] = kv[src + params.r + j];
+        }
     }
 }

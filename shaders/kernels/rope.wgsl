@@ -18,6 +18,7 @@
 // exact f32 products (12 × 12 bits), their fractional parts are exact, and only pos·τ3 (at most
 // ~2^-22 of the total) and the final sum of five reduced terms round. The reduced angle
 // 2π·(turns − round(turns)) ∈ [−π, π] is off by a few 1e-6 rad at most, whatever the position.
+// (shaders/common/rope_angle.wgsl, composed in front of this file, computes it.)
 //
 // Dispatch: one thread per (token, head, pair), n_tok·n_head·n_pairs threads, WORKGROUP_SIZE
 // (64) per workgroup, ceil(threads / 64) workgroups laid out as
@@ -34,7 +35,6 @@
 // Driven by src/gpu/ops/rope.rs, whose RopeParams mirrors Params (32 bytes).
 
 const WORKGROUP_SIZE: u32 = 64u;
-const TWO_PI: f32 = 6.283185307179586;
 
 struct Params {
     n_tok: u32,
@@ -52,10 +52,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// v − round(v) ∈ [−0.5, 0.5]; exact for any f32 v.
-fn centered(v: f32) -> f32 {
-    return v - round(v);
-}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -71,17 +67,9 @@ fn main(
     let head = (index / params.n_pairs) % params.n_head;
     let tok = index / (params.n_pairs * params.n_head);
 
-    let pos = positions[tok];
-    let ph = f32(pos >> 12u);
-    let pl = f32(pos & 4095u);
-    let tau = turns[pair];
-    // Each product below is exact; 4096 = 2^12 scales exactly.
-    let t = centered(ph * tau.x * 4096.0) + centered(pl * tau.x)
-        + centered(ph * tau.y * 4096.0) + centered(pl * tau.y)
-        + centered(f32(pos) * tau.z);
-    let theta = TWO_PI * centered(t);
-    let c = cos(theta);
-    let s = sin(theta);
+    let cs = rope_cos_sin(turns[pair], positions[tok]);
+    let c = cs.x;
+    let s = cs.y;
 
     let base = tok * params.token_stride + head * params.head_stride + params.offset;
     var i0 = base + 2u * pair;

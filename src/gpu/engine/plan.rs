@@ -7,8 +7,9 @@
 //!
 //! ```text
 //!   a = rmsnorm(x)                      q = mm(attn_q, a)  (or q_a → norm → q_b)
-//!   kv = mm(kv_a, a)                    rope(q_pe), rope(k_pe)
-//!   cache[pos] = [norm(c_kv) ‖ k_pe]    q_abs = k_b[h] · q_nope[h]  (matvec_id over heads)
+//!   kv = mm(kv_a, a)
+//!   cache[pos] = [norm(c_kv) ‖ rope(k_pe)], rope(q_pe) in place   (one kv_store dispatch)
+//!   q_abs = k_b[h] · q_nope[h]  (matvec_id over heads)
 //!   o_lat = attention(q_abs, q_pe, cache)   o = v_b[h] · o_lat[h]   x += mm(attn_output, o)
 //!   a = rmsnorm(x)   router → ids, weights (on the GPU)
 //!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id)
@@ -30,10 +31,10 @@ use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::embed::EmbedShape;
+use crate::gpu::ops::kv_store::QRope;
 use crate::gpu::ops::matvec::FoldedNorm;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
 use crate::gpu::ops::moe_router::RouterConfig;
-use crate::gpu::ops::rope::RopeLayout;
 use crate::gpu::paging::Prefetch;
 use crate::model::DeepSeekConfig;
 
@@ -502,41 +503,6 @@ fn deepseek_layers<'a>(
             }
         }
         push(mm(&layer.kv_a, attn_in, &s.kv, n, false)?);
-        if dr > 0 {
-            let rope = |x: &Buffer, layout: RopeLayout| {
-                k.rope.bind(
-                    gpu,
-                    [(&model.rope_turns).into(), first(&s.positions, n), x.into()],
-                    layout,
-                )
-            };
-            push(vec![
-                rope(
-                    &s.q,
-                    RopeLayout {
-                        n_tok: t32,
-                        n_head: h as u32,
-                        n_pairs: (dr / 2) as u32,
-                        token_stride: (h * dk) as u32,
-                        head_stride: dk as u32,
-                        offset: dn as u32,
-                        neox: false,
-                    },
-                )?,
-                rope(
-                    &s.kv,
-                    RopeLayout {
-                        n_tok: t32,
-                        n_head: 1,
-                        n_pairs: (dr / 2) as u32,
-                        token_stride: (r + dr) as u32,
-                        head_stride: (r + dr) as u32,
-                        offset: r as u32,
-                        neox: false,
-                    },
-                )?,
-            ]);
-        }
         let cache_l = &cache[il];
         push(vec![k.kv_store.bind(
             gpu,
@@ -551,6 +517,14 @@ fn deepseek_layers<'a>(
             t32,
             n_ctx as u32,
             c.rms_eps,
+            // rope(q_pe) of every head and rope(k_pe) in the same pass.
+            (dr > 0).then(|| QRope {
+                turns: (&model.rope_turns).into(),
+                q: first(&s.q, n * h * dk),
+                heads: h as u32,
+                stride: dk as u32,
+                offset: dn as u32,
+            }),
         )?]);
         // q_abs[t, h] = k_b[h] · q_nope[t, h]
         push(vec![k.matvec_id[&layer.k_b.ty].bind(

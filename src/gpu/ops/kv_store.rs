@@ -1,6 +1,7 @@
 //! `kv_store`: normalises the latent part of `n_tok` new `attn_kv_a_mqa` outputs and writes them,
 //! with their roped key, into the layer's latent cache at each token's position; see
-//! `shaders/kernels/kv_store.wgsl`.
+//! `shaders/kernels/kv_store.wgsl`. With a [`QRope`] the same dispatch ropes k_pe as it writes it
+//! and q_pe of every head in place (the decode step's two `rope` dispatches folded in).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -14,7 +15,12 @@ pub const LABEL: &str = "kv_store";
 
 const SOURCE: &str = include_str!("../../../shaders/kernels/kv_store.wgsl");
 
-/// Mirrors the WGSL `Params` struct (32 bytes).
+/// `kv_store.wgsl` after the rotary angle code it shares with `rope`.
+fn source() -> String {
+    format!("{}\n{SOURCE}", super::rope::ANGLE)
+}
+
+/// Mirrors the WGSL `Params` struct (48 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct KvStoreParams {
@@ -23,7 +29,24 @@ struct KvStoreParams {
     n_tok: u32,
     n_ctx: u32,
     eps: f32,
+    rope: u32,
+    q_heads: u32,
+    q_stride: u32,
+    q_offset: u32,
     _pad: [u32; 3],
+}
+
+/// The rope folded into `kv_store` (adjacent pairs, as `rope` with `neox` false): k_pe as it is
+/// written and, in place, q_pe of `heads` heads of `stride` values per token, starting at
+/// `offset` inside each head.
+#[derive(Clone, Copy, Debug)]
+pub struct QRope<'a> {
+    /// The frequency table of [`super::rope::upload_freqs`], at least dr / 2 entries.
+    pub turns: Binding<'a>,
+    pub q: Binding<'a>,
+    pub heads: u32,
+    pub stride: u32,
+    pub offset: u32,
 }
 
 /// A compiled `kv_store` pipeline.
@@ -35,12 +58,13 @@ impl KvStore {
     pub fn new(gpu: &Gpu) -> Result<KvStore> {
         let params = size_of::<KvStoreParams>() as u64;
         Ok(KvStore {
-            family: Family::new(gpu, LABEL, SOURCE, "main", 3, 1, params)?,
+            family: Family::new(gpu, LABEL, &source(), "main", 4, 2, params)?,
         })
     }
 
     /// The dispatch writing `kv [n_tok, r + dr]` (normalised by `w [r]`) into rows
-    /// `positions[t]` of `cache [n_ctx, r + dr]`; positions are read when it runs.
+    /// `positions[t]` of `cache [n_ctx, r + dr]`; positions are read when it runs. With `rope`,
+    /// k_pe is roped as it is written and q_pe in place ([`QRope`]).
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -51,14 +75,49 @@ impl KvStore {
         n_tok: u32,
         n_ctx: u32,
         eps: f32,
+        rope: Option<QRope<'_>>,
     ) -> Result<Dispatch> {
         let row = 4 * u64::from(r + dr);
+        // Without a rope the kernel reads neither: kv and the cache stand in.
+        let (turns, q, q_bytes, turns_bytes) = match rope {
+            Some(rope) => {
+                let per_token = u64::from(rope.heads) * u64::from(rope.stride);
+                let reach = u64::from(rope.offset) + u64::from(dr);
+                if rope.heads > 0 && reach > u64::from(rope.stride) {
+                    return Err(gpu_error(
+                        LABEL,
+                        format!(
+                            "q_pe at {} + {dr} exceeds a {}-value head",
+                            rope.offset, rope.stride
+                        ),
+                    ));
+                }
+                (
+                    rope.turns,
+                    rope.q,
+                    4 * per_token * u64::from(n_tok),
+                    16 * u64::from(dr / 2),
+                )
+            }
+            None => (kv, cache, 0, 0),
+        };
+        if rope.is_some() && dr % 2 != 0 {
+            return Err(gpu_error(LABEL, format!("rope needs an even dr, not {dr}")));
+        }
         let needs = [
             ("kv", kv, row * u64::from(n_tok)),
             ("w", w, 4 * u64::from(r)),
             ("positions", positions, 4 * u64::from(n_tok)),
             ("cache", cache, row * u64::from(n_ctx)),
         ];
+        for (name, binding, bytes) in [("q", q, q_bytes), ("turns", turns, turns_bytes)] {
+            if binding.len() < bytes {
+                return Err(gpu_error(
+                    LABEL,
+                    format!("{name} has {} bytes, needs {bytes}", binding.len()),
+                ));
+            }
+        }
         for (name, binding, bytes) in needs {
             if binding.len() < bytes || bytes == 0 {
                 return Err(gpu_error(
@@ -74,11 +133,15 @@ impl KvStore {
             n_tok,
             n_ctx,
             eps,
+            rope: u32::from(rope.is_some()),
+            q_heads: rope.map_or(0, |r| r.heads),
+            q_stride: rope.map_or(0, |r| r.stride),
+            q_offset: rope.map_or(0, |r| r.offset),
             _pad: [0; 3],
         };
         self.family.bind(
             gpu,
-            &[kv, w, positions, cache],
+            &[kv, w, positions, turns, cache, q],
             bytemuck::bytes_of(&params),
             groups,
         )
@@ -91,7 +154,7 @@ mod tests {
 
     #[test]
     fn wgsl_validates_and_params_match() {
-        let span = super::super::elementwise::validated_params_size(LABEL, SOURCE);
+        let span = super::super::elementwise::validated_params_size(LABEL, &source());
         assert_eq!(span, size_of::<KvStoreParams>());
     }
 }

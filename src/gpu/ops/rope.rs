@@ -15,6 +15,14 @@ pub const LABEL: &str = "rope";
 
 const SOURCE: &str = include_str!("../../../shaders/kernels/rope.wgsl");
 
+/// The rotary angle both `rope` and the fused `kv_store` compute.
+pub(crate) const ANGLE: &str = include_str!("../../../shaders/common/rope_angle.wgsl");
+
+/// `rope.wgsl` after the shared angle code.
+fn source() -> String {
+    format!("{ANGLE}\n{SOURCE}")
+}
+
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
 
@@ -118,7 +126,7 @@ impl Rope {
     pub fn new(gpu: &Gpu) -> Result<Rope> {
         let params = size_of::<RopeParams>() as u64;
         Ok(Rope {
-            family: Family::new(gpu, LABEL, SOURCE, "main", 2, 1, params)?,
+            family: Family::new(gpu, LABEL, &source(), "main", 2, 1, params)?,
         })
     }
 
@@ -235,7 +243,7 @@ mod tests {
 
     #[test]
     fn wgsl_validates_and_params_match() {
-        let span = super::super::elementwise::validated_params_size(LABEL, SOURCE);
+        let span = super::super::elementwise::validated_params_size(LABEL, &source());
         assert_eq!(span, size_of::<RopeParams>());
     }
 
