@@ -405,6 +405,7 @@ fn kv_append_writes_scattered_rows() {
             width,
             2,
             n_ctx,
+            None,
         )
         .unwrap();
     submit(gpu, &[&dispatch]);
@@ -463,6 +464,7 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
             kw as u32,
             1,
             n_ctx as u32,
+            None,
         )
         .unwrap();
     let attend = AttentionGqa::new(gpu)
@@ -521,4 +523,93 @@ fn bias_add_is_exact() {
     }
     let error = kernel.run(gpu, &[0.0; 10], &[0.0; 3]).unwrap_err();
     assert!(error.to_string().contains("bias_add"), "{error}");
+}
+
+/// `kv_append` with the rope folded in (`KvRope`) writes the cache and ropes q exactly as the
+/// unfused decode did (`rope` on q, `rope` on k, then `kv_append`): same bits, for both pairings
+/// (llama's adjacent pairs, qwen2's halves), partial rotary dims (n_rot < head_dim), grouped
+/// heads and positions past 4096.
+#[test]
+fn kv_append_with_the_rope_folded_in_equals_rope_then_kv_append() {
+    use lanternfish::gpu::dispatch::Binding;
+    use lanternfish::gpu::ops::kv_append::KvRope;
+    use lanternfish::gpu::ops::rope::upload_freqs;
+    let gpu = test_gpu();
+    let (h, h_kv, hd, n_rot, n_tok, n_ctx) = (6usize, 2usize, 16usize, 12usize, 3usize, 8200usize);
+    let (qw, kw) = (h * hd, h_kv * hd);
+    let freqs = rope_freqs(n_rot, 10_000.0, &RopeScaling::None);
+    let turns = upload_freqs(gpu, &freqs).unwrap();
+    let positions = [4099u32, 1, 8190];
+    let q = values(91, n_tok * qw);
+    let k = values(92, n_tok * kw);
+    let v = values(93, n_tok * kw);
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let up = |name: &str, bytes: &[u8]| gpu.upload(name, bytes, usage).unwrap();
+    let append = KvAppend::new(gpu).unwrap();
+    let rope_kernel = Rope::new(gpu).unwrap();
+    for neox in [false, true] {
+        let run = |fused: bool| {
+            let q_b = up("q", bytemuck::cast_slice(&q));
+            let k_b = up("k", bytemuck::cast_slice(&k));
+            let v_b = up("v", bytemuck::cast_slice(&v));
+            let pos_b = up("positions", bytemuck::cast_slice(&positions));
+            let k_cache = up("k_cache", &vec![0u8; n_ctx * kw * 4]);
+            let v_cache = up("v_cache", &vec![0u8; n_ctx * kw * 4]);
+            let b = Binding::from;
+            let mut dispatches = Vec::new();
+            if !fused {
+                for (x, heads) in [(&q_b, h), (&k_b, h_kv)] {
+                    let layout = RopeLayout {
+                        n_tok: n_tok as u32,
+                        n_head: heads as u32,
+                        n_pairs: (n_rot / 2) as u32,
+                        token_stride: (heads * hd) as u32,
+                        head_stride: hd as u32,
+                        offset: 0,
+                        neox,
+                    };
+                    let bound = rope_kernel.bind(gpu, [b(&turns), b(&pos_b), b(x)], layout);
+                    dispatches.push(bound.unwrap());
+                }
+            }
+            let rope = KvRope {
+                turns: b(&turns),
+                q: b(&q_b),
+                q_heads: h as u32,
+                head_dim: hd as u32,
+                n_pairs: (n_rot / 2) as u32,
+                neox,
+            };
+            let bound = append.bind(
+                gpu,
+                [b(&k_b), b(&v_b), b(&pos_b), b(&k_cache), b(&v_cache)],
+                kw as u32,
+                n_tok as u32,
+                n_ctx as u32,
+                fused.then_some(rope),
+            );
+            dispatches.push(bound.unwrap());
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            Dispatch::record_all(&mut encoder, "test", &dispatches);
+            gpu.queue.submit([encoder.finish()]);
+            let read = |name: &str, buffer: &wgpu::Buffer, n: usize| {
+                gpu.read_f32(name, buffer, n).unwrap()
+            };
+            (
+                read("q", &q_b, n_tok * qw),
+                read("k_cache", &k_cache, n_ctx * kw),
+                read("v_cache", &v_cache, n_ctx * kw),
+            )
+        };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let (fused, split) = (run(true), run(false));
+        assert_eq!(bits(&fused.0), bits(&split.0), "q, neox {neox}");
+        assert_eq!(bits(&fused.1), bits(&split.1), "k cache, neox {neox}");
+        assert_eq!(bits(&fused.2), bits(&split.2), "v cache, neox {neox}");
+        // The rotation did something, and left the unrotated tail of each head alone.
+        assert_ne!(bits(&fused.0[..n_rot]), bits(&q[..n_rot]));
+        assert_eq!(bits(&fused.0[n_rot..hd]), bits(&q[n_rot..hd]));
+    }
 }

@@ -2,8 +2,9 @@
 //! deepseek2. Per layer:
 //!   a = rmsnorm(x)      q = mm(Wq, a) (+ bq)   k = mm(Wk, a) (+ bk)   v = mm(Wv, a) (+ bv)
 //!   (for one token the norms fold into the matvecs that read them: no rmsnorm dispatch)
-//!   rope(q), rope(k) (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
-//!   for qwen2)          K/V cache rows at each token's position = k, v
+//!   K/V cache rows at each token's position = rope(k), v, and rope(q) in place, in one
+//!   kv_append dispatch (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
+//!   for qwen2)
 //!   o = attention_gqa(q, K, V)   x += mm(Wo, o)   a = rmsnorm(x)   x += down(silu(gate a) ⊙ up a)
 
 use wgpu::Buffer;
@@ -14,7 +15,7 @@ use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
 use crate::gpu::ops::attention_gqa::GqaShape;
-use crate::gpu::ops::rope::RopeLayout;
+use crate::gpu::ops::kv_append::KvRope;
 use crate::model::dense::{DenseConfig, RopeStyle};
 
 /// The embedding and every block of one forward pass over `n` tokens; `cache` holds K then V
@@ -37,21 +38,6 @@ pub(super) fn layers(
     let mut push =
         |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
     push(embed(model, s, &w.token_embd, d, n)?);
-    let rope = |x: &Buffer, heads: usize| {
-        k.rope.bind(
-            gpu,
-            [(&model.rope_turns).into(), first(&s.positions, n), x.into()],
-            RopeLayout {
-                n_tok: t32,
-                n_head: heads as u32,
-                n_pairs: (c.n_rot / 2) as u32,
-                token_stride: (heads * hd) as u32,
-                head_stride: hd as u32,
-                offset: 0,
-                neox: c.rope_style == RopeStyle::Neox,
-            },
-        )
-    };
     for (il, layer) in w.layers.iter().enumerate() {
         let (attn_in, norm) =
             Input::after_norm(model, [&s.x, &layer.attn_norm, &s.a], d, n, c.rms_eps)?;
@@ -71,9 +57,7 @@ pub(super) fn layers(
                 )?]);
             }
         }
-        if c.n_rot > 0 {
-            push(vec![rope(&s.q, h)?, rope(&s.kv, h_kv)?]);
-        }
+
         let (k_cache, v_cache) = (&cache[2 * il], &cache[2 * il + 1]);
         push(vec![k.kv_append.bind(
             gpu,
@@ -87,6 +71,15 @@ pub(super) fn layers(
             kv_width as u32,
             t32,
             n_ctx as u32,
+            // rope(q) and rope(k) in the same pass.
+            (c.n_rot > 0).then(|| KvRope {
+                turns: (&model.rope_turns).into(),
+                q: first(&s.q, n * q_width),
+                q_heads: h as u32,
+                head_dim: hd as u32,
+                n_pairs: (c.n_rot / 2) as u32,
+                neox: c.rope_style == RopeStyle::Neox,
+            }),
         )?]);
         push(vec![k.attention_gqa.bind(
             gpu,

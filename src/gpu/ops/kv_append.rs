@@ -17,6 +17,25 @@ pub const LABEL: &str = "kv_append";
 
 const SOURCE: &str = include_str!("../../../shaders/kernels/kv_append.wgsl");
 
+/// `kv_append.wgsl` after the rotary angle code it shares with `rope`.
+fn source() -> String {
+    format!("{}\n{SOURCE}", super::rope::ANGLE)
+}
+
+/// The rope folded into `kv_append`: the first `2 n_pairs` values of every `head_dim`-value head
+/// of k as it is written, and of q (`q_heads` heads per token) in place; adjacent pairs or, with
+/// `neox`, halves (as [`super::rope::RopeLayout`] with offset 0).
+#[derive(Clone, Copy, Debug)]
+pub struct KvRope<'a> {
+    /// The frequency table of [`super::rope::upload_freqs`], at least `n_pairs` entries.
+    pub turns: Binding<'a>,
+    pub q: Binding<'a>,
+    pub q_heads: u32,
+    pub head_dim: u32,
+    pub n_pairs: u32,
+    pub neox: bool,
+}
+
 /// Threads per workgroup; must equal `WORKGROUP_SIZE` in the WGSL file.
 const WORKGROUP_SIZE: u32 = 64;
 
@@ -27,7 +46,11 @@ struct KvAppendParams {
     n_tok: u32,
     width: u32,
     n_ctx: u32,
-    _pad: u32,
+    rope: u32,
+    head_dim: u32,
+    n_pairs: u32,
+    neox: u32,
+    q_heads: u32,
 }
 
 /// A compiled `kv_append` pipeline.
@@ -39,7 +62,7 @@ impl KvAppend {
     pub fn new(gpu: &Gpu) -> Result<KvAppend> {
         let params = size_of::<KvAppendParams>() as u64;
         Ok(KvAppend {
-            family: Family::new(gpu, LABEL, SOURCE, "main", 3, 2, params)?,
+            family: Family::new(gpu, LABEL, &source(), "main", 4, 3, params)?,
         })
     }
 
@@ -53,8 +76,30 @@ impl KvAppend {
         width: u32,
         n_tok: u32,
         n_ctx: u32,
+        rope: Option<KvRope<'_>>,
     ) -> Result<Dispatch> {
-        let threads = u64::from(n_tok) * u64::from(width);
+        let kv_threads = u64::from(n_tok) * u64::from(width);
+        let q_pairs = rope.map_or(0, |r| {
+            u64::from(n_tok) * u64::from(r.q_heads) * u64::from(r.n_pairs)
+        });
+        if let Some(r) = rope {
+            let fits = r.head_dim > 0
+                && 2 * r.n_pairs <= r.head_dim
+                && width % r.head_dim == 0
+                && r.turns.len() >= 16 * u64::from(r.n_pairs)
+                && r.q.len() >= 4 * u64::from(n_tok) * u64::from(r.q_heads * r.head_dim);
+            if !fits {
+                return Err(gpu_error(
+                    LABEL,
+                    format!(
+                        "rope of {} pairs in heads of {} over width {width}, {} q heads: \
+                         shapes or buffers do not fit",
+                        r.n_pairs, r.head_dim, r.q_heads
+                    ),
+                ));
+            }
+        }
+        let threads = kv_threads + q_pairs;
         if threads == 0 || n_ctx == 0 {
             return Err(gpu_error(
                 LABEL,
@@ -63,7 +108,7 @@ impl KvAppend {
         }
         let threads = u32::try_from(threads)
             .map_err(|_| gpu_error(LABEL, format!("{threads} values in one dispatch")))?;
-        let new_bytes = 4 * u64::from(threads);
+        let new_bytes = 4 * kv_threads;
         let cache_bytes = 4 * u64::from(n_ctx) * u64::from(width);
         let needs = [
             ("k_new", k_new, new_bytes),
@@ -86,11 +131,17 @@ impl KvAppend {
             n_tok,
             width,
             n_ctx,
-            _pad: 0,
+            rope: u32::from(rope.is_some()),
+            head_dim: rope.map_or(1, |r| r.head_dim),
+            n_pairs: rope.map_or(0, |r| r.n_pairs),
+            neox: u32::from(rope.is_some_and(|r| r.neox)),
+            q_heads: rope.map_or(0, |r| r.q_heads),
         };
+        // Without a rope the kernel reads neither: k_new and the k cache stand in.
+        let (turns, q) = rope.map_or((k_new, k_cache), |r| (r.turns, r.q));
         self.family.bind(
             gpu,
-            &[k_new, v_new, positions, k_cache, v_cache],
+            &[k_new, v_new, positions, turns, k_cache, v_cache, q],
             bytemuck::bytes_of(&params),
             groups,
         )
@@ -164,6 +215,7 @@ impl KvAppend {
             width,
             n_tok,
             n_ctx,
+            None,
         )?;
         submit_all(gpu, LABEL, [&dispatch])?;
         Ok((
@@ -179,7 +231,7 @@ mod tests {
 
     #[test]
     fn wgsl_validates_and_params_match() {
-        let span = super::super::elementwise::validated_params_size(LABEL, SOURCE);
+        let span = super::super::elementwise::validated_params_size(LABEL, &source());
         assert_eq!(span, size_of::<KvAppendParams>());
     }
 }
