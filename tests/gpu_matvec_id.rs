@@ -603,3 +603,78 @@ fn matvec_id_with_a_folded_norm_equals_the_normed_matvec_per_expert() {
         }
     }
 }
+
+/// `moe_down` (down projections, routing weights and the residual add in one dispatch) against
+/// the two dispatches it replaces, `matvec_id` over the down tensor then `moe_combine`, for
+/// several types and both reductions, two tokens, k = 3, an id past the slot table and rows that
+/// do not fill the last 4-row block. The inner sums are the same operations, so they match bit
+/// for bit; the weighted adds `acc + w * y` may be contracted into a fused multiply-add by one
+/// kernel's compilation and not the other's, which changes each add by at most half an ulp of
+/// `|w y|`: the test allows `k * EPSILON * (|x| + Σ|w y|)` and counts exact matches.
+#[test]
+fn moe_down_equals_matvec_id_then_moe_combine() {
+    use lanternfish::gpu::ops::moe_down::{MoeDown, MoeDownShape};
+    let gpu = test_gpu();
+    let combine = MoeCombine::new(gpu).unwrap();
+    for reduction in gpu_common::reductions(gpu) {
+        for (i, ty) in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0, GgmlType::F16]
+            .into_iter()
+            .enumerate()
+        {
+            let fused = MoeDown::with_reduction(gpu, ty, reduction).unwrap();
+            let matvec_id = MatvecId::with_reduction(gpu, ty, reduction).unwrap();
+            let (d, f, n_slots, k, n_tok) = (70usize, 256usize, 5usize, 3usize, 2usize);
+            let seed = 6600 + 10 * i as u64;
+            let (bytes, _) = quantized(ty, seed, n_slots * d * f);
+            let slot_of = [4u32, 1, 0, 3, 2];
+            let ids = [2u32, 4, 0, 1, 99, 2];
+            let h = values(seed + 1, n_tok * k * f);
+            let w = values(seed + 2, n_tok * k);
+            let x = values(seed + 3, n_tok * d);
+            let shape = MoeDownShape {
+                n_rows: d as u32,
+                n_cols: f as u32,
+                n_slots: n_slots as u32,
+                k: k as u32,
+                n_tok: n_tok as u32,
+            };
+            let got = fused
+                .run(gpu, &bytes, &slot_of, &ids, &h, &w, &x, &shape)
+                .unwrap();
+            let down = MatvecIdShape {
+                n_rows: d as u32,
+                n_cols: f as u32,
+                n_slots: n_slots as u32,
+                slot_base: 0,
+                k: k as u32,
+                n_tok: n_tok as u32,
+                ids_offset: 0,
+                ids_tok_stride: k as u32,
+                x_stride: f as u32,
+                x_tok_stride: (k * f) as u32,
+            };
+            let y = matvec_id
+                .run(gpu, &bytes, &slot_of, &ids, &h, &down)
+                .unwrap();
+            let want = combine.run(gpu, &w, &y, &x, d).unwrap();
+            let mut exact = 0;
+            for (o, (&g, &want_o)) in got.iter().zip(&want).enumerate() {
+                let t = o / d;
+                let magnitude = x[o].abs()
+                    + (0..k)
+                        .map(|j| (w[t * k + j] * y[(t * k + j) * d + o % d]).abs())
+                        .sum::<f32>();
+                let bound = k as f32 * f32::EPSILON * magnitude;
+                assert!(
+                    (g - want_o).abs() <= bound,
+                    "{ty:?} {reduction:?} output {o}: fused {g:e} two dispatches {want_o:e}"
+                );
+                exact += usize::from(g.to_bits() == want_o.to_bits());
+            }
+            eprintln!(
+                "{ty:?} {reduction:?}: {exact} of {} outputs bit-identical",
+                got.len()
+            );
+        }
+    }
+}

@@ -25,7 +25,8 @@ var<workgroup> reduce_dots: array<vec4<f32>, WORKGROUP_SIZE>;
 var<workgroup> reduce_squares: array<f32, WORKGROUP_SIZE>;
 
 // The sums over the workgroup's lanes, valid in lane 0 (index 0). Every lane must call it
-// (uniform control flow), once per invocation.
+// (uniform control flow); to call it again, put a workgroupBarrier() between the calls (after
+// lane 0 has read this call's result), since both use the same workgroup memory.
 fn workgroup_sum(l: Lanes, v: LaneSums) -> LaneSums {
     var s = v.dots;
     var q = v.squares;

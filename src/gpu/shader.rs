@@ -11,7 +11,7 @@
 //!    `segment_at(row_base, seg)` and `segment_quad(segment, q)` (elements `4q .. 4q + 4` of the
 //!    32-element segment `seg` of the row at byte `row_base` of `weights`);
 //! 4. `shaders/common/element.wgsl`: `dequantize_element(row_base, c)` through that decoder;
-//! 5. for the decode matvecs (`matvec`, `matvec_swiglu`, `matvec_id`):
+//! 5. for the decode matvecs (`matvec`, `matvec_swiglu`, `matvec_id`, `moe_down`):
 //!    `shaders/common/row_dots.wgsl` (their shared inner loop) and one of
 //!    `shaders/common/reduce_{subgroup,workgroup}.wgsl` (the lane reduction, see [`Reduction`]);
 //! 6. `shaders/kernels/<kernel>.wgsl`: declares `weights: array<u32>` at binding 0.
@@ -45,17 +45,20 @@ pub enum Kernel {
     Matmul,
     /// `shaders/kernels/matvec_swiglu.wgsl`: `h = silu(G x) ⊙ (U x)` in one dispatch.
     MatvecSwiglu,
+    /// `shaders/kernels/moe_down.wgsl`: routed down projections weighted into the residual.
+    MoeDown,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 7] = [
         Kernel::Dequantize,
         Kernel::Matvec,
         Kernel::MatvecId,
         Kernel::Embed,
         Kernel::Matmul,
         Kernel::MatvecSwiglu,
+        Kernel::MoeDown,
     ];
 
     /// The WGSL file stem.
@@ -67,6 +70,7 @@ impl Kernel {
             Kernel::MatvecId => "matvec_id",
             Kernel::Embed => "embed",
             Kernel::MatvecSwiglu => "matvec_swiglu",
+            Kernel::MoeDown => "moe_down",
         }
     }
 
@@ -75,7 +79,7 @@ impl Kernel {
     pub fn reduces(self) -> bool {
         matches!(
             self,
-            Kernel::Matvec | Kernel::MatvecSwiglu | Kernel::MatvecId
+            Kernel::Matvec | Kernel::MatvecSwiglu | Kernel::MatvecId | Kernel::MoeDown
         )
     }
 
@@ -87,6 +91,7 @@ impl Kernel {
             Kernel::MatvecId => include_str!("../../shaders/kernels/matvec_id.wgsl"),
             Kernel::Embed => include_str!("../../shaders/kernels/embed.wgsl"),
             Kernel::MatvecSwiglu => include_str!("../../shaders/kernels/matvec_swiglu.wgsl"),
+            Kernel::MoeDown => include_str!("../../shaders/kernels/moe_down.wgsl"),
         }
     }
 }

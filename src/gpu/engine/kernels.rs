@@ -20,9 +20,9 @@ use crate::gpu::ops::matvec::Matvec;
 use crate::gpu::ops::matvec_id::MatvecId;
 use crate::gpu::ops::matvec_swiglu::MatvecSwiglu;
 use crate::gpu::ops::moe_combine::MoeCombine;
+use crate::gpu::ops::moe_down::MoeDown;
 use crate::gpu::ops::moe_router::MoeRouter;
 use crate::gpu::ops::rmsnorm::RmsNorm;
-use crate::gpu::ops::rope::Rope;
 
 /// The pipelines of one model.
 pub struct Kernels {
@@ -30,9 +30,9 @@ pub struct Kernels {
     pub matmul: HashMap<GgmlType, Matmul>,
     pub matvec_id: HashMap<GgmlType, MatvecId>,
     pub matvec_swiglu: HashMap<GgmlType, MatvecSwiglu>,
+    pub moe_down: HashMap<GgmlType, MoeDown>,
     pub embed: Embed,
     pub rmsnorm: RmsNorm,
-    pub rope: Rope,
     pub elementwise: Elementwise,
     pub kv_store: KvStore,
     pub attention: Attention,
@@ -52,12 +52,14 @@ impl Kernels {
         let mut matmul = HashMap::new();
         let mut matvec_id = HashMap::new();
         let mut matvec_swiglu = HashMap::new();
+        let mut moe_down = HashMap::new();
         for &ty in types {
             if let std::collections::hash_map::Entry::Vacant(entry) = matvec.entry(ty) {
                 entry.insert(Matvec::new(gpu, ty)?);
                 matmul.insert(ty, Matmul::new(gpu, ty)?);
                 matvec_id.insert(ty, MatvecId::new(gpu, ty)?);
                 matvec_swiglu.insert(ty, MatvecSwiglu::new(gpu, ty)?);
+                moe_down.insert(ty, MoeDown::new(gpu, ty)?);
             }
         }
         Ok(Kernels {
@@ -65,9 +67,9 @@ impl Kernels {
             matmul,
             matvec_id,
             matvec_swiglu,
+            moe_down,
             embed: Embed::new(gpu, embd_type)?,
             rmsnorm: RmsNorm::new(gpu)?,
-            rope: Rope::new(gpu)?,
             elementwise: Elementwise::new(gpu)?,
             kv_store: KvStore::new(gpu)?,
             attention: Attention::new(gpu)?,

@@ -14,6 +14,7 @@
 //!   a = rmsnorm(x)   router → ids, weights (on the GPU)
 //!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id)
 //!   x += shared(a) (accumulating matvec)     x += Σ_e w_e y_e (moe_combine)
+//!   (one pool, not paged: y_e and the weighted sum in one moe_down dispatch)
 //! then a = rmsnorm(x) for the rows whose logits are wanted, logits = mm(output, a).
 //! ```
 //!
@@ -34,6 +35,7 @@ use crate::gpu::ops::embed::EmbedShape;
 use crate::gpu::ops::kv_store::QRope;
 use crate::gpu::ops::matvec::FoldedNorm;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
+use crate::gpu::ops::moe_down::MoeDownShape;
 use crate::gpu::ops::moe_router::RouterConfig;
 use crate::gpu::paging::Prefetch;
 use crate::model::DeepSeekConfig;
@@ -690,6 +692,32 @@ fn deepseek_layers<'a>(
                     ],
                     (n * kk * f) as u32,
                 )?]);
+                // One pool and no paging: down, the routing weights and the residual add in one
+                // dispatch (moe_down), after the shared experts as the combine came after them.
+                if let ([down], None) = (e.down.as_slice(), paged) {
+                    if let Some(shared) = &moe.shared {
+                        push(swiglu(shared, ffn_in)?);
+                    }
+                    push(vec![k.moe_down[&down.ty].bind(
+                        gpu,
+                        [
+                            (&down.buffer).into(),
+                            (&moe.slot_of).into(),
+                            first(&s.ids, n * kk),
+                            first(&s.eh, n * kk * f),
+                            first(&s.expert_weights, n * kk),
+                            first(&s.x, n * d),
+                        ],
+                        &MoeDownShape {
+                            n_rows: d as u32,
+                            n_cols: f as u32,
+                            n_slots: down.n_slots as u32,
+                            k: kk as u32,
+                            n_tok: t32,
+                        },
+                    )?]);
+                    continue;
+                }
                 push(experts(
                     &e.down,
                     Input::plain(&s.eh),

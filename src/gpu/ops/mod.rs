@@ -15,6 +15,7 @@ pub mod matvec;
 pub mod matvec_id;
 pub mod matvec_swiglu;
 pub mod moe_combine;
+pub mod moe_down;
 pub mod moe_router;
 pub mod rmsnorm;
 pub mod rope;
