@@ -108,11 +108,19 @@ fn main(
         var seg_hi = vec4<f32>(0.0);
         for (var q = 0u; q < SEGMENT / 4u; q++) {
             let w = segment_quad(seg, q);
-            for (var i = 0u; i < 4u; i++) {
-                let c = s * SEGMENT + 4u * q + i;
-                seg_lo += w[i] * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
-                seg_hi += w[i] * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
-            }
+            let c = s * SEGMENT + 4u * q;
+            // The quad's 4 columns in order, each into the 8 token sums (no dynamic indexing).
+            seg_lo += w.x * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
+            seg_hi += w.x * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
+            let c1 = c + 1u;
+            seg_lo += w.y * vec4<f32>(x[lo.x + c1], x[lo.y + c1], x[lo.z + c1], x[lo.w + c1]);
+            seg_hi += w.y * vec4<f32>(x[hi.x + c1], x[hi.y + c1], x[hi.z + c1], x[hi.w + c1]);
+            let c2 = c + 2u;
+            seg_lo += w.z * vec4<f32>(x[lo.x + c2], x[lo.y + c2], x[lo.z + c2], x[lo.w + c2]);
+            seg_hi += w.z * vec4<f32>(x[hi.x + c2], x[hi.y + c2], x[hi.z + c2], x[hi.w + c2]);
+            let c3 = c + 3u;
+            seg_lo += w.w * vec4<f32>(x[lo.x + c3], x[lo.y + c3], x[lo.z + c3], x[lo.w + c3]);
+            seg_hi += w.w * vec4<f32>(x[hi.x + c3], x[hi.y + c3], x[hi.z + c3], x[hi.w + c3]);
         }
         sum_lo += seg_lo;
         sum_hi += seg_hi;

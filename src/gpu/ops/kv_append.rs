@@ -85,7 +85,7 @@ impl KvAppend {
         if let Some(r) = rope {
             let fits = r.head_dim > 0
                 && 2 * r.n_pairs <= r.head_dim
-                && width % r.head_dim == 0
+                && width.is_multiple_of(r.head_dim)
                 && r.turns.len() >= 16 * u64::from(r.n_pairs)
                 && r.q.len() >= 4 * u64::from(n_tok) * u64::from(r.q_heads * r.head_dim);
             if !fits {

@@ -101,7 +101,7 @@ impl KvStore {
             }
             None => (kv, cache, 0, 0),
         };
-        if rope.is_some() && dr % 2 != 0 {
+        if rope.is_some() && !dr.is_multiple_of(2) {
             return Err(gpu_error(LABEL, format!("rope needs an even dr, not {dr}")));
         }
         let needs = [
