@@ -19,7 +19,7 @@
 //! ```
 //!
 //! For one token (decode) every `a = rmsnorm(x)` is folded into the matvecs that read `a`
-//! ([`Input::after_norm`], [`FoldedNorm`]): they read `x` and the norm weight, so the norms take
+//! (`Input::after_norm`, [`FoldedNorm`]): they read `x` and the norm weight, so the norms take
 //! no dispatch of their own.
 
 use wgpu::Buffer;
