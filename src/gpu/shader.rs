@@ -152,7 +152,7 @@ impl Reduction {
         }
     }
 
-    /// Its name, as in labels and `bench --json`.
+    /// Its name, as `bench --json` reports it.
     pub fn name(self) -> &'static str {
         match self {
             Reduction::Subgroup => "subgroup",

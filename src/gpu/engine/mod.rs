@@ -4,6 +4,7 @@
 pub mod kernels;
 pub mod model;
 pub mod plan;
+mod plan_blocks;
 mod plan_dense;
 pub mod profile;
 pub mod session;

@@ -10,7 +10,8 @@
 use wgpu::Buffer;
 
 use super::model::GpuModel;
-use super::plan::{Input, Scratch, Step, embed, first, mm, swiglu};
+use super::plan::{Scratch, Step};
+use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
