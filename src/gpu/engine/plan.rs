@@ -19,8 +19,8 @@
 //! ```
 //!
 //! For one token (decode) every `a = rmsnorm(x)` is folded into the matvecs that read `a`
-//! (`Input::after_norm`, [`FoldedNorm`](crate::gpu::ops::matvec::FoldedNorm)): they read `x` and the norm weight, so the norms take
-//! no dispatch of their own.
+//! (`Input::after_norm`, [`FoldedNorm`](crate::gpu::ops::matvec::FoldedNorm)): they read `x`
+//! and the norm weight, so the norms take no dispatch of their own.
 
 use wgpu::Buffer;
 
@@ -537,33 +537,33 @@ fn deepseek_layers<'a>(
                             n_tok: t32,
                         },
                     )?]);
-                    continue;
+                } else {
+                    push(experts(
+                        &e.down,
+                        Input::plain(&s.eh),
+                        n * kk * f,
+                        &s.ey,
+                        n * kk * d,
+                        &down_shape,
+                    )?);
+                    if paged.is_some() {
+                        mark(Step::ExpertsEnd);
+                    }
+                    if let Some(shared) = &moe.shared {
+                        push(swiglu(shared, ffn_in)?);
+                    }
+                    push(vec![k.combine.bind(
+                        gpu,
+                        [
+                            first(&s.expert_weights, n * kk),
+                            first(&s.ey, n * kk * d),
+                            first(&s.x, n * d),
+                        ],
+                        d as u32,
+                        kk as u32,
+                        t32,
+                    )?]);
                 }
-                push(experts(
-                    &e.down,
-                    Input::plain(&s.eh),
-                    n * kk * f,
-                    &s.ey,
-                    n * kk * d,
-                    &down_shape,
-                )?);
-                if paged.is_some() {
-                    mark(Step::ExpertsEnd);
-                }
-                if let Some(shared) = &moe.shared {
-                    push(swiglu(shared, ffn_in)?);
-                }
-                push(vec![k.combine.bind(
-                    gpu,
-                    [
-                        first(&s.expert_weights, n * kk),
-                        first(&s.ey, n * kk * d),
-                        first(&s.x, n * d),
-                    ],
-                    d as u32,
-                    kk as u32,
-                    t32,
-                )?]);
             }
         }
     }

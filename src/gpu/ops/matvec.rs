@@ -63,6 +63,28 @@ impl<'a> FoldedNorm<'a> {
         kernel.check_sizes(&needed, &format!("{n_cols} columns"))?;
         Ok((norm.weight, 1, norm.eps))
     }
+
+    /// For the `run_normed` helpers of the decode matvecs: the norm weight uploaded under
+    /// `label` (kept alive by the caller) with its epsilon; `None` stays `None`.
+    pub(crate) fn upload(
+        gpu: &Gpu,
+        label: &str,
+        norm: Option<(&[f32], f32)>,
+    ) -> Result<Option<(wgpu::Buffer, f32)>> {
+        norm.map(|(weight, eps)| {
+            let padded = shader::pad_to_words(bytemuck::cast_slice(weight));
+            Ok((gpu.upload(label, &padded, BufferUsages::STORAGE)?, eps))
+        })
+        .transpose()
+    }
+
+    /// The folded norm over a buffer from [`FoldedNorm::upload`].
+    pub(crate) fn of(uploaded: &'a Option<(wgpu::Buffer, f32)>) -> Option<FoldedNorm<'a>> {
+        uploaded.as_ref().map(|(weight, eps)| FoldedNorm {
+            weight: weight.into(),
+            eps: *eps,
+        })
+    }
 }
 
 /// Mirrors the WGSL `Params` struct.
@@ -120,16 +142,8 @@ impl Matvec {
         norm: &[f32],
         eps: f32,
     ) -> Result<Vec<f32>> {
-        let norm = gpu.upload(
-            "matvec.norm",
-            &shader::pad_to_words(bytemuck::cast_slice(norm)),
-            BufferUsages::STORAGE,
-        )?;
-        let norm = FoldedNorm {
-            weight: (&norm).into(),
-            eps,
-        };
-        self.run_inner(gpu, weights, n_rows, x, Some(norm), u64::MAX)
+        let norm = FoldedNorm::upload(gpu, "matvec.norm", Some((norm, eps)))?;
+        self.run_inner(gpu, weights, n_rows, x, FoldedNorm::of(&norm), u64::MAX)
     }
 
     /// [`Matvec::run`] with weight windows of at most `max_binding` bytes (or the device limit

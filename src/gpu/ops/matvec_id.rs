@@ -281,14 +281,7 @@ impl MatvecId {
         let ids_buffer = upload("ids", bytemuck::cast_slice(ids))?;
         let x_buffer = upload("x", bytemuck::cast_slice(x))?;
         let y_buffer = output_buffer(gpu, "matvec_id.y", shape.n_out() * 4)?;
-        let norm_buffer = match norm {
-            Some((weight, eps)) => Some((upload("norm", bytemuck::cast_slice(weight))?, eps)),
-            None => None,
-        };
-        let folded = norm_buffer.as_ref().map(|(weight, eps)| FoldedNorm {
-            weight: weight.into(),
-            eps: *eps,
-        });
+        let norm = FoldedNorm::upload(gpu, &format!("{label}.norm"), norm)?;
         // The padding added to empty inputs must not count as data.
         let exact = |buffer, len: usize| Binding::range(buffer, 0, (len * 4) as u64);
         let dispatch = self.bind(
@@ -301,7 +294,7 @@ impl MatvecId {
                 (&y_buffer).into(),
             ],
             shape,
-            folded,
+            FoldedNorm::of(&norm),
         )?;
         submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("matvec_id.y", &y_buffer, n_out)

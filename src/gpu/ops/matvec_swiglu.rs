@@ -153,27 +153,13 @@ impl MatvecSwiglu {
             (n_rows * size_of::<f32>()) as u64,
             BufferUsages::STORAGE | BufferUsages::COPY_SRC,
         )?;
-        let norm = match norm {
-            Some((weight, eps)) => Some((
-                gpu.upload(
-                    "matvec_swiglu.norm",
-                    &shader::pad_to_words(bytemuck::cast_slice(weight)),
-                    BufferUsages::STORAGE,
-                )?,
-                eps,
-            )),
-            None => None,
-        };
-        let folded = norm.as_ref().map(|(weight, eps)| FoldedNorm {
-            weight: weight.into(),
-            eps: *eps,
-        });
+        let norm = FoldedNorm::upload(gpu, "matvec_swiglu.norm", norm)?;
         let dispatch = self.bind(
             gpu,
             &weights,
             n_rows,
             n_cols,
-            ((&x).into(), folded),
+            ((&x).into(), FoldedNorm::of(&norm)),
             (&h).into(),
         )?;
         submit_all(gpu, &self.kernel.label, [&dispatch])?;
