@@ -7,12 +7,16 @@
 
 use crate::rng::Rng;
 
+/// The default `top_k`.
+pub const DEFAULT_TOP_K: usize = 40;
+
 /// Sampling settings; the default is greedy decoding.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplerConfig {
     /// 0 = greedy (argmax).
     pub temperature: f32,
-    /// Keep the k most likely tokens (0 = all).
+    /// Keep the k most likely tokens (0 = all; the default 40 is llama.cpp's, ollama's and LM
+    /// Studio's, and lets the GPU sample: see `crate::gpu::ops::sample`).
     pub top_k: usize,
     /// Keep the smallest set of tokens whose probabilities sum to at least p (1 = all).
     pub top_p: f32,
@@ -29,7 +33,7 @@ impl Default for SamplerConfig {
     fn default() -> Self {
         SamplerConfig {
             temperature: 0.0,
-            top_k: 0,
+            top_k: DEFAULT_TOP_K,
             top_p: 1.0,
             min_p: 0.0,
             repeat_penalty: 1.0,
@@ -53,6 +57,13 @@ impl Sampler {
 
     pub fn config(&self) -> &SamplerConfig {
         &self.config
+    }
+
+    /// The uniform draw in [0, 1) that [`Sampler::sample`] would take next, taken by a sampler
+    /// that runs elsewhere (the GPU's): `sample` takes exactly one per token when the
+    /// temperature is above 0, so a seed gives the same stream on either side.
+    pub fn next_draw(&mut self) -> f64 {
+        self.rng.uniform()
     }
 
     /// The next token for `logits` (`[n_vocab]`), given the tokens of the sequence so far.

@@ -2,7 +2,8 @@
 //! efficiency counters of one run, as one JSON object (the numbers BENCHMARKS.md records).
 //!
 //! Prefill: `-p` deterministic token ids, timed on a second pass (the first builds the plans).
-//! Decode: `-n` greedy steps after one untimed step. Bandwidth: weight bytes a token reads
+//! Decode: `-n` greedy steps after one untimed step, pipelined on the GPU (step N + 1 submitted
+//! before token N is read back; `--sync` waits for each token first). Bandwidth: weight bytes a token reads
 //! (everything but the unchosen routed experts and all but one embedding row) times tokens per
 //! second, against the device's measured buffer-copy bandwidth.
 
@@ -34,6 +35,10 @@ pub struct BenchArgs {
     /// Also print the GPU time per kernel of one decode step to stderr (timestamp queries).
     #[arg(long)]
     profile: bool,
+    /// Decode one token at a time (read each token back before the next step is recorded)
+    /// instead of pipelined, to measure what pipelining saves.
+    #[arg(long)]
+    sync: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -124,10 +129,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     peak_host = peak_host.max(rss_anon().unwrap_or(0));
 
     token = seq.forward_greedy(&[token])?;
+    let pipelined = seq.chooses_on_device() && !args.sync;
     let before = seq.stats();
     let started = Instant::now();
-    for _ in 0..args.n_decode {
-        token = seq.forward_greedy(&[token])?;
+    if pipelined {
+        // The token each step chooses stays on the GPU for the next; the host reads token N
+        // while the GPU runs step N + 1.
+        let greedy = crate::gpu::engine::DeviceChoice::Greedy;
+        seq.submit_choice(&[token], &greedy)?;
+        for _ in 1..args.n_decode {
+            seq.submit_choice(&[], &greedy)?;
+            seq.wait_choice()?;
+        }
+        token = seq.wait_choice()?;
+    } else {
+        for _ in 0..args.n_decode {
+            token = seq.forward_greedy(&[token])?;
+        }
     }
     let decode_s = started.elapsed().as_secs_f64();
     let after = seq.stats();
@@ -181,6 +199,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "n_decode": args.n_decode,
         "batch": args.backend.batch,
         "matvec_reduction": reduction,
+        "pipelined": pipelined,
         "load_s": load_s,
         "prefill_tok_s": args.n_prompt as f64 / prefill_s,
         "decode_tok_s": decode_tok_s,

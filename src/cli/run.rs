@@ -22,7 +22,9 @@ pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy.
     #[arg(long = "temp", default_value_t = 0.0)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the k most likely tokens (0: all). With 1 to 256 and no repeat penalty the GPU
+    /// samples, so only the token comes back.
+    #[arg(long, default_value_t = crate::sampler::DEFAULT_TOP_K)]
     pub top_k: usize,
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,

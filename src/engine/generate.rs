@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use super::sequence::Sequence;
 use super::think::{Channel, ThinkSplitter};
+use crate::gpu::engine::DeviceChoice;
+use crate::gpu::ops::sample::{MAX_TOP_K, SampleStep};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -184,9 +186,11 @@ impl<'t> Generator<'t> {
         self.cached.truncate(keep);
 
         let mut sampler = Sampler::new(options.sampler.clone());
-        let greedy_on_device = options.sampler.temperature <= 0.0
-            && options.sampler.repeat_penalty == 1.0
-            && options.logprobs.is_none();
+        let on_device = DeviceMode::of(options);
+        // Pipelined: each step is submitted before the token it feeds is read back (see
+        // `GpuSession::submit_choice`).
+        let pipelined = on_device.is_some() && seq.chooses_on_device();
+        let greedy_on_device = on_device == Some(DeviceMode::Greedy);
         let top_n = options.logprobs.map(|n| n.min(MAX_TOP_LOGPROBS));
         let tokenizer = self.tokenizer;
         let mut stats = GenerationStats {
@@ -211,7 +215,15 @@ impl<'t> Generator<'t> {
         };
         // A failed prefill leaves the cache in an unknown state: start over next time.
         let mut logprobs = Vec::new();
-        let (mut token, mut logprob) = match next(seq, &mut sampler, &prompt[keep..], &history) {
+        let first = if let (true, Some(mode)) = (pipelined, on_device) {
+            let choice = mode.choice(&mut sampler);
+            seq.submit_choice(&prompt[keep..], &choice)
+                .and_then(|()| seq.wait_choice())
+                .map(|token| (token, None))
+        } else {
+            next(seq, &mut sampler, &prompt[keep..], &history)
+        };
+        let (mut token, mut logprob) = match first {
             Ok(next) => next,
             Err(error) => {
                 self.reset(seq);
@@ -220,6 +232,25 @@ impl<'t> Generator<'t> {
         };
         self.cached.extend_from_slice(&prompt[keep..]);
         stats.prefill_s = started.elapsed().as_secs_f64();
+        // Pipelined: whether the step that feeds `token` was submitted (before `token` was
+        // read back), and whether the sequence had room for `token` before that.
+        let mut fed_ahead = false;
+        let mut room = seq.n_past() < seq.n_ctx();
+        if pipelined {
+            let ahead = Ahead {
+                mode: on_device,
+                tokenizer,
+                generated: 0,
+                max_tokens: options.max_tokens,
+            };
+            match ahead.feed(seq, &mut sampler, token) {
+                Ok(fed) => fed_ahead = fed,
+                Err(error) => {
+                    self.reset(seq);
+                    return Err(error);
+                }
+            }
+        }
 
         let decode_started = Instant::now();
         let mut splitter = ThinkSplitter::new(options.starts_thinking);
@@ -282,14 +313,35 @@ impl<'t> Generator<'t> {
             if tokens.len() >= options.max_tokens {
                 break StopReason::Length;
             }
-            if seq.n_past() + 1 > seq.n_ctx() {
+            if !room {
                 break StopReason::ContextFull;
             }
-            match next(seq, &mut sampler, &[token], &history) {
-                Ok((t, l)) => {
+            let ahead_step = pipelined && fed_ahead;
+            let stepped = if ahead_step {
+                // `token` is already fed: read the one it led to, and queue the step that feeds
+                // that one before looking at it.
+                let ahead = Ahead {
+                    mode: on_device,
+                    tokenizer,
+                    generated: tokens.len(),
+                    max_tokens: options.max_tokens,
+                };
+                seq.wait_choice().and_then(|t| {
+                    room = seq.n_past() < seq.n_ctx();
+                    Ok(((t, None), ahead.feed(seq, &mut sampler, t)?))
+                })
+            } else {
+                next(seq, &mut sampler, &[token], &history).map(|next| (next, false))
+            };
+            match stepped {
+                Ok(((t, l), fed)) => {
                     self.cached.push(token);
                     token = t;
                     logprob = l;
+                    fed_ahead = fed;
+                    if !ahead_step {
+                        room = seq.n_past() < seq.n_ctx();
+                    }
                 }
                 Err(error) => {
                     self.reset(seq);
@@ -297,6 +349,11 @@ impl<'t> Generator<'t> {
                 }
             }
         };
+        if pipelined {
+            // A step queued ahead fed a token that ended the reply: forget it (and its pending
+            // choice), so the cache holds exactly the tokens in `cached`.
+            seq.truncate(self.cached.len());
+        }
         if stop_reason != StopReason::Stop {
             let tail = stream.finish();
             let mut segments = splitter.push(&tail);
@@ -313,6 +370,91 @@ impl<'t> Generator<'t> {
             stats,
             logprobs,
         })
+    }
+}
+
+/// How the device chooses tokens for a generation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum DeviceMode {
+    Greedy,
+    /// Top-k sampling with these settings (the draw is taken per token).
+    Sample {
+        top_k: usize,
+        top_p: f32,
+        min_p: f32,
+        temperature: f32,
+    },
+}
+
+impl DeviceMode {
+    /// The device's way to choose for `options`, or `None` where the host must see the logits:
+    /// a repetition penalty, log-probabilities, or top_k 0 or above [`MAX_TOP_K`].
+    fn of(options: &GenerateOptions) -> Option<DeviceMode> {
+        let c = &options.sampler;
+        if c.repeat_penalty != 1.0 || options.logprobs.is_some() {
+            return None;
+        }
+        if c.temperature <= 0.0 {
+            return Some(DeviceMode::Greedy);
+        }
+        (1..=MAX_TOP_K)
+            .contains(&c.top_k)
+            .then_some(DeviceMode::Sample {
+                top_k: c.top_k,
+                top_p: c.top_p,
+                min_p: c.min_p,
+                temperature: c.temperature,
+            })
+    }
+
+    /// This token's choice, taking its draw from `sampler`'s stream.
+    fn choice(self, sampler: &mut Sampler) -> DeviceChoice {
+        match self {
+            DeviceMode::Greedy => DeviceChoice::Greedy,
+            DeviceMode::Sample {
+                top_k,
+                top_p,
+                min_p,
+                temperature,
+            } => DeviceChoice::Sample {
+                top_k,
+                step: SampleStep {
+                    top_p,
+                    min_p,
+                    temperature,
+                    u: sampler.next_draw() as f32,
+                },
+            },
+        }
+    }
+}
+
+/// Queuing the step that feeds a token before the host has looked at it.
+struct Ahead<'t> {
+    mode: Option<DeviceMode>,
+    tokenizer: &'t Tokenizer,
+    /// Tokens generated before the one to feed.
+    generated: usize,
+    max_tokens: usize,
+}
+
+impl Ahead<'_> {
+    /// Submits the step that feeds `token` (the one the last step chose, still in the device's
+    /// token buffer) when the reply will go on after it, whatever the host then finds in its
+    /// text: it is not an end-of-generation token, another token is wanted after it, and the
+    /// context has room for it. Returns whether it did.
+    fn feed(&self, seq: &mut dyn Sequence, sampler: &mut Sampler, token: u32) -> Result<bool> {
+        let Some(mode) = self.mode else {
+            return Ok(false);
+        };
+        if self.tokenizer.is_eog(token)
+            || self.generated + 1 >= self.max_tokens
+            || seq.n_past() >= seq.n_ctx()
+        {
+            return Ok(false);
+        }
+        seq.submit_choice(&[], &mode.choice(sampler))?;
+        Ok(true)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::Result;
 use crate::cpu;
-use crate::gpu::engine::{GpuSession, SessionStats};
+use crate::gpu::engine::{DeviceChoice, GpuSession, SessionStats};
 
 /// A token sequence with its KV cache.
 pub trait Sequence {
@@ -16,6 +16,22 @@ pub trait Sequence {
     /// Appends `tokens`; returns the argmax of the last one's logits.
     fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
         Ok(crate::sampler::argmax(&self.forward_last(tokens)?))
+    }
+
+    /// Whether the backend chooses tokens itself, pipelined ([`Sequence::submit_choice`]).
+    fn chooses_on_device(&self) -> bool {
+        false
+    }
+
+    /// Appends `feed` (or, when empty, the token the previous step chose on the device) and
+    /// starts the step that chooses the next token on the device, without waiting for it.
+    fn submit_choice(&mut self, _feed: &[u32], _choice: &DeviceChoice) -> Result<()> {
+        Err(no_device_choice())
+    }
+
+    /// The token chosen by the oldest step started with [`Sequence::submit_choice`].
+    fn wait_choice(&mut self) -> Result<u32> {
+        Err(no_device_choice())
     }
 
     /// Tokens in the sequence.
@@ -46,7 +62,26 @@ pub trait Sequence {
     }
 }
 
+fn no_device_choice() -> crate::Error {
+    crate::Error::Gpu {
+        what: "choosing a token on the device".to_owned(),
+        message: "only the GPU backend chooses tokens on the device".to_owned(),
+    }
+}
+
 impl Sequence for GpuSession {
+    fn chooses_on_device(&self) -> bool {
+        true
+    }
+
+    fn submit_choice(&mut self, feed: &[u32], choice: &DeviceChoice) -> Result<()> {
+        GpuSession::submit_choice(self, feed, choice)
+    }
+
+    fn wait_choice(&mut self) -> Result<u32> {
+        GpuSession::wait_choice(self)
+    }
+
     fn forward_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         GpuSession::forward_last(self, tokens)
     }

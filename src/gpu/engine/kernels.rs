@@ -23,6 +23,7 @@ use crate::gpu::ops::moe_combine::MoeCombine;
 use crate::gpu::ops::moe_down::MoeDown;
 use crate::gpu::ops::moe_router::MoeRouter;
 use crate::gpu::ops::rmsnorm::RmsNorm;
+use crate::gpu::ops::sample::GpuSampler;
 
 /// The pipelines of one model.
 pub struct Kernels {
@@ -39,6 +40,7 @@ pub struct Kernels {
     pub router: MoeRouter,
     pub combine: MoeCombine,
     pub argmax: Argmax,
+    pub sampler: GpuSampler,
     pub attention_gqa: AttentionGqa,
     pub kv_append: KvAppend,
     pub bias_add: BiasAdd,
@@ -76,6 +78,7 @@ impl Kernels {
             router: MoeRouter::new(gpu)?,
             combine: MoeCombine::new(gpu)?,
             argmax: Argmax::new(gpu)?,
+            sampler: GpuSampler::new(gpu)?,
             attention_gqa: AttentionGqa::new(gpu)?,
             kv_append: KvAppend::new(gpu)?,
             bias_add: BiasAdd::new(gpu)?,

@@ -11,5 +11,5 @@ pub mod session;
 pub mod weights;
 
 pub use model::{GpuModel, PlacementOptions};
-pub use session::{DEFAULT_BATCH, GpuSession, SessionStats};
+pub use session::{DEFAULT_BATCH, DeviceChoice, GpuSession, MAX_IN_FLIGHT, SessionStats};
 pub use weights::LoadProgress;

@@ -50,6 +50,9 @@ pub enum Output {
     All,
     /// The argmax of the last token's logits, as one u32 (greedy decoding: 4 bytes back).
     Greedy,
+    /// A token sampled on the GPU from the last token's logits with this top_k
+    /// ([`crate::gpu::ops::sample`]; the rest of the settings are in [`Scratch::sample_step`]).
+    Sample(usize),
 }
 
 /// One recorded step: a compute dispatch, or a buffer copy between passes.
@@ -120,10 +123,17 @@ pub struct Scratch {
     pub eu: Buffer,
     pub eh: Buffer,
     pub ey: Buffer,
-    /// The last token's normalised state `[d]`, logits `[V]`, argmax u32 `[1]`.
+    /// The last token's normalised state `[d]`, logits `[V]`, and the chosen token u32 `[1]`
+    /// (argmax or sampled).
     pub last: Buffer,
     pub logits: Buffer,
     pub argmax: Buffer,
+    /// The GPU sampler's candidates (two buffers of
+    /// [`candidate_bytes`](crate::gpu::ops::sample::candidate_bytes)) and its per-token
+    /// [`SampleStep`](crate::gpu::ops::sample::SampleStep).
+    pub cand_a: Buffer,
+    pub cand_b: Buffer,
+    pub sample_step: Buffer,
     /// Bytes of all scratch buffers.
     pub bytes: u64,
 }
@@ -165,6 +175,7 @@ impl Scratch {
                 1,
             ),
         };
+        let candidates = crate::gpu::ops::sample::candidate_bytes(model.n_vocab) as usize / 4;
         let mut bytes = 0;
         let mut make = |label: &str, values: usize| {
             let size = (values.max(1) * 4) as u64;
@@ -201,6 +212,9 @@ impl Scratch {
             last: make("last", d)?,
             logits: make("logits", model.n_vocab)?,
             argmax: make("argmax", 1)?,
+            cand_a: make("cand_a", candidates)?,
+            cand_b: make("cand_b", candidates)?,
+            sample_step: make("sample_step", 4)?,
             bytes,
         })
     }
@@ -599,7 +613,7 @@ fn output_head(
             push(norm);
             push(mm(model, output_tensor, input, logits, n, false)?);
         }
-        Output::Last | Output::Greedy => {
+        Output::Last | Output::Greedy | Output::Sample(_) => {
             steps.push(Step::Copy {
                 src: s.x.clone(),
                 src_offset: ((n - 1) * d * 4) as u64,
@@ -621,6 +635,27 @@ fn output_head(
                     vocab as u32,
                     1,
                 )?));
+            }
+            if let Output::Sample(top_k) = output {
+                steps.extend(
+                    model
+                        .kernels
+                        .sampler
+                        .bind(
+                            &model.gpu,
+                            [
+                                first(&s.logits, vocab),
+                                (&s.cand_a).into(),
+                                (&s.cand_b).into(),
+                                (&s.sample_step).into(),
+                                first(&s.argmax, 1),
+                            ],
+                            vocab,
+                            top_k,
+                        )?
+                        .into_iter()
+                        .map(Step::Dispatch),
+                );
             }
         }
     }

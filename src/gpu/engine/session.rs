@@ -4,22 +4,42 @@
 //! Every call is one queue submission: the token ids and positions are written into their
 //! buffers, the plan's dispatches recorded into one command buffer, and the logits (or the
 //! greedy token id) copied into a mappable buffer that is read back once the GPU is done.
+//!
+//! Pipelined decoding ([`GpuSession::submit_choice`], [`GpuSession::wait_choice`]): the token
+//! chosen on the GPU (argmax, or [`crate::gpu::ops::sample`]) is copied into the token buffer
+//! that the next step's embedding reads, and into one of two small readback buffers. So the host
+//! can record and submit step N + 1 before it reads token N back: the GPU never waits for the
+//! host between tokens, and each token is still one submission and one 4-byte readback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use wgpu::{Buffer, BufferUsages, MapMode, PollType};
+use wgpu::{Buffer, BufferUsages, MapMode, PollType, SubmissionIndex};
 
 use super::model::{GpuArch, GpuModel};
 use super::plan::{self, Output, Scratch, Step};
 use super::weights::GpuFfn;
 use crate::gpu::Gpu;
+use crate::gpu::ops::sample::{MAX_TOP_K, SampleStep};
 use crate::gpu::paging::PagingStats;
 use crate::{Error, Result};
 
 /// Default prompt batch (tokens per prefill submission).
 pub const DEFAULT_BATCH: usize = 64;
+
+/// How [`GpuSession::submit_choice`] chooses the next token on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DeviceChoice {
+    /// The argmax of the logits.
+    Greedy,
+    /// Temperature sampling after top-k (1 ..= [`MAX_TOP_K`]), top-p and min-p, with this
+    /// step's uniform draw in `step.u`.
+    Sample { top_k: usize, step: SampleStep },
+}
+
+/// Steps whose chosen token may be in flight at once (one readback buffer each).
+pub const MAX_IN_FLIGHT: usize = 2;
 
 /// Counters of the work a session has done, for `bench`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -48,6 +68,13 @@ pub struct GpuSession {
     ids_readback: Option<Buffer>,
     /// `--trace-experts`: one JSON line per token and paged layer.
     trace: Option<Box<dyn std::io::Write + Send>>,
+    /// Pipelined decoding: one 4-byte readback buffer per step in flight, the steps submitted
+    /// and not yet read (buffer index, submission), the buffer the next step uses, and whether
+    /// the token buffer holds the last step's chosen token.
+    choice_readback: Vec<Buffer>,
+    in_flight: VecDeque<(usize, SubmissionIndex)>,
+    next_slot: usize,
+    device_token: bool,
     n_past: usize,
     pub stats: SessionStats,
 }
@@ -116,6 +143,15 @@ impl GpuSession {
             )?),
             _ => None,
         };
+        let choice_readback = (0..MAX_IN_FLIGHT)
+            .map(|i| {
+                gpu.create_buffer(
+                    &format!("chosen token readback {i}"),
+                    4,
+                    BufferUsages::COPY_DST | BufferUsages::MAP_READ,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(GpuSession {
             model,
             cache,
@@ -126,6 +162,10 @@ impl GpuSession {
             readback,
             ids_readback,
             trace: None,
+            choice_readback,
+            in_flight: VecDeque::new(),
+            next_slot: 0,
+            device_token: false,
             n_past: 0,
             stats: SessionStats::default(),
         })
@@ -159,9 +199,12 @@ impl GpuSession {
     }
 
     /// Forgets every token after the first `n` (their cache rows are overwritten later): the
-    /// shared prefix of a new prompt is kept.
+    /// shared prefix of a new prompt is kept. Chosen tokens not yet read are forgotten too (their
+    /// steps still run; the GPU orders them before anything submitted later).
     pub fn truncate(&mut self, n: usize) {
         self.n_past = self.n_past.min(n);
+        self.in_flight.clear();
+        self.device_token = false;
     }
 
     /// Bytes of GPU memory this session holds (cache and scratch).
@@ -199,7 +242,7 @@ impl GpuSession {
                 // Plans bound to the old buffer are stale.
                 self.plans.retain(|(_, output), _| *output != Output::All);
             }
-            self.submit(chunk, Output::All)?;
+            self.submit(Some(chunk), chunk.len(), Output::All, None)?;
             let buffer = &self.all_logits.as_ref().ok_or(Error::Cancelled)?.1;
             out.extend(self.model.gpu.read_f32("all logits", buffer, n * v)?);
             self.stats.readbacks += 1;
@@ -241,7 +284,8 @@ impl GpuSession {
         let n_chunks = tokens.len().div_ceil(batch);
         for (i, chunk) in tokens.chunks(batch).enumerate() {
             let last = i + 1 == n_chunks;
-            self.submit(chunk, if last { output } else { Output::Nothing })?;
+            let output = if last { output } else { Output::Nothing };
+            self.submit(Some(chunk), chunk.len(), output, None)?;
         }
         let size = match output {
             Output::Greedy => 4,
@@ -250,10 +294,115 @@ impl GpuSession {
         self.read_back(size)
     }
 
-    /// Writes ids and positions, records the plan for `(tokens.len(), output)` and submits.
-    fn submit(&mut self, tokens: &[u32], output: Output) -> Result<()> {
+    /// Appends `feed` (or, when it is empty, the token the previous step chose on the GPU, which
+    /// is already in the token buffer) and submits the step that chooses the next token on the
+    /// GPU; returns without waiting. [`GpuSession::wait_choice`] returns the chosen tokens in
+    /// the order of the calls; at most [`MAX_IN_FLIGHT`] may wait.
+    pub fn submit_choice(&mut self, feed: &[u32], choice: &DeviceChoice) -> Result<()> {
+        let fail = |message: String| Error::Gpu {
+            what: "choosing a token on the GPU".to_owned(),
+            message,
+        };
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            return Err(fail(format!(
+                "{MAX_IN_FLIGHT} chosen tokens are waiting to be read"
+            )));
+        }
+        let output = match *choice {
+            DeviceChoice::Greedy => Output::Greedy,
+            DeviceChoice::Sample { top_k, step } => {
+                if !(1..=MAX_TOP_K).contains(&top_k) {
+                    return Err(fail(format!("top_k {top_k} is outside 1..={MAX_TOP_K}")));
+                }
+                if step.temperature.is_nan() || step.temperature <= 0.0 {
+                    return Err(fail("sampling needs a temperature above 0".to_owned()));
+                }
+                self.model.gpu.queue.write_buffer(
+                    &self.scratch.sample_step,
+                    0,
+                    bytemuck::bytes_of(&step),
+                );
+                Output::Sample(top_k)
+            }
+        };
+        let slot = self.next_slot;
+        if feed.is_empty() {
+            if !self.device_token {
+                return Err(fail("no token chosen on the GPU to feed".to_owned()));
+            }
+            self.check_room(1)?;
+            let index = self.submit(None, 1, output, Some(slot))?;
+            self.in_flight.push_back((slot, index));
+        } else {
+            self.check_tokens(feed)?;
+            self.device_token = false;
+            let batch = self.scratch.max_batch;
+            let n_chunks = feed.len().div_ceil(batch);
+            for (i, chunk) in feed.chunks(batch).enumerate() {
+                if i + 1 < n_chunks {
+                    self.submit(Some(chunk), chunk.len(), Output::Nothing, None)?;
+                } else {
+                    let index = self.submit(Some(chunk), chunk.len(), output, Some(slot))?;
+                    self.in_flight.push_back((slot, index));
+                }
+            }
+        }
+        self.next_slot = (slot + 1) % MAX_IN_FLIGHT;
+        self.device_token = true;
+        Ok(())
+    }
+
+    /// The token chosen by the oldest step [`GpuSession::submit_choice`] submitted, once the
+    /// GPU has finished that step (not the later ones).
+    pub fn wait_choice(&mut self) -> Result<u32> {
+        let (slot, index) = self.in_flight.pop_front().ok_or_else(|| Error::Gpu {
+            what: "choosing a token on the GPU".to_owned(),
+            message: "no step is waiting to be read".to_owned(),
+        })?;
+        let bytes = map_read(
+            &self.model.gpu,
+            &self.choice_readback[slot],
+            4,
+            Some(index),
+            "reading the chosen token back",
+        )?;
+        self.stats.readbacks += 1;
+        self.update_paging_stats();
+        Ok(bytemuck::pod_read_unaligned(&bytes[..4]))
+    }
+
+    /// Tokens chosen on the GPU that were submitted and not yet read.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn check_room(&self, n: usize) -> Result<()> {
+        if self.n_past + n > self.n_ctx {
+            return Err(Error::ContextFull {
+                what: format!(
+                    "{} tokens in the sequence and {n} more do not fit the context of {}",
+                    self.n_past, self.n_ctx
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes ids (when given; else the token buffer already holds them) and positions of `n`
+    /// tokens, records the plan for `(n, output)` and submits. With `choice_slot`, the chosen
+    /// token (greedy or sampled output) is copied into the token buffer, for the next step, and
+    /// into that readback buffer.
+    fn submit(
+        &mut self,
+        tokens: Option<&[u32]>,
+        n: usize,
+        output: Output,
+        choice_slot: Option<usize>,
+    ) -> Result<SubmissionIndex> {
         let start = std::time::Instant::now();
-        let n = tokens.len();
+        if choice_slot.is_none() {
+            self.device_token = false;
+        }
         let key = (n, output);
         if !self.plans.contains_key(&key) {
             let all = self.all_logits.as_ref().map(|(_, b)| b);
@@ -275,8 +424,10 @@ impl GpuSession {
         let model = self.model.clone();
         let gpu = &model.gpu;
         let positions: Vec<u32> = (self.n_past..self.n_past + n).map(|p| p as u32).collect();
-        gpu.queue
-            .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(tokens));
+        if let Some(tokens) = tokens {
+            gpu.queue
+                .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(tokens));
+        }
         gpu.queue
             .write_buffer(&self.scratch.positions, 0, bytemuck::cast_slice(&positions));
         let steps = self.plans.remove(&key).unwrap_or_default();
@@ -294,21 +445,26 @@ impl GpuSession {
         let dispatches = plan::dispatch_count(&steps) as u64;
         self.plans.insert(key, steps);
         let mut encoder = recorded?;
-        match output {
-            Output::Last => encoder.copy_buffer_to_buffer(
+        match (output, choice_slot) {
+            (Output::Greedy | Output::Sample(_), Some(slot)) => {
+                let chosen = &self.scratch.argmax;
+                encoder.copy_buffer_to_buffer(chosen, 0, &self.scratch.tokens, 0, 4);
+                encoder.copy_buffer_to_buffer(chosen, 0, &self.choice_readback[slot], 0, 4);
+            }
+            (Output::Last, _) => encoder.copy_buffer_to_buffer(
                 &self.scratch.logits,
                 0,
                 &self.readback,
                 0,
                 (self.model.n_vocab * 4) as u64,
             ),
-            Output::Greedy => {
+            (Output::Greedy | Output::Sample(_), None) => {
                 encoder.copy_buffer_to_buffer(&self.scratch.argmax, 0, &self.readback, 0, 4)
             }
-            Output::All | Output::Nothing => {}
+            (Output::All | Output::Nothing, _) => {}
         }
-        gpu.checked("submitting a forward pass", |_| {
-            gpu.queue.submit([encoder.finish()]);
+        let index = gpu.checked("submitting a forward pass", |_| {
+            gpu.queue.submit([encoder.finish()])
         })?;
         self.n_past += n;
         self.stats.submits += 1;
@@ -323,7 +479,7 @@ impl GpuSession {
             _ => 0,
         };
         self.stats.encode_us += (start.elapsed().as_micros() as u64).saturating_sub(paging_us);
-        Ok(())
+        Ok(index)
     }
 
     /// GPU time per kernel of one decode step of `token` (the step is taken: the token is
@@ -350,6 +506,7 @@ impl GpuSession {
             )?;
             self.plans.insert(key, steps);
         }
+        self.device_token = false;
         let gpu = &self.model.gpu;
         gpu.queue
             .write_buffer(&self.scratch.tokens, 0, bytemuck::bytes_of(&token));
@@ -369,16 +526,21 @@ impl GpuSession {
             &self.model.gpu,
             &self.readback,
             size,
+            None,
             "reading the logits back",
         )?;
         self.stats.readbacks += 1;
+        self.update_paging_stats();
+        Ok(bytes)
+    }
+
+    fn update_paging_stats(&mut self) {
         if let Some(pager) = &self.model.pager {
             self.stats.paging = pager
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .stats;
         }
-        Ok(bytes)
     }
 
     /// Records `steps` of `n` tokens for a model with paged experts: at each
@@ -447,7 +609,7 @@ impl GpuSession {
                 gpu.queue.submit([encoder.finish()]);
             })?;
             self.stats.submits += 1;
-            let raw = map_read(gpu, ids_readback, size, "reading the expert ids back")?;
+            let raw = map_read(gpu, ids_readback, size, None, "reading the expert ids back")?;
             let wait_us = waited.elapsed().as_micros() as u64;
             let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
             let (routed, predicted) = ids.split_at(n * kk);
@@ -520,9 +682,15 @@ fn new_encoder(gpu: &Gpu) -> wgpu::CommandEncoder {
         })
 }
 
-/// Maps the first `size` bytes of `buffer` once the GPU has finished, copies them out and
-/// unmaps it.
-fn map_read(gpu: &Gpu, buffer: &Buffer, size: u64, what: &str) -> Result<Vec<u8>> {
+/// Maps the first `size` bytes of `buffer` once the GPU has finished submission `index` (every
+/// submission when `None`), copies them out and unmaps it.
+fn map_read(
+    gpu: &Gpu,
+    buffer: &Buffer,
+    size: u64,
+    index: Option<SubmissionIndex>,
+    what: &str,
+) -> Result<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
     buffer.map_async(MapMode::Read, 0..size, move |result| {
         let _ = sender.send(result);
@@ -532,7 +700,10 @@ fn map_read(gpu: &Gpu, buffer: &Buffer, size: u64, what: &str) -> Result<Vec<u8>
         message,
     };
     gpu.device
-        .poll(PollType::wait_indefinitely())
+        .poll(PollType::Wait {
+            submission_index: index,
+            timeout: None,
+        })
         .map_err(|e| fail(e.to_string()))?;
     receiver
         .recv_timeout(std::time::Duration::from_secs(60))

@@ -1,4 +1,5 @@
-//! One module per WGSL kernel family in `shaders/kernels/`, with the same stem.
+//! One module per WGSL kernel family in `shaders/kernels/`, with the same stem (`sample` drives
+//! `sample_reduce` and `sample_pick`).
 
 pub mod argmax;
 pub mod attention;
@@ -19,3 +20,4 @@ pub mod moe_down;
 pub mod moe_router;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
