@@ -2,7 +2,7 @@
 # The real-GPU measurement recipe of the decode work (issue 15): on a machine with a GPU and no
 # network it prints the adapter, writes a V2-Lite-shaped model with `synth` (all 27 layers,
 # Q4_K_M), and runs `bench --json` at several depths, with part of the routed experts paged
-# (`--expert-cache 50%` and `25%`) and with `--profile`, then writes one JSON file and one
+# (`--expert-cache 50%` and `25%`) with `--sync` (no pipelining) and with `--profile`, then writes one JSON file and one
 # markdown table.
 #
 #   scripts/gpu-bench.sh [--bin PATH] [--out DIR] [--model FILE] [--layers N]
@@ -86,6 +86,7 @@ for share in $caches; do
     bench "depth-$first_depth-experts-${share%\%}pct" -p "$first_depth" -n "$n_decode" \
         --ctx "$ctx" --expert-cache "$share"
 done
+bench "depth-$first_depth-sync" -p "$first_depth" -n "$n_decode" --ctx "$ctx" --sync
 bench "depth-$first_depth-profile" -p "$first_depth" -n "$n_decode" --ctx "$ctx" --profile
 
 echo "== results"
@@ -104,6 +105,7 @@ fields = [
     ("roofline_fraction", "roofline", "{:.3f}"),
     ("dispatches_per_token", "dispatches/token", "{:.0f}"),
     ("host_us_per_token", "host µs/token", "{:.0f}"),
+    ("submit_us_per_token", "submit µs/token", "{:.0f}"),
 ]
 rows = []
 for name in names:

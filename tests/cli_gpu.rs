@@ -284,7 +284,9 @@ fn bench_json_has_the_counters() {
             .unwrap_or_else(|| panic!("{key}: {json}"));
         assert!(v.is_finite() && v > 0.0, "{key}: {v}");
     }
-    // One submission and one small readback per decoded token.
+    // Pipelined decode (step N + 1 queued before token N is read), still one submission and one
+    // small readback per decoded token.
+    assert_eq!(json["pipelined"], true, "{json}");
     assert_eq!(json["submits_per_token"].as_f64(), Some(1.0), "{json}");
     assert_eq!(json["readbacks_per_token"].as_f64(), Some(1.0), "{json}");
     // The decode plan of tiny-v3 (4 layers: 1 dense, 3 MoE, q through q_a/q_b): embed 1,
@@ -299,6 +301,10 @@ fn bench_json_has_the_counters() {
         "{json}"
     );
     assert!(json["host_us_per_token"].as_f64().unwrap() >= 0.0, "{json}");
+    assert!(
+        json["submit_us_per_token"].as_f64().unwrap() >= 0.0,
+        "{json}"
+    );
     assert!(json["peak_gpu_bytes"].as_u64().unwrap() > 0, "{json}");
     assert!(json["peak_host_bytes"].as_u64().unwrap() > 0, "{json}");
     let info = json_of(&lanternfish(&["info", &model_arg(), "--json"]));

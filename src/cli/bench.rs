@@ -214,6 +214,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "readbacks_per_token": per_token(after.readbacks, before.readbacks),
         "dispatches_per_token": per_token(after.dispatches, before.dispatches),
         "host_us_per_token": per_token(after.encode_us, before.encode_us),
+        "submit_us_per_token": per_token(after.submit_us, before.submit_us),
         "expert_hit_rate": 1.0,
         "prefetch_accuracy": null,
         "paged_bytes_per_token": 0.0,

@@ -49,8 +49,13 @@ pub struct SessionStats {
     pub dispatches: u64,
     /// Tokens processed.
     pub tokens: u64,
-    /// Host time spent building command buffers (encoding, not waiting), in microseconds.
+    /// Host time spent building command buffers (writing ids and positions, recording,
+    /// finishing; not waiting, not in `queue.submit`), in microseconds.
     pub encode_us: u64,
+    /// Host time inside `queue.submit` of the forward passes, in microseconds. A driver may
+    /// block there until the previous submission is done (lavapipe does: its Vulkan queue
+    /// waits for the semaphore wgpu chains submissions with), which a pipelined decode shows.
+    pub submit_us: u64,
     /// The model's expert-paging counters (cumulative over its sessions; zero when resident).
     pub paging: PagingStats,
 }
@@ -463,9 +468,13 @@ impl GpuSession {
             }
             (Output::All | Output::Nothing, _) => {}
         }
+        let commands = encoder.finish();
+        let submitted = std::time::Instant::now();
         let index = gpu.checked("submitting a forward pass", |_| {
-            gpu.queue.submit([encoder.finish()])
+            gpu.queue.submit([commands])
         })?;
+        let submit_us = submitted.elapsed().as_micros() as u64;
+        self.stats.submit_us += submit_us;
         self.n_past += n;
         self.stats.submits += 1;
         self.stats.dispatches += dispatches;
@@ -478,7 +487,8 @@ impl GpuSession {
             }
             _ => 0,
         };
-        self.stats.encode_us += (start.elapsed().as_micros() as u64).saturating_sub(paging_us);
+        self.stats.encode_us +=
+            (start.elapsed().as_micros() as u64).saturating_sub(paging_us + submit_us);
         Ok(index)
     }
 
