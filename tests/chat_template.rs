@@ -300,3 +300,77 @@ fn files_without_a_template_get_a_builtin_by_architecture() {
         }
     }
 }
+
+/// A model file's template is untrusted: one that loops for ever or builds a huge string fails
+/// with a clear error in well under a second, and the bundled templates stay far inside the
+/// budget on a conversation larger than any context.
+#[test]
+fn hostile_templates_are_stopped_and_real_ones_fit_the_budget() {
+    use lanternfish::chat_template::{MAX_RENDERED_BYTES, RENDER_FUEL};
+    // 1,000 messages of 4 KB (4 MB of text, ~1 M tokens: far past any context) with tools, in every bundled
+    // template: under a tenth of the budget.
+    let text = "word ".repeat(800);
+    let mut messages = vec![ChatMessage::system("You are terse.")];
+    for i in 0..1000 {
+        messages.push(if i % 2 == 0 {
+            ChatMessage::user(&text)
+        } else {
+            ChatMessage::assistant(&text)
+        });
+    }
+    let tools: Json = serde_json::json!([{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        tools: Some(serde_json::from_value(tools).unwrap()),
+        ..RenderOptions::default()
+    };
+    for which in [
+        Builtin::DeepSeekV2Chat,
+        Builtin::DeepSeekV3,
+        Builtin::DeepSeekR1,
+        Builtin::ChatMl,
+    ] {
+        let template = ChatTemplate::builtin(which, BOS, EOS).unwrap();
+        let (rendered, fuel) = template.render_measured(&messages, &opts).unwrap();
+        let (_, small) = template.render_measured(&messages[..100], &opts).unwrap();
+        eprintln!(
+            "{which:?}: {fuel} units for {} bytes, {small} for 100 messages",
+            rendered.len()
+        );
+        assert!(rendered.len() > 4_000_000);
+        assert!(fuel > 0 && fuel * 10 <= RENDER_FUEL, "{which:?}: {fuel}");
+    }
+
+    let hostile = [
+        // Nested loops: 10^10 iterations (hung `run --chat` before the bound).
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        // A doubling string: 2^40 bytes.
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}\
+         {% endfor %}{{ ns.s }}",
+        // One huge value.
+        "{{ 'x' * 10000000000 }}",
+        // Output alone past the byte limit, cheaply per byte.
+        "{% for i in range(100000) %}{{ 'y' * 10000 }}{% endfor %}",
+    ];
+    for source in hostile {
+        let template = ChatTemplate::new(source, BOS, EOS).unwrap();
+        let started = std::time::Instant::now();
+        let err = template
+            .render(&[ChatMessage::user("hi")], &RenderOptions::default())
+            .unwrap_err();
+        let took = started.elapsed();
+        eprintln!("{source:.40}…: {took:?}: {err}");
+        assert!(matches!(err, Error::ChatTemplate { .. }), "{err}");
+        assert!(
+            err.to_string().contains("units of work")
+                || err
+                    .to_string()
+                    .contains(&format!("{MAX_RENDERED_BYTES} bytes"))
+                || err.to_string().contains("fuel"),
+            "{err}"
+        );
+        assert!(took < Duration::from_secs(1), "{source}: {took:?}");
+    }
+}

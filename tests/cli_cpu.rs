@@ -146,3 +146,22 @@ fn chat_prompt_uses_the_template() {
         "{prompt:?}"
     );
 }
+
+/// `lanternfish info F --tensors | head`: the reader closing the pipe ends the command quietly
+/// (status 141, as a C tool killed by SIGPIPE), without a panic report.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanternfish"))
+        .args(["info", model().to_str().unwrap(), "--tensors", "--metadata"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}

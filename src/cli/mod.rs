@@ -69,6 +69,7 @@ enum Command {
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -93,11 +94,45 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `lanternfish info F | head`: the reader left; nothing is wrong with the command.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(CLOSED_STDOUT_EXIT),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status of a command whose standard output was closed by its reader: 128 + SIGPIPE,
+/// what a shell reports for a C tool killed by the signal.
+const CLOSED_STDOUT_EXIT: u8 = 141;
+
+/// Whether an error comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe panics ("failed printing to stdout:
+/// Broken pipe"). A command piped into `head` should just stop: that one panic exits quietly
+/// with [`CLOSED_STDOUT_EXIT`]; every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(CLOSED_STDOUT_EXIT));
+        }
+        default(info);
+    }));
 }
 
 /// A sibling path for writing `path` atomically: write there, then rename over `path`.
