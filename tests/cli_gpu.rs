@@ -292,12 +292,13 @@ fn bench_json_has_the_counters() {
     // The decode plan of tiny-v3 (4 layers: 1 dense, 3 MoE, q through q_a/q_b): embed 1,
     // output matvec + argmax 2 (the final norm folded in), the dense layer 10 (q_a, q_b, kv_a,
     // kv_store with both ropes, k_b, attention, v_b, o, gate+up+silu, down: its norms folded
-    // in), each MoE layer 16 (the same 8 attention dispatches, router matvec, top-k, routed
-    // gate, up, silu, shared gate+up+silu, shared down, moe_down). 85 before the GPU-shaped
-    // decode work; a change that adds a dispatch fails here on purpose.
+    // in), each MoE layer 14 (the same 8 attention dispatches, router matvec, top-k, routed
+    // gate+up+silu, shared gate+up+silu, shared down, moe_down). 85 before the GPU-shaped
+    // decode work, 61 before the routed gate+up+silu fusion; a change that adds a dispatch
+    // fails here on purpose.
     assert_eq!(
         json["dispatches_per_token"].as_f64(),
-        Some(f64::from(1 + 2 + 10 + 3 * 16)),
+        Some(f64::from(1 + 2 + 10 + 3 * 14)),
         "{json}"
     );
     assert!(json["host_us_per_token"].as_f64().unwrap() >= 0.0, "{json}");

@@ -209,3 +209,109 @@ fn matvec_swiglu_with_a_folded_norm_equals_the_normed_matvecs() {
         }
     }
 }
+
+/// The routed experts' fused kernel (`matvec_id_swiglu`) against the three dispatches it
+/// replaces (`matvec_id` gate, `matvec_id` up, `elementwise` `silu_mul`), bit for bit, for every
+/// type and both reductions: tokens whose experts lie in either of two pools, an id past the
+/// slot table (0), the norm folded in or not; each pool's dispatch writes only its own outputs.
+#[test]
+fn matvec_id_swiglu_equals_matvec_id_twice_and_silu_mul() {
+    use lanternfish::gpu::ops::matvec_id::{MatvecId, MatvecIdShape};
+    use lanternfish::gpu::ops::matvec_id_swiglu::{MatvecIdSwiglu, SwigluIdShape};
+
+    let gpu = test_gpu();
+    let elementwise = Elementwise::new(gpu).unwrap();
+    let (n_experts, n_rows, n_tok, k) = (5usize, 7usize, 2usize, 3usize);
+    // Slot table: expert e lives in slot 4 - e; ids cover both pools and an unknown id (99).
+    let slot_of: Vec<u32> = (0..n_experts as u32).rev().collect();
+    let ids: Vec<u32> = vec![0, 3, 99, 4, 1, 2];
+    for (t, (ty, reduction)) in QUANT_TYPES
+        .into_iter()
+        .flat_map(|ty| {
+            gpu_common::reductions(gpu)
+                .into_iter()
+                .map(move |r| (ty, r))
+        })
+        .enumerate()
+    {
+        let fused = MatvecIdSwiglu::with_reduction(gpu, ty, reduction).unwrap();
+        let split = MatvecId::with_reduction(gpu, ty, reduction).unwrap();
+        let n_cols = col_counts(ty)[0];
+        let seed = 9000 + 100 * t as u64;
+        let slice = n_rows * n_cols / ty.block_elems() * ty.block_bytes();
+        let (gate, _) = quantized(ty, seed, n_experts * n_rows * n_cols);
+        let (up, _) = quantized(ty, seed + 1, n_experts * n_rows * n_cols);
+        let pool: Vec<u8> = (0..n_experts)
+            .flat_map(|s| {
+                let g = &gate[s * slice..(s + 1) * slice];
+                let u = &up[s * slice..(s + 1) * slice];
+                g.iter().chain(u).copied().collect::<Vec<u8>>()
+            })
+            .collect();
+        let x = values(seed + 2, n_tok * n_cols);
+        let norm = values(seed + 3, n_cols);
+        for normed in [false, true] {
+            let what = format!("{ty:?} {reduction:?} normed {normed}");
+            let norm = normed.then_some((norm.as_slice(), 1e-5f32));
+            let shape = MatvecIdShape {
+                n_rows: n_rows as u32,
+                n_cols: n_cols as u32,
+                n_slots: n_experts as u32,
+                slot_base: 0,
+                k: k as u32,
+                n_tok: n_tok as u32,
+                ids_offset: 0,
+                ids_tok_stride: k as u32,
+                x_stride: 0,
+                x_tok_stride: n_cols as u32,
+            };
+            let project = |weights: &[u8]| match norm {
+                Some(norm) => split
+                    .run_normed(gpu, weights, &slot_of, &ids, &x, &shape, norm)
+                    .unwrap(),
+                None => split.run(gpu, weights, &slot_of, &ids, &x, &shape).unwrap(),
+            };
+            let (g, u) = (project(&gate), project(&up));
+            let want = elementwise
+                .run(gpu, ElementwiseOp::SiluMul, &g, &u)
+                .unwrap();
+            // Two pools: slots 0..3 and 3..5.
+            let mut got = vec![0f32; want.len()];
+            for (base, n) in [(0usize, 3usize), (3, 2)] {
+                let bytes = &pool[base * 2 * slice..(base + n) * 2 * slice];
+                let shape = SwigluIdShape {
+                    n_rows: n_rows as u32,
+                    n_cols: n_cols as u32,
+                    n_slots: n as u32,
+                    slot_base: base as u32,
+                    k: k as u32,
+                    n_tok: n_tok as u32,
+                    x_tok_stride: n_cols as u32,
+                };
+                let part = fused
+                    .run(gpu, bytes, [&slot_of, &ids], &x, &shape, norm)
+                    .unwrap();
+                for (i, (o, p)) in got.iter_mut().zip(part).enumerate() {
+                    // Outputs of the other pool (and of the unknown id, outside pool 0) stay 0.
+                    let slot = slot_of.get(ids[i / n_rows] as usize).copied();
+                    let mine = match slot {
+                        Some(s) => (base as u32..(base + n) as u32).contains(&s),
+                        None => base == 0,
+                    };
+                    if mine {
+                        *o = p;
+                    } else {
+                        assert_eq!(p.to_bits(), 0, "{what}: pool {base} wrote output {i}");
+                    }
+                }
+            }
+            for (i, (&h, &w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    h.to_bits(),
+                    w.to_bits(),
+                    "{what} output {i}: fused {h:e}, matvec_id + silu_mul {w:e}"
+                );
+            }
+        }
+    }
+}

@@ -47,11 +47,13 @@ pub enum Kernel {
     MatvecSwiglu,
     /// `shaders/kernels/moe_down.wgsl`: routed down projections weighted into the residual.
     MoeDown,
+    /// `shaders/kernels/matvec_id_swiglu.wgsl`: routed gate, up and silu_mul in one dispatch.
+    MatvecIdSwiglu,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 7] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Dequantize,
         Kernel::Matvec,
         Kernel::MatvecId,
@@ -59,6 +61,7 @@ impl Kernel {
         Kernel::Matmul,
         Kernel::MatvecSwiglu,
         Kernel::MoeDown,
+        Kernel::MatvecIdSwiglu,
     ];
 
     /// The WGSL file stem.
@@ -71,6 +74,7 @@ impl Kernel {
             Kernel::Embed => "embed",
             Kernel::MatvecSwiglu => "matvec_swiglu",
             Kernel::MoeDown => "moe_down",
+            Kernel::MatvecIdSwiglu => "matvec_id_swiglu",
         }
     }
 
@@ -79,7 +83,11 @@ impl Kernel {
     pub fn reduces(self) -> bool {
         matches!(
             self,
-            Kernel::Matvec | Kernel::MatvecSwiglu | Kernel::MatvecId | Kernel::MoeDown
+            Kernel::Matvec
+                | Kernel::MatvecSwiglu
+                | Kernel::MatvecId
+                | Kernel::MoeDown
+                | Kernel::MatvecIdSwiglu
         )
     }
 
@@ -92,6 +100,9 @@ impl Kernel {
             Kernel::Embed => include_str!("../../shaders/kernels/embed.wgsl"),
             Kernel::MatvecSwiglu => include_str!("../../shaders/kernels/matvec_swiglu.wgsl"),
             Kernel::MoeDown => include_str!("../../shaders/kernels/moe_down.wgsl"),
+            Kernel::MatvecIdSwiglu => {
+                include_str!("../../shaders/kernels/matvec_id_swiglu.wgsl")
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::gpu::ops::kv_store::KvStore;
 use crate::gpu::ops::matmul::Matmul;
 use crate::gpu::ops::matvec::Matvec;
 use crate::gpu::ops::matvec_id::MatvecId;
+use crate::gpu::ops::matvec_id_swiglu::MatvecIdSwiglu;
 use crate::gpu::ops::matvec_swiglu::MatvecSwiglu;
 use crate::gpu::ops::moe_combine::MoeCombine;
 use crate::gpu::ops::moe_down::MoeDown;
@@ -30,6 +31,7 @@ pub struct Kernels {
     pub matvec: HashMap<GgmlType, Matvec>,
     pub matmul: HashMap<GgmlType, Matmul>,
     pub matvec_id: HashMap<GgmlType, MatvecId>,
+    pub matvec_id_swiglu: HashMap<GgmlType, MatvecIdSwiglu>,
     pub matvec_swiglu: HashMap<GgmlType, MatvecSwiglu>,
     pub moe_down: HashMap<GgmlType, MoeDown>,
     pub embed: Embed,
@@ -53,6 +55,7 @@ impl Kernels {
         let mut matvec = HashMap::new();
         let mut matmul = HashMap::new();
         let mut matvec_id = HashMap::new();
+        let mut matvec_id_swiglu = HashMap::new();
         let mut matvec_swiglu = HashMap::new();
         let mut moe_down = HashMap::new();
         for &ty in types {
@@ -60,6 +63,7 @@ impl Kernels {
                 entry.insert(Matvec::new(gpu, ty)?);
                 matmul.insert(ty, Matmul::new(gpu, ty)?);
                 matvec_id.insert(ty, MatvecId::new(gpu, ty)?);
+                matvec_id_swiglu.insert(ty, MatvecIdSwiglu::new(gpu, ty)?);
                 matvec_swiglu.insert(ty, MatvecSwiglu::new(gpu, ty)?);
                 moe_down.insert(ty, MoeDown::new(gpu, ty)?);
             }
@@ -68,6 +72,7 @@ impl Kernels {
             matvec,
             matmul,
             matvec_id,
+            matvec_id_swiglu,
             matvec_swiglu,
             moe_down,
             embed: Embed::new(gpu, embd_type)?,

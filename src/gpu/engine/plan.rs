@@ -12,7 +12,8 @@
 //!   q_abs = k_b[h] · q_nope[h]  (matvec_id over heads)
 //!   o_lat = attention(q_abs, q_pe, cache)   o = v_b[h] · o_lat[h]   x += mm(attn_output, o)
 //!   a = rmsnorm(x)   router → ids, weights (on the GPU)
-//!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id)
+//!   h_e = silu(gate_e a) ⊙ up_e a, y_e = down_e h_e for the k chosen experts (matvec_id;
+//!   h_e in one matvec_id_swiglu dispatch when gate and up share a slot)
 //!   x += shared(a) (accumulating matvec)     x += Σ_e w_e y_e (moe_combine)
 //!   (one pool, not paged: y_e and the weighted sum in one moe_down dispatch)
 //! then a = rmsnorm(x) for the rows whose logits are wanted, logits = mm(output, a).
@@ -27,13 +28,14 @@ use wgpu::Buffer;
 use super::model::GpuArch;
 use super::model::GpuModel;
 use super::plan_blocks::{Input, embed, first, mm, swiglu};
-use super::weights::{GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
+use super::weights::{ExpertGateUp, GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
 use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::kv_store::QRope;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
+use crate::gpu::ops::matvec_id_swiglu::SwigluIdShape;
 use crate::gpu::ops::moe_down::MoeDownShape;
 use crate::gpu::ops::moe_router::RouterConfig;
 use crate::gpu::paging::Prefetch;
@@ -515,18 +517,50 @@ fn deepseek_layers<'a>(
                         .collect::<Result<Vec<_>>>()
                 };
                 let e = &moe.experts;
-                push(experts(&e.gate, ffn_in, n * d, &s.eg, n * kk * f, &routed)?);
-                push(experts(&e.up, ffn_in, n * d, &s.eu, n * kk * f, &routed)?);
-                push(vec![k.elementwise.bind(
-                    gpu,
-                    ElementwiseOp::SiluMul,
-                    [
-                        first(&s.eg, n * kk * f),
-                        first(&s.eu, n * kk * f),
-                        first(&s.eh, n * kk * f),
-                    ],
-                    (n * kk * f) as u32,
-                )?]);
+                match &e.gate_up {
+                    // Gate, up and silu_mul in one dispatch per pool.
+                    ExpertGateUp::Fused(pools) => push(
+                        pools
+                            .iter()
+                            .map(|pool| {
+                                k.matvec_id_swiglu[&pool.ty].bind(
+                                    gpu,
+                                    [
+                                        (&pool.buffer).into(),
+                                        (&moe.slot_of).into(),
+                                        first(&s.ids, n * kk),
+                                        first(ffn_in.x, n * d),
+                                        first(&s.eh, n * kk * f),
+                                    ],
+                                    &SwigluIdShape {
+                                        n_rows: f as u32,
+                                        n_cols: d as u32,
+                                        n_slots: pool.n_slots as u32,
+                                        slot_base: pool.slot_base as u32,
+                                        k: kk as u32,
+                                        n_tok: t32,
+                                        x_tok_stride: d as u32,
+                                    },
+                                    ffn_in.folded(d),
+                                )
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                    ),
+                    ExpertGateUp::Split { gate, up } => {
+                        push(experts(gate, ffn_in, n * d, &s.eg, n * kk * f, &routed)?);
+                        push(experts(up, ffn_in, n * d, &s.eu, n * kk * f, &routed)?);
+                        push(vec![k.elementwise.bind(
+                            gpu,
+                            ElementwiseOp::SiluMul,
+                            [
+                                first(&s.eg, n * kk * f),
+                                first(&s.eu, n * kk * f),
+                                first(&s.eh, n * kk * f),
+                            ],
+                            (n * kk * f) as u32,
+                        )?]);
+                    }
+                }
                 // One pool and no paging: down, the routing weights and the residual add in one
                 // dispatch (moe_down), after the shared experts as the combine came after them.
                 if let ([down], None) = (e.down.as_slice(), paged) {

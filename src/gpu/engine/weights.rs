@@ -108,19 +108,31 @@ impl GpuSwiGlu {
     }
 }
 
-/// The routed experts of one layer: gate, up and down, each as one or more pools of slots (a
-/// tensor larger than one storage binding is split into several buffers).
+/// The routed experts of one layer: gate and up, and down, each as one or more pools of slots
+/// (a tensor larger than one storage binding is split into several buffers).
 #[derive(Debug)]
 pub struct ExpertPools {
-    pub gate: Vec<GpuTensor>,
-    pub up: Vec<GpuTensor>,
+    pub gate_up: ExpertGateUp,
     pub down: Vec<GpuTensor>,
+}
+
+/// The routed experts' gate and up projections.
+#[derive(Debug)]
+pub enum ExpertGateUp {
+    /// One set of pools whose slot e holds expert e's gate rows, then its up rows (`n_rows` is
+    /// twice the expert width): `matvec_id_swiglu` reads both and applies SwiGLU in one
+    /// dispatch. Used whenever gate and up share a type and shape.
+    Fused(Vec<GpuTensor>),
+    Split {
+        gate: Vec<GpuTensor>,
+        up: Vec<GpuTensor>,
+    },
 }
 
 impl ExpertPools {
     /// Bytes of one expert's gate, up and down.
     pub fn expert_bytes(&self) -> u64 {
-        [&self.gate, &self.up, &self.down]
+        self.pool_sets()
             .iter()
             .filter_map(|pools| pools.first())
             .map(GpuTensor::slot_bytes)
@@ -128,7 +140,26 @@ impl ExpertPools {
     }
 
     pub fn all(&self) -> impl Iterator<Item = &GpuTensor> {
-        self.gate.iter().chain(&self.up).chain(&self.down)
+        self.pool_sets().into_iter().flatten()
+    }
+
+    fn pool_sets(&self) -> Vec<&[GpuTensor]> {
+        match &self.gate_up {
+            ExpertGateUp::Fused(gate_up) => vec![gate_up, &self.down],
+            ExpertGateUp::Split { gate, up } => vec![gate, up, &self.down],
+        }
+    }
+
+    /// Where an expert's gate, up and down (in that order) go: the pools that hold them and the
+    /// byte offset of each inside an expert's slot (up follows gate in a fused slot).
+    pub fn destinations(&self) -> [(&[GpuTensor], u64); 3] {
+        match &self.gate_up {
+            ExpertGateUp::Fused(gate_up) => {
+                let gate_bytes = gate_up.first().map_or(0, |p| p.slot_bytes() / 2);
+                [(gate_up, 0), (gate_up, gate_bytes), (&self.down, 0)]
+            }
+            ExpertGateUp::Split { gate, up } => [(gate, 0), (up, 0), (&self.down, 0)],
+        }
     }
 }
 
@@ -264,16 +295,60 @@ impl Uploader<'_> {
         Ok(pools)
     }
 
-    /// Empty pools for the slots `range` of experts shaped like `first` (paged experts: the
-    /// pager fills them on demand), split to fit one storage binding each.
+    /// Pools of experts whose slot e holds `gates[e]`'s rows then `ups[e]`'s (one type and
+    /// shape), split to fit one storage binding each.
+    fn fused_pools(
+        &mut self,
+        name: &str,
+        gates: &[Matrix<'_>],
+        ups: &[Matrix<'_>],
+    ) -> Result<Vec<GpuTensor>> {
+        let slot_bytes = gates
+            .first()
+            .map_or(1, |m| 2 * m.raw().1.len() as u64)
+            .max(1);
+        let limit = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
+        let per_pool = (limit / slot_bytes) as usize;
+        if per_pool == 0 {
+            return Err(Error::Tensor {
+                name: name.to_owned(),
+                what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
+            });
+        }
+        let mut pools = Vec::new();
+        for (i, (gates, ups)) in gates.chunks(per_pool).zip(ups.chunks(per_pool)).enumerate() {
+            // Slices 2e and 2e + 1 of the uploaded tensor are expert e's gate and up: one slot
+            // of twice the rows.
+            let slices: Vec<Matrix<'_>> = gates
+                .iter()
+                .zip(ups)
+                .flat_map(|(g, u)| [g.clone(), u.clone()])
+                .collect();
+            let mut pool = self.tensor(&format!("{name} pool {i}"), &slices)?;
+            pool.n_rows *= 2;
+            pool.n_slots /= 2;
+            pool.slot_base = i * per_pool;
+            pools.push(pool);
+        }
+        Ok(pools)
+    }
+
+    /// Empty pools for the slots `range` of experts shaped like `first` (`parts` of them per
+    /// slot: 2 for gate and up together) (paged experts: the pager fills them on demand), split
+    /// to fit one storage binding each.
     fn empty_pools(
         &mut self,
         name: &str,
         first: &Matrix<'_>,
+        parts: usize,
         range: std::ops::Range<u32>,
     ) -> Result<Vec<GpuTensor>> {
         let (ty, bytes) = first.raw();
-        let slot_bytes = (bytes.len() as u64).max(1);
+        let slot_bytes = (parts as u64 * bytes.len() as u64).max(1);
         let limit = self
             .gpu
             .limits
@@ -299,7 +374,7 @@ impl Uploader<'_> {
                 name: format!("{name} slots {base}.."),
                 buffer,
                 ty,
-                n_rows: first.n_rows(),
+                n_rows: parts * first.n_rows(),
                 n_cols: first.n_cols(),
                 n_slots: n as usize,
                 slot_base: base as usize,
@@ -414,15 +489,53 @@ impl Uploader<'_> {
                     Some(_) => vec![crate::gpu::paging::NOT_RESIDENT; c.n_expert],
                     None => (0..c.n_expert as u32).collect(),
                 };
+                // Gate and up of one type and shape share a slot (fused SwiGLU dispatch).
+                let fusable = moe.experts.first().is_some_and(|e| {
+                    e.gate.raw().0 == e.up.raw().0
+                        && e.gate.n_rows() == e.up.n_rows()
+                        && e.gate.n_cols() == e.up.n_cols()
+                });
                 let experts = match (paged, moe.experts.first()) {
                     (Some(range), Some(first)) => ExpertPools {
-                        gate: self.empty_pools(&n("ffn_gate_exps"), &first.gate, range.clone())?,
-                        up: self.empty_pools(&n("ffn_up_exps"), &first.up, range.clone())?,
-                        down: self.empty_pools(&n("ffn_down_exps"), &first.down, range)?,
+                        gate_up: if fusable {
+                            let fused = self.empty_pools(
+                                &n("ffn_gate_up_exps"),
+                                &first.gate,
+                                2,
+                                range.clone(),
+                            )?;
+                            ExpertGateUp::Fused(fused)
+                        } else {
+                            ExpertGateUp::Split {
+                                gate: self.empty_pools(
+                                    &n("ffn_gate_exps"),
+                                    &first.gate,
+                                    1,
+                                    range.clone(),
+                                )?,
+                                up: self.empty_pools(
+                                    &n("ffn_up_exps"),
+                                    &first.up,
+                                    1,
+                                    range.clone(),
+                                )?,
+                            }
+                        },
+                        down: self.empty_pools(&n("ffn_down_exps"), &first.down, 1, range)?,
                     },
                     _ => ExpertPools {
-                        gate: self.pools(&n("ffn_gate_exps"), &gates)?,
-                        up: self.pools(&n("ffn_up_exps"), &ups)?,
+                        gate_up: if fusable {
+                            ExpertGateUp::Fused(self.fused_pools(
+                                &n("ffn_gate_up_exps"),
+                                &gates,
+                                &ups,
+                            )?)
+                        } else {
+                            ExpertGateUp::Split {
+                                gate: self.pools(&n("ffn_gate_exps"), &gates)?,
+                                up: self.pools(&n("ffn_up_exps"), &ups)?,
+                            }
+                        },
                         down: self.pools(&n("ffn_down_exps"), &downs)?,
                     },
                 };

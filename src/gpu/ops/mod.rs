@@ -14,6 +14,7 @@ pub mod kv_store;
 pub mod matmul;
 pub mod matvec;
 pub mod matvec_id;
+pub mod matvec_id_swiglu;
 pub mod matvec_swiglu;
 pub mod moe_combine;
 pub mod moe_down;

@@ -300,12 +300,7 @@ impl Pager {
     ) -> Result<u64> {
         let layer = &self.layers[m];
         let mut copied = 0;
-        for ((tensor, bytes), pool_set) in
-            layer
-                .parts
-                .iter()
-                .zip([&pools.gate, &pools.up, &pools.down])
-        {
+        for ((tensor, bytes), (pool_set, in_slot)) in layer.parts.iter().zip(pools.destinations()) {
             let info = self.file.tensor(tensor).ok_or_else(|| Error::Tensor {
                 name: tensor.clone(),
                 what: "missing".to_owned(),
@@ -322,7 +317,7 @@ impl Pager {
                 what: format!("paging expert {expert} of layer {}", layer.layer),
                 message: format!("no pool holds slot {slot}"),
             })?;
-            let offset = u64::from(slot - pool.slot_base as u32) * bytes;
+            let offset = u64::from(slot - pool.slot_base as u32) * pool.slot_bytes() + in_slot;
             gpu.queue.write_buffer(&pool.buffer, offset, source);
             copied += bytes;
         }
