@@ -79,6 +79,11 @@ fn assert_identical(what: &str, a: &[Vec<f32>], b: &[Vec<f32>]) {
 fn check_budgets(preset: &str, weights: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = synth_file(dir.path(), preset, weights);
+    check_budgets_of(&path, &format!("{preset} {weights}"));
+}
+
+fn check_budgets_of(path: &Path, name: &str) {
+    let path = path.to_path_buf();
     let resident = run(&load(&path, None, Prefetch::Router));
     let full = plan(&path, None);
     assert!(!full.paged);
@@ -99,7 +104,7 @@ fn check_budgets(preset: &str, weights: &str) {
         }
         let model = load(&path, Some(budget), Prefetch::Router);
         let paged = run(&model);
-        assert_identical(&format!("{preset} {weights} {what}"), &resident, &paged);
+        assert_identical(&format!("{name} {what}"), &resident, &paged);
         let stats = model.pager.as_ref().unwrap().lock().unwrap().stats;
         assert!(stats.misses > 0 && stats.syncs > 0, "{what}: {stats:?}");
         assert!(stats.passes >= stats.syncs);
@@ -132,6 +137,63 @@ fn tiny_v3_q4_0_budgets_are_bit_identical() {
 
 /// A prefetch that is wrong every time (or none at all) changes nothing but the statistics;
 /// the router's prediction is right more often than the deliberately wrong one.
+/// Routed gate and up of different types cannot share a slot: the engine keeps them in pools of
+/// their own (matvec_id ×2 + silu_mul) and pages each; logits still match the CPU reference and
+/// are bit-identical under every budget. (Every synth and llama.cpp mix gives gate and up one
+/// type, so the file is rewritten with the up experts in F16.)
+#[test]
+fn gate_and_up_of_different_types_stay_apart() {
+    use lanternfish::gguf::{GgufWriter, MetaValue};
+    use lanternfish::quant::GgmlType;
+    use lanternfish::quantize::convert_rows;
+
+    let dir = tempfile::tempdir().unwrap();
+    let source = synth_file(dir.path(), "tiny-v3", "f32");
+    let model = GgufModel::open(&source).unwrap();
+    let mut writer = GgufWriter::new();
+    writer.set_alignment(model.metadata().alignment()).unwrap();
+    for (key, value) in model.metadata().metadata() {
+        writer.set(key, MetaValue::from(value));
+    }
+    for info in model.tensors() {
+        let data = model.tensor_data(info);
+        let (ty, bytes) = if info.name.ends_with("ffn_up_exps.weight") {
+            let bytes = convert_rows(info.ggml_type, data, GgmlType::F16, info.row_len() as usize);
+            (GgmlType::F16, bytes.unwrap())
+        } else {
+            (info.ggml_type, data.to_vec())
+        };
+        writer
+            .add_tensor(&info.name, ty, &info.shape, bytes)
+            .unwrap();
+    }
+    let path = dir.path().join("tiny-v3-up-f16.gguf");
+    writer
+        .write_to(std::io::BufWriter::new(
+            std::fs::File::create(&path).unwrap(),
+        ))
+        .unwrap();
+
+    let gguf = GgufModel::open(&path).unwrap();
+    let gpu_model = load(&path, None, Prefetch::Router);
+    // tiny-v3 decode with split gate/up: 16 dispatches per MoE layer (14 when fused).
+    let mut session = GpuSession::new(gpu_model.clone(), 64, 8).unwrap();
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 37 + 11) % 200 + 3).collect();
+    let logits = session.forward_all(&prompt).unwrap();
+    let before = session.stats.dispatches;
+    session.forward_greedy(&[5]).unwrap();
+    assert_eq!(session.stats.dispatches - before, 1 + 2 + 10 + 3 * 16);
+    let cpu = lanternfish::cpu::CpuModel::load(&gguf).unwrap();
+    let want = cpu.session().forward(&prompt).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = logits
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 1e-4 * scale, "GPU vs CPU {diff:e} of {scale:e}");
+    check_budgets_of(&path, "tiny-v3 f32 with F16 up experts");
+}
+
 #[test]
 fn prefetch_off_or_wrong_changes_no_logit() {
     let dir = tempfile::tempdir().unwrap();
