@@ -236,6 +236,7 @@ impl<'t> Generator<'t> {
         // read back), and whether the sequence had room for `token` before that.
         let mut fed_ahead = false;
         let mut room = seq.n_past() < seq.n_ctx();
+        let decode_started = Instant::now();
         if pipelined {
             let ahead = Ahead {
                 mode: on_device,
@@ -252,7 +253,6 @@ impl<'t> Generator<'t> {
             }
         }
 
-        let decode_started = Instant::now();
         let mut splitter = ThinkSplitter::new(options.starts_thinking);
         let mut stream = self.tokenizer.stream();
         let (mut answer, mut thinking) = (String::new(), String::new());

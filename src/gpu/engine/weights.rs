@@ -271,21 +271,29 @@ impl Uploader<'_> {
         })
     }
 
-    /// Slots split into pools that each fit one storage binding (with u32 byte addresses).
-    fn pools(&mut self, name: &str, slots: &[Matrix<'_>]) -> Result<Vec<GpuTensor>> {
-        let slot_bytes = slots.first().map_or(1, |m| m.raw().1.len() as u64).max(1);
+    /// How many slots of `slot_bytes` one pool (one storage binding, u32 byte addresses) holds;
+    /// an error naming `name` when not even one does.
+    fn slots_per_pool(&self, name: &str, slot_bytes: u64) -> Result<u32> {
         let limit = self
             .gpu
             .limits
             .max_storage_buffer_binding_size
             .min(u64::from(u32::MAX));
-        let per_pool = (limit / slot_bytes) as usize;
+        // At most u32::MAX, as the limit is.
+        let per_pool = (limit / slot_bytes.max(1)) as u32;
         if per_pool == 0 {
             return Err(Error::Tensor {
                 name: name.to_owned(),
                 what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
             });
         }
+        Ok(per_pool)
+    }
+
+    /// Slots split into pools that each fit one storage binding (with u32 byte addresses).
+    fn pools(&mut self, name: &str, slots: &[Matrix<'_>]) -> Result<Vec<GpuTensor>> {
+        let slot_bytes = slots.first().map_or(1, |m| m.raw().1.len() as u64);
+        let per_pool = self.slots_per_pool(name, slot_bytes)? as usize;
         let mut pools = Vec::new();
         for (i, chunk) in slots.chunks(per_pool).enumerate() {
             let mut pool = self.tensor(&format!("{name} pool {i}"), chunk)?;
@@ -303,22 +311,8 @@ impl Uploader<'_> {
         gates: &[Matrix<'_>],
         ups: &[Matrix<'_>],
     ) -> Result<Vec<GpuTensor>> {
-        let slot_bytes = gates
-            .first()
-            .map_or(1, |m| 2 * m.raw().1.len() as u64)
-            .max(1);
-        let limit = self
-            .gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(u64::from(u32::MAX));
-        let per_pool = (limit / slot_bytes) as usize;
-        if per_pool == 0 {
-            return Err(Error::Tensor {
-                name: name.to_owned(),
-                what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
-            });
-        }
+        let slot_bytes = gates.first().map_or(1, |m| 2 * m.raw().1.len() as u64);
+        let per_pool = self.slots_per_pool(name, slot_bytes)? as usize;
         let mut pools = Vec::new();
         for (i, (gates, ups)) in gates.chunks(per_pool).zip(ups.chunks(per_pool)).enumerate() {
             // Slices 2e and 2e + 1 of the uploaded tensor are expert e's gate and up: one slot
@@ -349,18 +343,7 @@ impl Uploader<'_> {
     ) -> Result<Vec<GpuTensor>> {
         let (ty, bytes) = first.raw();
         let slot_bytes = (parts as u64 * bytes.len() as u64).max(1);
-        let limit = self
-            .gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(u64::from(u32::MAX));
-        let per_pool = (limit / slot_bytes) as u32;
-        if per_pool == 0 {
-            return Err(Error::Tensor {
-                name: name.to_owned(),
-                what: format!("one {slot_bytes}-byte slice exceeds a {limit}-byte storage binding"),
-            });
-        }
+        let per_pool = self.slots_per_pool(name, slot_bytes)?;
         let mut pools = Vec::new();
         let mut base = range.start;
         while base < range.end {

@@ -272,32 +272,61 @@ impl MatvecId {
         if n_out == 0 {
             return Ok(Vec::new());
         }
-        let upload = |name: &str, bytes: &[u8]| {
-            let padded = shader::pad_to_words(bytes);
-            gpu.upload(&format!("{label}.{name}"), &padded, BufferUsages::STORAGE)
-        };
-        let weights_buffer = upload("weights", weights)?;
-        let slot_buffer = upload("slot_of", bytemuck::cast_slice(slot_of))?;
-        let ids_buffer = upload("ids", bytemuck::cast_slice(ids))?;
-        let x_buffer = upload("x", bytemuck::cast_slice(x))?;
+        let inputs = IdInputs::upload(gpu, label, weights, [slot_of, ids], x)?;
         let y_buffer = output_buffer(gpu, "matvec_id.y", shape.n_out() * 4)?;
         let norm = FoldedNorm::upload(gpu, &format!("{label}.norm"), norm)?;
-        // The padding added to empty inputs must not count as data.
-        let exact = |buffer, len: usize| Binding::range(buffer, 0, (len * 4) as u64);
+        let [w, slots, ids, x] = inputs.bindings();
         let dispatch = self.bind(
             gpu,
-            [
-                (&weights_buffer).into(),
-                exact(&slot_buffer, slot_of.len()),
-                exact(&ids_buffer, ids.len()),
-                exact(&x_buffer, x.len()),
-                (&y_buffer).into(),
-            ],
+            [w, slots, ids, x, (&y_buffer).into()],
             shape,
             FoldedNorm::of(&norm),
         )?;
         submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("matvec_id.y", &y_buffer, n_out)
+    }
+}
+
+/// The inputs of a slot-table kernel uploaded for a one-off run (tests): weights, slot table,
+/// ids and x, each padded to whole words.
+pub(crate) struct IdInputs {
+    buffers: [wgpu::Buffer; 4],
+    /// Bytes of slot_of, ids and x without the padding.
+    lens: [u64; 3],
+}
+
+impl IdInputs {
+    pub(crate) fn upload(
+        gpu: &Gpu,
+        label: &str,
+        weights: &[u8],
+        [slot_of, ids]: [&[u32]; 2],
+        x: &[f32],
+    ) -> Result<IdInputs> {
+        let upload = |name: &str, bytes: &[u8]| {
+            let padded = shader::pad_to_words(bytes);
+            gpu.upload(&format!("{label}.{name}"), &padded, BufferUsages::STORAGE)
+        };
+        Ok(IdInputs {
+            buffers: [
+                upload("weights", weights)?,
+                upload("slot_of", bytemuck::cast_slice(slot_of))?,
+                upload("ids", bytemuck::cast_slice(ids))?,
+                upload("x", bytemuck::cast_slice(x))?,
+            ],
+            lens: [slot_of.len(), ids.len(), x.len()].map(|n| (n * 4) as u64),
+        })
+    }
+
+    /// Weights, slot_of, ids and x; the padding added to empty inputs does not count as data.
+    pub(crate) fn bindings(&self) -> [Binding<'_>; 4] {
+        let [w, slots, ids, x] = &self.buffers;
+        [
+            w.into(),
+            Binding::range(slots, 0, self.lens[0]),
+            Binding::range(ids, 0, self.lens[1]),
+            Binding::range(x, 0, self.lens[2]),
+        ]
     }
 }
 

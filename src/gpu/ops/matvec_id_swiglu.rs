@@ -10,15 +10,14 @@
 
 use bytemuck::{Pod, Zeroable};
 use lanternfish_quant::GgmlType;
-use wgpu::BufferUsages;
 
 use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
 use super::matvec::FoldedNorm;
-use super::matvec_id::check_binding;
+use super::matvec_id::{IdInputs, check_binding};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
-use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
+use crate::gpu::shader::{Kernel, QuantKernel, Reduction};
 
 /// Outputs per workgroup; must equal `ROWS` in the WGSL file (each output is two weight rows).
 const OUTPUTS_PER_GROUP: u32 = 2;
@@ -200,26 +199,13 @@ impl MatvecIdSwiglu {
         if n_out == 0 {
             return Ok(Vec::new());
         }
-        let upload = |name: &str, bytes: &[u8]| {
-            let padded = shader::pad_to_words(bytes);
-            gpu.upload(&format!("{label}.{name}"), &padded, BufferUsages::STORAGE)
-        };
-        let weights = upload("weights", pool)?;
-        let slot_buffer = upload("slot_of", bytemuck::cast_slice(slot_of))?;
-        let ids_buffer = upload("ids", bytemuck::cast_slice(ids))?;
-        let x_buffer = upload("x", bytemuck::cast_slice(x))?;
+        let inputs = IdInputs::upload(gpu, label, pool, [slot_of, ids], x)?;
         let h = output_buffer(gpu, "matvec_id_swiglu.h", shape.n_out() * 4)?;
         let norm = FoldedNorm::upload(gpu, &format!("{label}.norm"), norm)?;
-        let exact = |buffer, len: usize| Binding::range(buffer, 0, (len * 4) as u64);
+        let [w, slots, ids, x] = inputs.bindings();
         let dispatch = self.bind(
             gpu,
-            [
-                (&weights).into(),
-                exact(&slot_buffer, slot_of.len()),
-                exact(&ids_buffer, ids.len()),
-                exact(&x_buffer, x.len()),
-                (&h).into(),
-            ],
+            [w, slots, ids, x, (&h).into()],
             shape,
             FoldedNorm::of(&norm),
         )?;
