@@ -154,7 +154,13 @@ fn chat_prompt_uses_the_template() {
 fn a_closed_stdout_ends_the_command_quietly() {
     let text = "hello world ".repeat(8000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lanternfish"))
-        .args(["tokenize", "--model", model().to_str().unwrap(), "--json", &text])
+        .args([
+            "tokenize",
+            "--model",
+            model().to_str().unwrap(),
+            "--json",
+            &text,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
