@@ -245,8 +245,8 @@ impl ChatTemplate {
                 return Err(Error::ChatTemplate {
                     what: format!(
                         "template failed: its output passed {MAX_RENDERED_BYTES} bytes (the \
-                         model file's chat template is broken or hostile; --chat-template \
-                         chooses another): {e}"
+                         chat template is broken or hostile; `serve --chat-template` can \
+                         replace a model file's): {e}"
                     ),
                 });
             }
@@ -254,8 +254,8 @@ impl ChatTemplate {
                 return Err(Error::ChatTemplate {
                     what: format!(
                         "template failed: it did more than the {RENDER_FUEL} units of work a \
-                         render may do (the model file's chat template is broken or hostile; \
-                         --chat-template chooses another)"
+                         render may do (the chat template is broken or hostile; \
+                         `serve --chat-template` can replace a model file's)"
                     ),
                 });
             }
