@@ -24,7 +24,7 @@
 //
 // Composed by src/gpu/shader.rs like matvec.wgsl: layout constants, shaders/common/*.wgsl,
 // shaders/quant/<type>.wgsl (the format's segment decoder), shaders/common/row_dots.wgsl and a
-// reduction; each weight is decoded exactly as the dequantize kernel does it.
+// reduction, and shaders/common/slot_pool.wgsl (the pool rule above); each weight is decoded exactly as the dequantize kernel does it.
 //
 // Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (t, j, block of ROWS = 4 rows):
 // n_blocks = ceil(n_rows / 4), workgroup g takes tj = g / n_blocks (= t * k + j) and rows
@@ -98,16 +98,11 @@ fn main(
     let t = tj / params.k;
 
     let e = ids[params.ids_offset + t * params.ids_tok_stride + j];
-    let known = e < arrayLength(&slot_of);
-    var s = 0u;
-    if known {
-        s = slot_of[e];
-    }
-    // Slot s is slot s - slot_base of this pool; the subtraction wraps only when s < slot_base.
-    let local = s - params.slot_base;
-    let inside = known && s >= params.slot_base && local < params.n_slots;
-    // Outside the pool: another dispatch writes it. Unknown id: 0, written by pool 0 alone.
-    let write = inside || (!known && params.slot_base == 0u);
+    // common/slot_pool.wgsl: outside the pool another dispatch writes it; unknown id: 0.
+    let pool = pool_slot(e, params.slot_base, params.n_slots);
+    let inside = pool.inside;
+    let write = pool.write;
+    let local = pool.local;
     let n_cols = select(0u, params.n_cols, inside);
     let rows = min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n_rows - 1u));
     let slot = select(0u, local * params.slot_bytes, inside);

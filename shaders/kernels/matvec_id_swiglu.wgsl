@@ -16,7 +16,7 @@
 // the end of slot_of writes silu(0) * 0 = 0 in the pool with slot_base 0 only).
 //
 // Composed by src/gpu/shader.rs like matvec_id.wgsl (layout constants, shaders/common/*.wgsl,
-// the quant file, row_dots, a reduction).
+// the quant file, row_dots, a reduction, common/slot_pool.wgsl).
 //
 // Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (t, j, pair of rows r, r + 1):
 // n_pairs = ceil(n_rows / 2), n_tok * k * n_pairs workgroups on matvec.wgsl's 2-D grid. The
@@ -82,16 +82,10 @@ fn main(
     let r0 = (g % n_pairs) * ROWS;
     let t = tj / params.k;
 
-    let e = ids[tj];
-    let known = e < arrayLength(&slot_of);
-    var s = 0u;
-    if known {
-        s = slot_of[e];
-    }
-    // Slot s is slot s - slot_base of this pool; the subtraction wraps only when s < slot_base.
-    let local = s - params.slot_base;
-    let inside = known && s >= params.slot_base && local < params.n_slots;
-    let write = inside || (!known && params.slot_base == 0u);
+    let pool = pool_slot(ids[tj], params.slot_base, params.n_slots);
+    let inside = pool.inside;
+    let write = pool.write;
+    let local = pool.local;
     let n_cols = select(0u, params.n_cols, inside);
     let r1 = min(r0 + 1u, params.n_rows - 1u);
     let slot = select(0u, local * 2u * params.up_base, inside);

@@ -237,14 +237,13 @@ impl<'t> Generator<'t> {
         let mut fed_ahead = false;
         let mut room = seq.n_past() < seq.n_ctx();
         let decode_started = Instant::now();
+        let ahead = Ahead {
+            mode: on_device,
+            tokenizer,
+            max_tokens: options.max_tokens,
+        };
         if pipelined {
-            let ahead = Ahead {
-                mode: on_device,
-                tokenizer,
-                generated: 0,
-                max_tokens: options.max_tokens,
-            };
-            match ahead.feed(seq, &mut sampler, token) {
+            match ahead.feed(seq, &mut sampler, token, 0) {
                 Ok(fed) => fed_ahead = fed,
                 Err(error) => {
                     self.reset(seq);
@@ -320,15 +319,9 @@ impl<'t> Generator<'t> {
             let stepped = if ahead_step {
                 // `token` is already fed: read the one it led to, and queue the step that feeds
                 // that one before looking at it.
-                let ahead = Ahead {
-                    mode: on_device,
-                    tokenizer,
-                    generated: tokens.len(),
-                    max_tokens: options.max_tokens,
-                };
                 seq.wait_choice().and_then(|t| {
                     room = seq.n_past() < seq.n_ctx();
-                    Ok(((t, None), ahead.feed(seq, &mut sampler, t)?))
+                    Ok(((t, None), ahead.feed(seq, &mut sampler, t, tokens.len())?))
                 })
             } else {
                 next(seq, &mut sampler, &[token], &history).map(|next| (next, false))
@@ -433,8 +426,6 @@ impl DeviceMode {
 struct Ahead<'t> {
     mode: Option<DeviceMode>,
     tokenizer: &'t Tokenizer,
-    /// Tokens generated before the one to feed.
-    generated: usize,
     max_tokens: usize,
 }
 
@@ -442,13 +433,19 @@ impl Ahead<'_> {
     /// Submits the step that feeds `token` (the one the last step chose, still in the device's
     /// token buffer) when the reply will go on after it, whatever the host then finds in its
     /// text: it is not an end-of-generation token, another token is wanted after it, and the
-    /// context has room for it. Returns whether it did.
-    fn feed(&self, seq: &mut dyn Sequence, sampler: &mut Sampler, token: u32) -> Result<bool> {
+    /// context has room for it. `generated` counts the tokens before it. Returns whether it did.
+    fn feed(
+        &self,
+        seq: &mut dyn Sequence,
+        sampler: &mut Sampler,
+        token: u32,
+        generated: usize,
+    ) -> Result<bool> {
         let Some(mode) = self.mode else {
             return Ok(false);
         };
         if self.tokenizer.is_eog(token)
-            || self.generated + 1 >= self.max_tokens
+            || generated + 1 >= self.max_tokens
             || seq.n_past() >= seq.n_ctx()
         {
             return Ok(false);

@@ -131,6 +131,7 @@ const COMMON: [&str; 2] = [
 
 const ELEMENT: &str = include_str!("../../shaders/common/element.wgsl");
 const ROW_DOTS: &str = include_str!("../../shaders/common/row_dots.wgsl");
+const SLOT_POOL: &str = include_str!("../../shaders/common/slot_pool.wgsl");
 
 /// How the decode matvecs add their 64 lanes' partial sums.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -228,6 +229,9 @@ pub fn compose(kernel: Kernel, ty: GgmlType, reduction: Reduction) -> Result<Str
     parts.extend([quant, ELEMENT]);
     if kernel.reduces() {
         parts.extend([ROW_DOTS, reduction.source()]);
+    }
+    if matches!(kernel, Kernel::MatvecId | Kernel::MatvecIdSwiglu) {
+        parts.push(SLOT_POOL);
     }
     parts.push(kernel.source());
     for part in parts {

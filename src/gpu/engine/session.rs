@@ -263,17 +263,7 @@ impl GpuSession {
                 what: format!("token id {bad} is out of range (vocabulary of {v})"),
             });
         }
-        if self.n_past + tokens.len() > self.n_ctx {
-            return Err(Error::ContextFull {
-                what: format!(
-                    "{} tokens in the sequence and {} more do not fit the context of {}",
-                    self.n_past,
-                    tokens.len(),
-                    self.n_ctx
-                ),
-            });
-        }
-        Ok(())
+        self.check_room(tokens.len())
     }
 
     /// Runs `tokens` through the model in batches; returns the wanted output's bytes.

@@ -258,16 +258,7 @@ impl MatvecId {
     ) -> Result<Vec<f32>> {
         let label = self.kernel.label.as_str();
         let slot_bytes = u64::from(shape.n_rows) * self.row_bytes(shape.n_cols)?;
-        if weights.len() as u64 != u64::from(shape.n_slots) * slot_bytes {
-            return Err(gpu_error(
-                label,
-                format!(
-                    "{} weight bytes are not {} slots of {slot_bytes} bytes",
-                    weights.len(),
-                    shape.n_slots
-                ),
-            ));
-        }
+        check_pool_len(label, weights, shape.n_slots, slot_bytes)?;
         let n_out = usize::try_from(shape.n_out()).unwrap_or(usize::MAX);
         if n_out == 0 {
             return Ok(Vec::new());
@@ -285,6 +276,25 @@ impl MatvecId {
         submit_all(gpu, label, [&dispatch])?;
         gpu.read_f32("matvec_id.y", &y_buffer, n_out)
     }
+}
+
+/// An error unless `pool` is exactly `n_slots` slots of `slot_bytes` (one-off runs).
+pub(crate) fn check_pool_len(
+    label: &str,
+    pool: &[u8],
+    n_slots: u32,
+    slot_bytes: u64,
+) -> Result<()> {
+    if pool.len() as u64 != u64::from(n_slots) * slot_bytes {
+        return Err(gpu_error(
+            label,
+            format!(
+                "{} weight bytes are not {n_slots} slots of {slot_bytes} bytes",
+                pool.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The inputs of a slot-table kernel uploaded for a one-off run (tests): weights, slot table,

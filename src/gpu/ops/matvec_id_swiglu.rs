@@ -13,7 +13,7 @@ use lanternfish_quant::GgmlType;
 
 use super::elementwise::{gpu_error, grid_for, output_buffer, submit_all};
 use super::matvec::FoldedNorm;
-use super::matvec_id::{IdInputs, check_binding};
+use super::matvec_id::{IdInputs, check_binding, check_pool_len};
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -185,16 +185,7 @@ impl MatvecIdSwiglu {
         let label = self.kernel.label.as_str();
         let slot_bytes =
             2 * u64::from(shape.n_rows) * self.kernel.row_bytes(shape.n_cols as usize)? as u64;
-        if pool.len() as u64 != u64::from(shape.n_slots) * slot_bytes {
-            return Err(gpu_error(
-                label,
-                format!(
-                    "{} pool bytes are not {} slots of {slot_bytes} bytes",
-                    pool.len(),
-                    shape.n_slots
-                ),
-            ));
-        }
+        check_pool_len(label, pool, shape.n_slots, slot_bytes)?;
         let n_out = usize::try_from(shape.n_out()).unwrap_or(usize::MAX);
         if n_out == 0 {
             return Ok(Vec::new());
