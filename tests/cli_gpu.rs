@@ -165,11 +165,15 @@ fn chat_prompt_run_on_the_gpu_matches_the_cpu() {
     assert_eq!(gpu["text"], cpu["text"]);
 }
 
+/// With `--cache-type f32` the GPU's logits equal the CPU's within the summation-order bound
+/// (1e-4 of the largest logit); with the default f16 cache, within the fidelity goal of the
+/// long-context issue (1e-3 of the largest logit, the same top-1 at every position), the cached
+/// latents carrying one f16 rounding (relative 2^-11) each.
 #[test]
 fn logits_on_the_gpu_match_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
-    let logits = |backend: &str| {
-        let out = dir.path().join(format!("{backend}.npy"));
+    let logits = |backend: &str, cache_type: &str| {
+        let out = dir.path().join(format!("{backend}-{cache_type}.npy"));
         lanternfish(&[
             "logits",
             "--model",
@@ -181,24 +185,37 @@ fn logits_on_the_gpu_match_the_cpu() {
             out.to_str().unwrap(),
             "--backend",
             backend,
+            "--cache-type",
+            cache_type,
         ]);
         npy_values(&std::fs::read(&out).unwrap())
     };
-    let (gpu, cpu) = (logits("gpu"), logits("cpu"));
+    let cpu = logits("cpu", "f32");
     // Three positions of the 4096-token vocabulary.
     assert_eq!(cpu.len(), 3 * 4096);
-    assert_eq!(gpu.len(), cpu.len());
-    assert!(gpu.iter().all(|v| v.is_finite()));
     let max_abs = cpu.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_err = gpu
-        .iter()
-        .zip(&cpu)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(max_abs > 0.0);
-    assert!(
-        max_err <= 1e-4 * max_abs,
-        "max |Δ| {max_err}, max |cpu logit| {max_abs}"
-    );
+    let argmax = |row: &[f32]| {
+        (0..row.len())
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap()
+    };
+    for (cache_type, bound) in [("f32", 1e-4), ("f16", 1e-3)] {
+        let gpu = logits("gpu", cache_type);
+        assert_eq!(gpu.len(), cpu.len());
+        assert!(gpu.iter().all(|v| v.is_finite()));
+        let max_err = gpu
+            .iter()
+            .zip(&cpu)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            max_err <= bound * max_abs,
+            "{cache_type}: max |Δ| {max_err}, max |cpu logit| {max_abs}"
+        );
+        for (g, c) in gpu.chunks_exact(4096).zip(cpu.chunks_exact(4096)) {
+            assert_eq!(argmax(g), argmax(c), "{cache_type}: top-1");
+        }
+    }
 }
 
 #[test]

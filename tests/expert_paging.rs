@@ -176,8 +176,10 @@ fn gate_and_up_of_different_types_stay_apart() {
 
     let gguf = GgufModel::open(&path).unwrap();
     let gpu_model = load(&path, None, Prefetch::Router);
-    // tiny-v3 decode with split gate/up: 16 dispatches per MoE layer (14 when fused).
-    let mut session = GpuSession::new(gpu_model.clone(), 64, 8).unwrap();
+    // tiny-v3 decode with split gate/up: 16 dispatches per MoE layer (14 when fused). The exact
+    // f32 cache: the CPU bound below is derived for it.
+    let cache = lanternfish::gpu::ops::cache_type::CacheType::F32;
+    let mut session = GpuSession::with_cache_type(gpu_model.clone(), 64, 8, cache).unwrap();
     let prompt: Vec<u32> = (0..12).map(|i| (i * 37 + 11) % 200 + 3).collect();
     let logits = session.forward_all(&prompt).unwrap();
     let before = session.stats.dispatches;

@@ -1,7 +1,8 @@
 //! The `attention` kernel family (absorbed-MLA decode over the latent cache, spec §4.7) against
 //! the CPU reference `lanternfish::cpu::attention::attend_latent` (the latent-space core of
-//! `attend_absorbed`), on random data. On a machine without a GPU it runs on Mesa's software
-//! Vulkan driver (lavapipe); without any adapter it fails, never skips.
+//! `attend_absorbed`), on random data, for every way a plan splits positions into chunks and both
+//! cache types. On a machine without a GPU it runs on Mesa's software Vulkan driver (lavapipe);
+//! without any adapter it fails, never skips.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +11,8 @@ mod gpu_common;
 use gpu_common::test_gpu;
 
 use lanternfish::cpu::attention::attend_latent;
-use lanternfish::gpu::ops::attention::{Attention, AttentionShape};
+use lanternfish::gpu::ops::attention::{Attention, AttentionShape, Split, TILE};
+use lanternfish::gpu::ops::cache_type::CacheType;
 
 /// Deterministic values in [-2, 2), so no test depends on a random-number crate.
 fn values(seed: u64, n: usize) -> Vec<f32> {
@@ -28,9 +30,10 @@ fn values(seed: u64, n: usize) -> Vec<f32> {
 /// V2-Lite's kq_scale (spec §4.5).
 const KQ_SCALE: f32 = 0.114_721;
 
-/// (H, r, dr): the tiny goldens' shape, V2-Lite's, and odd widths (r not a multiple of the
-/// kernel's 8 lanes per position or of its 256 threads).
-const SHAPES: [(u32, u32, u32); 3] = [(4, 64, 16), (16, 512, 64), (3, 301, 6)];
+/// (H, r, dr): the tiny goldens' shape, V2-Lite's, and odd ones (r not a multiple of the
+/// kernel's 8 lanes per position, of its column lanes or of its 256 threads; H not a multiple
+/// of its 4 heads per workgroup; a latent of 128 column lanes in 2 position subgroups).
+const SHAPES: [(u32, u32, u32); 4] = [(4, 64, 16), (16, 512, 64), (3, 300, 8), (6, 96, 4)];
 
 /// Query positions p; the query sees cache rows 0..=p.
 const POSITIONS: [u32; 4] = [0, 1, 37, 300];
@@ -68,7 +71,37 @@ fn max_error_vs_scale(gpu: &[f32], cpu: &[f32]) -> f32 {
     error / scale
 }
 
-/// Runs every (shape, position) with queries scaled by `q_scale`; returns the worst error.
+/// The splits a plan can take for a query at `n_pos` positions: none, 2 and 7 chunks of at least
+/// a tile, 7 chunks of any length, one position per chunk, and the plan's own for a 4096 context.
+fn splits(n_pos: u32, n_head: u32) -> Vec<Split> {
+    let chunks = |n_chunks, min_chunk| Split {
+        n_chunks,
+        min_chunk,
+    };
+    vec![
+        Split::NONE,
+        chunks(2, TILE),
+        chunks(7, TILE),
+        chunks(7, 1),
+        chunks(n_pos, 1),
+        Split::for_batch(1, n_head, 4096, 256),
+    ]
+}
+
+/// The cache as the GPU holds it: f16 values are the f32 ones rounded to nearest (the test
+/// uploads them so), and the CPU reference reads the same rounded values.
+fn stored(cache: &[f32], cache_type: CacheType) -> Vec<f32> {
+    match cache_type {
+        CacheType::F32 => cache.to_vec(),
+        CacheType::F16 => cache
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_f32())
+            .collect(),
+    }
+}
+
+/// Runs every (shape, position, split, cache type) with queries scaled by `q_scale`; returns the
+/// worst error.
 fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
     let gpu = test_gpu();
     let n_ctx = *POSITIONS.iter().max().unwrap() as usize + 1;
@@ -99,13 +132,31 @@ fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
             for row in masked[n_pos * (r + dr)..].chunks_exact_mut(r + dr) {
                 row.copy_from_slice(&poison);
             }
-            let want = cpu_attention(&q_abs, &q_pe, &cache, shape, n_pos, KQ_SCALE);
-            let got = kernel
-                .run(gpu, &q_abs, &q_pe, &masked, shape, p + 1, KQ_SCALE)
-                .unwrap();
-            let error = max_error_vs_scale(&got, &want);
-            eprintln!("H={h} r={r} dr={dr} p={p} q×{q_scale}: error/scale {error:.2e}");
-            worst = worst.max(error);
+            for cache_type in CacheType::ALL {
+                let rows = stored(&cache, cache_type);
+                let want = cpu_attention(&q_abs, &q_pe, &rows, shape, n_pos, KQ_SCALE);
+                for split in splits(p + 1, n_head) {
+                    let got = kernel
+                        .run(
+                            gpu,
+                            &q_abs,
+                            &q_pe,
+                            &masked,
+                            shape,
+                            p + 1,
+                            KQ_SCALE,
+                            cache_type,
+                            split,
+                        )
+                        .unwrap();
+                    let error = max_error_vs_scale(&got, &want);
+                    eprintln!(
+                        "H={h} r={r} dr={dr} p={p} q×{q_scale} {cache_type} {split:?}: \
+                         error/scale {error:.2e}"
+                    );
+                    worst = worst.max(error);
+                }
+            }
         }
     }
     worst
@@ -117,7 +168,9 @@ fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
 /// kq_scale factor, which becomes a relative error of the same size in each softmax weight.
 /// The output is a convex combination of cache values (|c| < 2), so its error against the
 /// largest output is ~1e-6..1e-5 after the online rescaling (one extra rounding per tile) and
-/// the length-n_pos weighted sums. 1e-5 relative to the output's scale leaves headroom over what
+/// the length-n_pos weighted sums; a split adds one rescaling and one addition per chunk, the
+/// same kind of rounding again. The f16 cache is compared with the CPU on the same f16 values
+/// (read exactly), so the same bound holds for it. 1e-5 relative to the output's scale leaves headroom over what
 /// lavapipe shows (≤ 4e-6 at p = 300) while catching any indexing, masking or softmax bug (those are O(1)).
 const TOLERANCE: f32 = 1e-5;
 
@@ -152,25 +205,53 @@ fn attention_rejects_unsupported_shapes() {
     let cache = vec![0f32; 577];
     assert!(
         kernel
-            .run(gpu, &q, &[0.0; 64], &cache, wide, 1, 1.0)
+            .run(
+                gpu,
+                &q,
+                &[0.0; 64],
+                &cache,
+                wide,
+                1,
+                1.0,
+                CacheType::F32,
+                Split::NONE
+            )
             .is_err()
     );
-    let shape = AttentionShape {
+    let run = |shape: AttentionShape, q: &[f32], q_pe: &[f32], cache: &[f32], n_pos, split| {
+        kernel.run(
+            gpu,
+            q,
+            q_pe,
+            cache,
+            shape,
+            n_pos,
+            1.0,
+            CacheType::F16,
+            split,
+        )
+    };
+    // dr not a multiple of 4 (the cache is read in quads).
+    let odd = AttentionShape {
         n_head: 1,
         r: 4,
         dr: 2,
     };
-    // No positions, and a cache shorter than n_pos rows.
+    assert!(run(odd, &[1.0; 4], &[1.0; 2], &[0.0; 6], 1, Split::NONE).is_err());
+    let shape = AttentionShape {
+        n_head: 1,
+        r: 4,
+        dr: 4,
+    };
+    // No positions, a cache shorter than n_pos rows, and a split into no chunks.
     let q = [1f32; 4];
-    let q_pe = [1f32; 2];
-    assert!(
-        kernel
-            .run(gpu, &q, &q_pe, &[0.0; 6], shape, 0, 1.0)
-            .is_err()
-    );
-    assert!(
-        kernel
-            .run(gpu, &q, &q_pe, &[0.0; 6], shape, 2, 1.0)
-            .is_err()
-    );
+    let q_pe = [1f32; 4];
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], 0, Split::NONE).is_err());
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], 2, Split::NONE).is_err());
+    let none = Split {
+        n_chunks: 0,
+        min_chunk: 1,
+    };
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], 1, none).is_err());
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], 1, Split::NONE).is_ok());
 }

@@ -4,6 +4,8 @@
 //   cache[row, c]     = w[c] * (kv[t, c] * s_t),  s_t = 1 / sqrt(mean_{c<r}(kv[t, c]^2) + eps),  c < r
 //   cache[row, r + j] = kv[t, r + j]                                                            j < dr
 // where kv [n_tok, r + dr] is the output of attn_kv_a_mqa with its k_pe part already roped.
+// The cache row is written a quad of 4 values at a time through shaders/common/cache_{f32,f16}.wgsl
+// (r and dr multiples of 4, checked by the host), so the same pass fills an f32 or an f16 cache.
 // The sum of squares is a shared-memory tree over 256 partial sums, as in rmsnorm.wgsl.
 //
 // With `rope` = 1 the same pass also applies the rotary embedding (adjacent pairs, as
@@ -22,7 +24,7 @@
 //   1  w          array<f32>  [r]              read-only attn_kv_a_norm
 //   2  positions  array<u32>  [n_tok]          read-only
 //   3  turns      array<vec4<f32>>  [dr / 2]  rope frequencies in turns (read only when rope)
-//   4  cache      array<f32>  [n_ctx, r + dr]  the layer's latent cache
+//   4  cache      array<CacheWord>  [n_ctx, (r + dr) / 4]  the layer's latent cache
 //   5  q          array<f32>  [n_tok, q_heads · q_stride]  roped in place (only when rope)
 //   6  params     Params      uniform { r, dr, n_tok, n_ctx, eps, rope, q_heads, q_stride,
 //                                       q_offset }
@@ -52,7 +54,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
 @group(0) @binding(3) var<storage, read> turns: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cache: array<CacheWord>;
 @group(0) @binding(5) var<storage, read_write> q: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
@@ -103,22 +105,27 @@ fn main(
     if row >= params.n_ctx {
         return;
     }
-    let dst = row * row_len;
-    for (var c = lane; c < params.r; c += WORKGROUP_SIZE) {
-        cache[dst + c] = w[c] * (kv[src + c] * scale);
-    }
-    if rope {
-        for (var pair = lane; pair < n_pairs; pair += WORKGROUP_SIZE) {
-            let i0 = src + params.r + 2u * pair;
-            let cs = rope_cos_sin(turns[pair], row);
-            let x0 = kv[i0];
-            let x1 = kv[i0 + 1u];
-            cache[dst + params.r + 2u * pair] = x0 * cs.x - x1 * cs.y;
-            cache[dst + params.r + 2u * pair + 1u] = x0 * cs.y + x1 * cs.x;
+    let row_quads = row_len / 4u;
+    let dst = row * row_quads;
+    for (var i = lane; i < row_quads; i += WORKGROUP_SIZE) {
+        let c = 4u * i;
+        let x = vec4<f32>(kv[src + c], kv[src + c + 1u], kv[src + c + 2u], kv[src + c + 3u]);
+        var v = x;
+        if c < params.r {
+            let weight = vec4<f32>(w[c], w[c + 1u], w[c + 2u], w[c + 3u]);
+            v = weight * (x * scale);
+        } else if rope {
+            // Pairs (c - r) / 2 and the next one of k_pe.
+            let pair = (c - params.r) / 2u;
+            let cs0 = rope_cos_sin(turns[pair], row);
+            let cs1 = rope_cos_sin(turns[pair + 1u], row);
+            v = vec4<f32>(
+                x.x * cs0.x - x.y * cs0.y,
+                x.x * cs0.y + x.y * cs0.x,
+                x.z * cs1.x - x.w * cs1.y,
+                x.z * cs1.y + x.w * cs1.x,
+            );
         }
-    } else {
-        for (var j = lane; j < params.dr; j += WORKGROUP_SIZE) {
-            cache[dst + params.r + j] = kv[src + params.r + j];
-        }
+        cache[dst + i] = quad_word(v);
     }
 }

@@ -2,7 +2,8 @@
 //! efficiency counters of one run, as one JSON object (the numbers BENCHMARKS.md records).
 //!
 //! Prefill: `-p` deterministic token ids, timed on a second pass (the first builds the plans).
-//! Decode: `-n` greedy steps after one untimed step, pipelined on the GPU (step N + 1 submitted
+//! Decode: `-n` greedy steps after one untimed step, at depth `-p` (or `--depth D`: D cached
+//! tokens prefilled untimed first), pipelined on the GPU (step N + 1 submitted
 //! before token N is read back; `--sync` waits for each token first). Bandwidth: weight bytes a token reads
 //! (everything but the unchosen routed experts and all but one embedding row) times tokens per
 //! second, against the device's measured buffer-copy bandwidth.
@@ -39,6 +40,10 @@ pub struct BenchArgs {
     /// instead of pipelined, to measure what pipelining saves.
     #[arg(long)]
     sync: bool,
+    /// Decode at this depth: prefill this many tokens (untimed) before the timed decode, as
+    /// llama-bench's `-d` (default: decode right after the `-p` prompt).
+    #[arg(short = 'd', long)]
+    depth: Option<usize>,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -83,9 +88,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.n_prompt == 0 || args.n_decode == 0 {
         bail!("-p and -n must be at least 1");
     }
-    if args.n_prompt + args.n_decode + 1 > args.backend.ctx {
+    let depth = args.depth.unwrap_or(args.n_prompt);
+    if args.n_prompt.max(depth) + args.n_decode + 1 > args.backend.ctx {
         bail!(
-            "-p {} and -n {} do not fit the context of {} (raise --ctx)",
+            "-p {} (or --depth {depth}) and -n {} do not fit the context of {} (raise --ctx)",
             args.n_prompt,
             args.n_decode,
             args.backend.ctx
@@ -127,6 +133,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut token = seq.forward_greedy(&prompt)?;
     let prefill_s = started.elapsed().as_secs_f64();
     peak_host = peak_host.max(rss_anon().unwrap_or(0));
+    if let Some(depth) = args.depth {
+        // The context the decode runs at: `depth` cached tokens, prefilled untimed.
+        let context: Vec<u32> = (0..depth.max(1) as u64)
+            .map(|i| ((i * 40_503 + 101) % n_vocab as u64) as u32)
+            .collect();
+        seq.truncate(0);
+        token = seq.forward_greedy(&context)?;
+    }
 
     token = seq.forward_greedy(&[token])?;
     let pipelined = seq.chooses_on_device() && !args.sync;
@@ -197,9 +211,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "backend": format!("{:?}", args.backend.backend).to_lowercase(),
         "n_prompt": args.n_prompt,
         "n_decode": args.n_decode,
+        "depth": depth,
         "batch": args.backend.batch,
         "matvec_reduction": reduction,
         "pipelined": pipelined,
+        "cache_type": seq.gpu_cache().map(|(ty, _)| ty.name()),
+        "kv_bytes_per_token": seq.gpu_cache().map(|(_, bytes)| bytes),
         "load_s": load_s,
         "prefill_tok_s": args.n_prompt as f64 / prefill_s,
         "decode_tok_s": decode_tok_s,

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 pub use crate::engine::{Backend, Loaded};
 use crate::gguf::GgufModel;
 use crate::gpu::engine::{DEFAULT_BATCH, LoadProgress, PlacementOptions};
+use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::paging::{Budget, Prefetch};
 
 /// Backend options shared by the commands that run a model.
@@ -16,6 +17,10 @@ pub struct BackendArgs {
     /// Context window in tokens (the KV cache is allocated for this many).
     #[arg(long, default_value_t = 4096)]
     pub ctx: usize,
+    /// How the GPU caches store keys and values: f16 (half the memory and reading) or f32
+    /// (exact). Dense models' K/V caches are f32 for now.
+    #[arg(long, value_enum, default_value_t = CacheType::default())]
+    pub cache_type: CacheType,
     /// Prompt tokens per prefill batch on the GPU.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
@@ -53,6 +58,7 @@ impl BackendArgs {
             gpu_budget: self.gpu_budget,
             expert_cache: self.expert_cache,
             prefetch: self.prefetch,
+            cache_type: self.cache_type,
             ..crate::engine::EngineConfig::new(model)
         }
     }
@@ -81,7 +87,7 @@ impl BackendArgs {
             ))),
             None => None,
         };
-        Ok(loaded.sequence_traced(self.ctx, self.batch, trace)?)
+        Ok(loaded.sequence_traced(self.ctx, self.batch, self.cache_type, trace)?)
     }
 }
 

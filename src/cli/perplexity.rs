@@ -41,6 +41,9 @@ pub struct PerplexityArgs {
     /// Score only the first K chunks (at least 2), as llama-perplexity's `--chunks`.
     #[arg(long, value_name = "K")]
     chunks: Option<usize>,
+    /// How the GPU caches store keys and values (f16 or f32).
+    #[arg(long, value_enum, default_value_t = crate::gpu::ops::cache_type::CacheType::default())]
+    cache_type: crate::gpu::ops::cache_type::CacheType,
     /// Tokens per prefill batch on the GPU.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     batch: usize,
@@ -114,6 +117,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
         backend: args.backend,
         ctx: n_ctx,
         batch: args.batch,
+        cache_type: args.cache_type,
         gpu_budget: None,
         expert_cache: None,
         prefetch: Default::default(),

@@ -11,6 +11,7 @@ use crate::cpu::dense::DenseModel;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::engine::{GpuModel, GpuSession, LoadProgress, PlacementOptions};
+use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::paging::human_bytes;
 use crate::model::DeepSeekConfig;
 use crate::model::dense::{Arch, architecture};
@@ -99,15 +100,17 @@ impl<'a> Loaded<'a> {
 
     /// A new empty sequence of `n_ctx` tokens (prefill in batches of `batch` on the GPU).
     pub fn sequence(&self, n_ctx: usize, batch: usize) -> Result<Box<dyn Sequence + '_>> {
-        self.sequence_traced(n_ctx, batch, None)
+        self.sequence_traced(n_ctx, batch, CacheType::default(), None)
     }
 
-    /// [`Loaded::sequence`] that writes the routed experts of every token to `trace` (GPU with
-    /// paging only; see [`GpuSession::set_trace`]).
+    /// [`Loaded::sequence`] with GPU caches of `cache_type`, writing the routed experts of
+    /// every token to `trace` (GPU with paging only; see [`GpuSession::set_trace`]). The CPU
+    /// backends keep f32 caches.
     pub fn sequence_traced(
         &self,
         n_ctx: usize,
         batch: usize,
+        cache_type: CacheType,
         trace: Option<Box<dyn std::io::Write + Send>>,
     ) -> Result<Box<dyn Sequence + '_>> {
         if let (Some(_), Loaded::Cpu(_) | Loaded::CpuDense(_)) = (&trace, self) {
@@ -126,7 +129,8 @@ impl<'a> Loaded<'a> {
                 n_ctx,
             }),
             Loaded::Gpu(model) => {
-                let mut session = GpuSession::new(model.clone(), n_ctx, batch)?;
+                let mut session =
+                    GpuSession::with_cache_type(model.clone(), n_ctx, batch, cache_type)?;
                 if let Some(trace) = trace {
                     session.set_trace(trace)?;
                 }

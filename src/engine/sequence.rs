@@ -56,6 +56,12 @@ pub trait Sequence {
         })
     }
 
+    /// The GPU cache's element type and bytes per token over all layers (None on the CPU,
+    /// whose caches are f32).
+    fn gpu_cache(&self) -> Option<(crate::gpu::ops::cache_type::CacheType, u64)> {
+        None
+    }
+
     /// GPU memory the sequence holds (cache and scratch; 0 on the CPU).
     fn gpu_bytes(&self) -> u64 {
         0
@@ -112,6 +118,10 @@ impl Sequence for GpuSession {
 
     fn gpu_bytes(&self) -> u64 {
         GpuSession::gpu_bytes(self)
+    }
+
+    fn gpu_cache(&self) -> Option<(crate::gpu::ops::cache_type::CacheType, u64)> {
+        Some((self.cache_type(), self.kv_bytes_per_token()))
     }
 
     fn profile_step(&mut self, token: u32) -> Result<crate::gpu::engine::profile::Profile> {

@@ -19,6 +19,7 @@ use super::think::{Channel, prompt_opens_thinking};
 use crate::chat_template::{ChatMessage, ChatTemplate, RenderOptions};
 use crate::gguf::GgufModel;
 use crate::gpu::engine::{DEFAULT_BATCH, LoadProgress, PlacementOptions, SessionStats};
+use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::paging::{Budget, Prefetch};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub expert_cache: Option<f64>,
     /// How paged experts are prefetched.
     pub prefetch: Prefetch,
+    /// How the GPU caches store keys and values.
+    pub cache_type: CacheType,
 }
 
 impl EngineConfig {
@@ -52,6 +55,7 @@ impl EngineConfig {
             gpu_budget: None,
             expert_cache: None,
             prefetch: Prefetch::Router,
+            cache_type: CacheType::default(),
         }
     }
 }
@@ -416,7 +420,8 @@ fn run_worker(
             return;
         }
     };
-    let mut seq = match loaded.sequence(config.n_ctx, config.batch) {
+    let mut seq = match loaded.sequence_traced(config.n_ctx, config.batch, config.cache_type, None)
+    {
         Ok(seq) => seq,
         Err(error) => {
             let _ = load.send(LoadMessage::Failed(error));

@@ -29,6 +29,21 @@ pub struct Gpu {
 }
 
 impl Gpu {
+    /// How many compute units the adapter has, where that can be known: wgpu does not say for
+    /// GPUs, but a CPU adapter (lavapipe, WARP) runs workgroups on the host's cores (lavapipe:
+    /// one thread per core unless `LP_NUM_THREADS` says otherwise).
+    pub fn compute_units(&self) -> Option<u32> {
+        if self.adapter_info.device_type != wgpu::DeviceType::Cpu {
+            return None;
+        }
+        let threads = std::env::var("LP_NUM_THREADS")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|&n| n > 0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        Some(threads.unwrap_or(cores))
+    }
+
     /// Opens the best adapter, or the one `LANTERNFISH_ADAPTER` names by a case-insensitive
     /// substring. Blocks until the device is ready.
     pub fn new() -> Result<Gpu> {

@@ -31,7 +31,8 @@ use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::{ExpertGateUp, GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::ops::attention::{AttentionShape, QPeLayout};
+use crate::gpu::ops::attention::{AttentionShape, QPeLayout, Split, target_workgroups};
+use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::kv_store::QRope;
 use crate::gpu::ops::matvec_id::MatvecIdShape;
@@ -104,6 +105,13 @@ pub struct Scratch {
     /// `[B, H, r]`, twice.
     pub q_abs: Buffer,
     pub o_lat: Buffer,
+    /// Split decode attention: the chunks' accumulators and (max, sum) pairs
+    /// ([`Split::scratch`] of the largest split any batch size takes).
+    pub att_acc: Buffer,
+    pub att_ml: Buffer,
+    /// How the caches store their values, and their length in tokens.
+    pub cache_type: CacheType,
+    pub n_ctx: usize,
     /// `[B, H·dv]`.
     pub o: Buffer,
     /// Dense/shared FFN: gate `[B, width]` (or gate ‖ up `[B, 2·width]` from a fused tensor), up
@@ -145,9 +153,28 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Scratch {
-    pub fn new(model: &GpuModel, max_batch: usize) -> Result<Scratch> {
+    /// The scratch of batches up to `max_batch` tokens over caches of `n_ctx` tokens of
+    /// `cache_type`.
+    pub fn new(
+        model: &GpuModel,
+        max_batch: usize,
+        n_ctx: usize,
+        cache_type: CacheType,
+    ) -> Result<Scratch> {
         let gpu = &model.gpu;
         let b = max_batch.max(1);
+        // The largest split-attention scratch of any batch size (splits stop at small batches).
+        let (att_acc, att_ml) = match &model.arch {
+            GpuArch::DeepSeek { config: c, .. } => (1..=b)
+                .map(|n| {
+                    let (h, r) = (c.n_head as u32, c.n_lora_kv as u32);
+                    let target = target_workgroups(gpu);
+                    Split::for_batch(n as u32, h, n_ctx as u32, target).scratch(n as u32, h, r)
+                })
+                .take_while(|&(acc, _)| acc > 0)
+                .fold((0, 0), |(a, m), (acc, ml)| (a.max(acc), m.max(ml))),
+            GpuArch::Dense { .. } => (0, 0),
+        };
         // Widths per token; the other architecture's buffers are one element.
         let (d, rq, q, kv, v, lat, o, width, e, k, f) = match &model.arch {
             GpuArch::DeepSeek { config: c, .. } => (
@@ -197,6 +224,10 @@ impl Scratch {
             v: make("v", b * v)?,
             q_abs: make("q_abs", b * lat)?,
             o_lat: make("o_lat", b * lat)?,
+            att_acc: make("attention acc", att_acc as usize)?,
+            att_ml: make("attention ml", 2 * att_ml.max(1) as usize)?,
+            cache_type,
+            n_ctx,
             o: make("o", b * o)?,
             g: make("g", b * 2 * width)?,
             u: make("u", b * width)?,
@@ -224,19 +255,20 @@ impl Scratch {
 
 /// Builds the steps of one forward pass over `n_tok` tokens (≤ the scratch's batch) that write
 /// into `cache` (deepseek2: one latent buffer per layer; dense: K then V per layer; `n_ctx` rows
-/// each). `all_logits` receives `[n_tok, V]` for [`Output::All`].
+/// each) and attend to at most `span` ≤ `n_ctx` positions (which sizes the split of decode
+/// attention). `all_logits` receives `[n_tok, V]` for [`Output::All`].
 pub fn build(
     model: &GpuModel,
     s: &Scratch,
     cache: &[Buffer],
-    n_ctx: usize,
+    (n_ctx, span): (usize, usize),
     n_tok: usize,
     output: Output,
     all_logits: Option<&Buffer>,
 ) -> Result<Vec<Step>> {
     let (mut steps, d, eps, output_norm, output_tensor) = match &model.arch {
         GpuArch::DeepSeek { config, weights } => (
-            deepseek_layers(model, config, weights, s, cache, n_ctx, n_tok)?,
+            deepseek_layers(model, config, weights, s, cache, (n_ctx, span), n_tok)?,
             config.n_embd,
             config.rms_eps,
             &weights.output_norm,
@@ -273,7 +305,7 @@ fn deepseek_layers<'a>(
     w: &'a GpuWeights,
     s: &'a Scratch,
     cache: &[Buffer],
-    n_ctx: usize,
+    (n_ctx, span): (usize, usize),
     n_tok: usize,
 ) -> Result<Vec<Step>> {
     let gpu = &*model.gpu;
@@ -364,6 +396,7 @@ fn deepseek_layers<'a>(
                 stride: dk as u32,
                 offset: dn as u32,
             }),
+            s.cache_type,
         )?]);
         // q_abs[t, h] = k_b[h] · q_nope[t, h]
         push(vec![k.matvec_id[&layer.k_b.ty].bind(
@@ -384,7 +417,7 @@ fn deepseek_layers<'a>(
             },
             None,
         )?]);
-        push(vec![k.attention.bind(
+        push(k.attention.bind(
             gpu,
             [
                 first(&s.q_abs, n * h * r),
@@ -392,6 +425,8 @@ fn deepseek_layers<'a>(
                 cache_l.into(),
                 first(&s.positions, n),
                 first(&s.o_lat, n * h * r),
+                (&s.att_acc).into(),
+                (&s.att_ml).into(),
             ],
             AttentionShape {
                 n_head: h as u32,
@@ -405,7 +440,9 @@ fn deepseek_layers<'a>(
             t32,
             n_ctx as u32,
             c.kq_scale(),
-        )?]);
+            s.cache_type,
+            Split::for_batch(t32, h as u32, span as u32, target_workgroups(gpu)),
+        )?);
         // o[t, h] = v_b[h] · o_lat[t, h]
         push(vec![k.matvec_id[&layer.v_b.ty].bind(
             gpu,

@@ -21,6 +21,7 @@ use super::model::{GpuArch, GpuModel};
 use super::plan::{self, Output, Scratch, Step};
 use super::weights::GpuFfn;
 use crate::gpu::Gpu;
+use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::ops::sample::{MAX_TOP_K, SampleStep};
 use crate::gpu::paging::PagingStats;
 use crate::{Error, Result};
@@ -66,7 +67,8 @@ pub struct GpuSession {
     cache: Vec<Buffer>,
     n_ctx: usize,
     scratch: Scratch,
-    plans: HashMap<(usize, Output), Vec<Step>>,
+    /// Plans by (batch size, output, attention span: see [`GpuSession::span`]).
+    plans: HashMap<(usize, Output, usize), Vec<Step>>,
     all_logits: Option<(usize, Buffer)>,
     readback: Buffer,
     /// Paged experts: the router's ids (and the predicted ids) of one layer, read back.
@@ -85,8 +87,20 @@ pub struct GpuSession {
 }
 
 impl GpuSession {
-    /// An empty sequence of at most `n_ctx` tokens, prefilling `max_batch` tokens per submit.
+    /// An empty sequence of at most `n_ctx` tokens, prefilling `max_batch` tokens per submit,
+    /// with the default cache type (f16).
     pub fn new(model: Arc<GpuModel>, n_ctx: usize, max_batch: usize) -> Result<GpuSession> {
+        Self::with_cache_type(model, n_ctx, max_batch, CacheType::default())
+    }
+
+    /// [`GpuSession::new`] with caches of `cache_type` (deepseek2's latent cache; the dense K/V
+    /// caches are f32 whatever is asked: see [`GpuSession::cache_type`]).
+    pub fn with_cache_type(
+        model: Arc<GpuModel>,
+        n_ctx: usize,
+        max_batch: usize,
+        cache_type: CacheType,
+    ) -> Result<GpuSession> {
         let gpu = &model.gpu;
         if n_ctx == 0 || n_ctx > crate::gpu::ops::rope::MAX_POSITION as usize {
             return Err(Error::ContextFull {
@@ -95,12 +109,16 @@ impl GpuSession {
         }
         // deepseek2: the latent rows `[n_ctx, r + dr]` per layer; dense: K and V
         // `[n_ctx, H_kv·hd]` per layer.
+        let cache_type = match &model.arch {
+            GpuArch::DeepSeek { .. } => cache_type,
+            GpuArch::Dense { .. } => CacheType::F32,
+        };
         let caches: Vec<(String, u64)> = match &model.arch {
             GpuArch::DeepSeek { config: c, .. } => (0..c.n_layer)
                 .map(|il| {
                     (
                         format!("latent cache of layer {il}"),
-                        ((c.n_lora_kv + c.n_rot) * 4) as u64,
+                        (c.n_lora_kv + c.n_rot) as u64 * cache_type.value_bytes(),
                     )
                 })
                 .collect(),
@@ -133,7 +151,7 @@ impl GpuSession {
             })
             .collect::<Result<Vec<_>>>()
             .map_err(|e| e.with_memory_advice(advice))?;
-        let scratch = Scratch::new(&model, max_batch.clamp(1, n_ctx))
+        let scratch = Scratch::new(&model, max_batch.clamp(1, n_ctx), n_ctx, cache_type)
             .map_err(|e| e.with_memory_advice(advice))?;
         let readback = gpu.create_buffer(
             "logits readback",
@@ -212,6 +230,25 @@ impl GpuSession {
         self.device_token = false;
     }
 
+    /// The attention span of a plan for the next `n` tokens: the cached positions they see,
+    /// rounded up to a power of two (at most the context), so decode attention splits into as
+    /// many chunks as the depth needs and a plan is rebuilt only when the depth doubles.
+    fn span(&self, n: usize) -> usize {
+        (self.n_past + n).next_power_of_two().min(self.n_ctx)
+    }
+
+    /// How the caches store their values.
+    pub fn cache_type(&self) -> CacheType {
+        self.scratch.cache_type
+    }
+
+    /// Bytes of cache one token takes over all layers (what a decode step at depth d reads d
+    /// times).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        let cache: u64 = self.cache.iter().map(Buffer::size).sum();
+        cache / self.n_ctx as u64
+    }
+
     /// Bytes of GPU memory this session holds (cache and scratch).
     pub fn gpu_bytes(&self) -> u64 {
         let cache: u64 = self.cache.iter().map(Buffer::size).sum();
@@ -245,7 +282,8 @@ impl GpuSession {
                 )?;
                 self.all_logits = Some((n, buffer));
                 // Plans bound to the old buffer are stale.
-                self.plans.retain(|(_, output), _| *output != Output::All);
+                self.plans
+                    .retain(|(_, output, _), _| *output != Output::All);
             }
             self.submit(Some(chunk), chunk.len(), Output::All, None)?;
             let buffer = &self.all_logits.as_ref().ok_or(Error::Cancelled)?.1;
@@ -398,21 +436,21 @@ impl GpuSession {
         if choice_slot.is_none() {
             self.device_token = false;
         }
-        let key = (n, output);
+        let key = (n, output, self.span(n));
         if !self.plans.contains_key(&key) {
             let all = self.all_logits.as_ref().map(|(_, b)| b);
             let steps = plan::build(
                 &self.model,
                 &self.scratch,
                 &self.cache,
-                self.n_ctx,
+                (self.n_ctx, key.2),
                 n,
                 output,
                 all,
             )?;
             // Keep the decode plans and a few prompt plans.
             if self.plans.len() >= 8 {
-                self.plans.retain(|(len, _), _| *len == 1);
+                self.plans.retain(|(len, _, _), _| *len == 1);
             }
             self.plans.insert(key, steps);
         }
@@ -493,13 +531,13 @@ impl GpuSession {
             });
         }
         self.check_tokens(&[token])?;
-        let key = (1, Output::Greedy);
+        let key = (1, Output::Greedy, self.span(1));
         if !self.plans.contains_key(&key) {
             let steps = plan::build(
                 &self.model,
                 &self.scratch,
                 &self.cache,
-                self.n_ctx,
+                (self.n_ctx, key.2),
                 1,
                 Output::Greedy,
                 None,

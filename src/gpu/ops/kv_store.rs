@@ -5,6 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cache_type::CacheType;
 use super::elementwise::{Family, gpu_error, grid_for};
 use crate::Result;
 use crate::gpu::Gpu;
@@ -15,9 +16,10 @@ pub const LABEL: &str = "kv_store";
 
 const SOURCE: &str = include_str!("../../../shaders/kernels/kv_store.wgsl");
 
-/// `kv_store.wgsl` after the rotary angle code it shares with `rope`.
-fn source() -> String {
-    format!("{}\n{SOURCE}", super::rope::ANGLE)
+/// `kv_store.wgsl` after the rotary angle code it shares with `rope` and the cache type's
+/// element code.
+fn source(cache_type: CacheType) -> String {
+    format!("{}\n{}\n{SOURCE}", super::rope::ANGLE, cache_type.wgsl())
 }
 
 /// Mirrors the WGSL `Params` struct (48 bytes).
@@ -49,22 +51,28 @@ pub struct QRope<'a> {
     pub offset: u32,
 }
 
-/// A compiled `kv_store` pipeline.
+/// The compiled `kv_store` pipelines, one per cache type.
 pub struct KvStore {
-    family: Family,
+    families: Vec<Family>,
 }
 
 impl KvStore {
     pub fn new(gpu: &Gpu) -> Result<KvStore> {
         let params = size_of::<KvStoreParams>() as u64;
-        Ok(KvStore {
-            family: Family::new(gpu, LABEL, &source(), "main", 4, 2, params)?,
-        })
+        let families = CacheType::ALL
+            .iter()
+            .map(|&ty| {
+                let label = format!("{LABEL}.{ty}");
+                Family::new(gpu, &label, &source(ty), "main", 4, 2, params)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvStore { families })
     }
 
     /// The dispatch writing `kv [n_tok, r + dr]` (normalised by `w [r]`) into rows
-    /// `positions[t]` of `cache [n_ctx, r + dr]`; positions are read when it runs. With `rope`,
-    /// k_pe is roped as it is written and q_pe in place ([`QRope`]).
+    /// `positions[t]` of `cache [n_ctx, r + dr]` (values of `cache_type`; r and dr multiples of
+    /// 4); positions are read when it runs. With `rope`, k_pe is roped as it is written and q_pe
+    /// in place ([`QRope`]).
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -76,8 +84,16 @@ impl KvStore {
         n_ctx: u32,
         eps: f32,
         rope: Option<QRope<'_>>,
+        cache_type: CacheType,
     ) -> Result<Dispatch> {
+        if !r.is_multiple_of(4) || !dr.is_multiple_of(4) {
+            return Err(gpu_error(
+                LABEL,
+                format!("r = {r} and dr = {dr} must be multiples of 4"),
+            ));
+        }
         let row = 4 * u64::from(r + dr);
+        let cache_row = cache_type.value_bytes() * u64::from(r + dr);
         // Without a rope the kernel reads neither: kv and the cache stand in.
         let (turns, q, q_bytes, turns_bytes) = match rope {
             Some(rope) => {
@@ -108,7 +124,7 @@ impl KvStore {
             ("kv", kv, row * u64::from(n_tok)),
             ("w", w, 4 * u64::from(r)),
             ("positions", positions, 4 * u64::from(n_tok)),
-            ("cache", cache, row * u64::from(n_ctx)),
+            ("cache", cache, cache_row * u64::from(n_ctx)),
         ];
         for (name, binding, bytes) in [("q", q, q_bytes), ("turns", turns, turns_bytes)] {
             if binding.len() < bytes {
@@ -139,7 +155,7 @@ impl KvStore {
             q_offset: rope.map_or(0, |r| r.offset),
             _pad: [0; 3],
         };
-        self.family.bind(
+        self.families[cache_type.index()].bind(
             gpu,
             &[kv, w, positions, turns, cache, q],
             bytemuck::bytes_of(&params),
@@ -154,7 +170,9 @@ mod tests {
 
     #[test]
     fn wgsl_validates_and_params_match() {
-        let span = super::super::elementwise::validated_params_size(LABEL, &source());
-        assert_eq!(span, size_of::<KvStoreParams>());
+        for ty in CacheType::ALL {
+            let span = super::super::elementwise::validated_params_size(LABEL, &source(ty));
+            assert_eq!(span, size_of::<KvStoreParams>());
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod attention_gqa;
 pub mod axpy;
 pub mod bias_add;
+pub mod cache_type;
 pub mod dequantize;
 pub mod elementwise;
 pub mod embed;
