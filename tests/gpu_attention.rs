@@ -47,7 +47,8 @@ fn cpu_attention(
     n_pos: usize,
     kq_scale: f32,
 ) -> Vec<f32> {
-    let (r, dr) = (shape.r as usize, shape.dr as usize);
+    let r = shape.value_len as usize;
+    let dr = shape.key_len as usize - r;
     let rows = &cache[..n_pos * (r + dr)];
     let mut scores = vec![0f32; n_pos];
     let mut out = vec![0f32; shape.n_head as usize * r];
@@ -73,7 +74,7 @@ fn max_error_vs_scale(gpu: &[f32], cpu: &[f32]) -> f32 {
 
 /// The splits a plan can take for a query at `n_pos` positions: none, 2 and 7 chunks of at least
 /// a tile, 7 chunks of any length, one position per chunk, and the plan's own for a 4096 context.
-fn splits(n_pos: u32, n_head: u32) -> Vec<Split> {
+fn splits(n_pos: u32, shape: &AttentionShape) -> Vec<Split> {
     let chunks = |n_chunks, min_chunk| Split {
         n_chunks,
         min_chunk,
@@ -84,7 +85,7 @@ fn splits(n_pos: u32, n_head: u32) -> Vec<Split> {
         chunks(7, TILE),
         chunks(7, 1),
         chunks(n_pos, 1),
-        Split::for_batch(1, n_head, 4096, 256),
+        Split::for_batch(1, shape, 4096, 256),
     ]
 }
 
@@ -107,7 +108,7 @@ fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
     let n_ctx = *POSITIONS.iter().max().unwrap() as usize + 1;
     let mut worst = 0f32;
     for (i, &(n_head, r, dr)) in SHAPES.iter().enumerate() {
-        let shape = AttentionShape { n_head, r, dr };
+        let shape = AttentionShape::mla(n_head, r, dr);
         let (h, r, dr) = (n_head as usize, r as usize, dr as usize);
         let seed = seed + 10 * i as u64;
         let mut q_abs = values(seed, h * r);
@@ -135,15 +136,14 @@ fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
             for cache_type in CacheType::ALL {
                 let rows = stored(&cache, cache_type);
                 let want = cpu_attention(&q_abs, &q_pe, &rows, shape, n_pos, KQ_SCALE);
-                for split in splits(p + 1, n_head) {
+                for split in splits(p + 1, &shape) {
                     let got = kernel
                         .run(
                             gpu,
-                            &q_abs,
-                            &q_pe,
-                            &masked,
+                            (&q_abs, &q_pe),
+                            (&masked, &[]),
+                            &[p],
                             shape,
-                            p + 1,
                             KQ_SCALE,
                             cache_type,
                             split,
@@ -196,62 +196,59 @@ fn attention_is_stable_for_peaked_scores() {
 fn attention_rejects_unsupported_shapes() {
     let gpu = test_gpu();
     let kernel = Attention::new(gpu).unwrap();
-    let wide = AttentionShape {
-        n_head: 1,
-        r: 513,
-        dr: 64,
-    };
-    let q = vec![0f32; 513];
-    let cache = vec![0f32; 577];
-    assert!(
-        kernel
-            .run(
-                gpu,
-                &q,
-                &[0.0; 64],
-                &cache,
-                wide,
-                1,
-                1.0,
-                CacheType::F32,
-                Split::NONE
-            )
-            .is_err()
-    );
-    let run = |shape: AttentionShape, q: &[f32], q_pe: &[f32], cache: &[f32], n_pos, split| {
+    let run = |shape: AttentionShape, q: &[f32], q_pe: &[f32], cache: &[f32], p: &[u32], split| {
         kernel.run(
             gpu,
-            q,
-            q_pe,
-            cache,
+            (q, q_pe),
+            (cache, &[]),
+            p,
             shape,
-            n_pos,
             1.0,
             CacheType::F16,
             split,
         )
     };
-    // dr not a multiple of 4 (the cache is read in quads).
-    let odd = AttentionShape {
-        n_head: 1,
-        r: 4,
-        dr: 2,
-    };
-    assert!(run(odd, &[1.0; 4], &[1.0; 2], &[0.0; 6], 1, Split::NONE).is_err());
-    let shape = AttentionShape {
-        n_head: 1,
-        r: 4,
-        dr: 4,
-    };
-    // No positions, a cache shorter than n_pos rows, and a split into no chunks.
+    // A latent wider than the kernel, and a rope width not a multiple of 4 (the cache is read in
+    // quads).
+    let wide = AttentionShape::mla(1, 516, 64);
+    let error = run(
+        wide,
+        &[0.0; 516],
+        &[0.0; 64],
+        &[0.0; 580],
+        &[0],
+        Split::NONE,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("multiples of 4"), "{error}");
+    let odd = AttentionShape::mla(1, 4, 2);
+    assert!(run(odd, &[1.0; 4], &[1.0; 2], &[0.0; 6], &[0], Split::NONE).is_err());
+    let shape = AttentionShape::mla(1, 4, 4);
+    // No query, a position past the cache, and a split into no chunks.
     let q = [1f32; 4];
     let q_pe = [1f32; 4];
-    assert!(run(shape, &q, &q_pe, &[0.0; 8], 0, Split::NONE).is_err());
-    assert!(run(shape, &q, &q_pe, &[0.0; 8], 2, Split::NONE).is_err());
+    assert!(run(shape, &[], &[], &[0.0; 8], &[], Split::NONE).is_err());
+    let error = run(shape, &q, &q_pe, &[0.0; 8], &[1], Split::NONE).unwrap_err();
+    assert!(error.to_string().contains("position 1"), "{error}");
     let none = Split {
         n_chunks: 0,
         min_chunk: 1,
     };
-    assert!(run(shape, &q, &q_pe, &[0.0; 8], 1, none).is_err());
-    assert!(run(shape, &q, &q_pe, &[0.0; 8], 1, Split::NONE).is_ok());
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], &[0], none).is_err());
+    assert!(run(shape, &q, &q_pe, &[0.0; 8], &[0], Split::NONE).is_ok());
+    // Query heads that are not a multiple of the cached heads.
+    let gqa = AttentionShape::gqa(9, 4, 8);
+    let error = kernel
+        .run(
+            gpu,
+            (&[0.0; 72], &[]),
+            (&[0.0; 32], &[0.0; 32]),
+            &[0],
+            gqa,
+            1.0,
+            CacheType::F32,
+            Split::NONE,
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("multiple"), "{error}");
 }

@@ -16,6 +16,7 @@ use gpu_common::shared_gpu;
 use lanternfish::cpu::dense::DenseModel;
 use lanternfish::gguf::GgufModel;
 use lanternfish::gpu::engine::{GpuModel, GpuSession};
+use lanternfish::gpu::ops::cache_type::CacheType;
 use lanternfish::sampler::argmax;
 use lanternfish::tokenizer::Tokenizer;
 
@@ -38,6 +39,11 @@ fn rel(a: &[f32], b: &[f32]) -> f32 {
     diff / b.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
+/// A session with the exact f32 cache, the mode these bounds are derived for.
+fn exact(model: Arc<GpuModel>, n_ctx: usize, batch: usize) -> GpuSession {
+    GpuSession::with_cache_type(model, n_ctx, batch, CacheType::F32).unwrap()
+}
+
 /// Every position's logits within 1e-4 of the largest (the engines differ only in f32 summation
 /// order: the CPU decodes rows and sums sequentially, the GPU by segments and lanes), batches of 4
 /// against one-by-one decode, and 32 greedy tokens equal to the CPU's.
@@ -53,7 +59,7 @@ fn smollm2_on_the_gpu_matches_the_cpu_reference() {
         .unwrap();
     let model = Arc::new(GpuModel::load(shared_gpu().clone(), &gguf, None).unwrap());
     let v = model.n_vocab;
-    let mut batched = GpuSession::new(model.clone(), 256, 4).unwrap();
+    let mut batched = exact(model.clone(), 256, 4);
     let gpu_all = batched.forward_all(&prompt).unwrap();
 
     let cpu = DenseModel::load(&gguf).unwrap();
@@ -66,7 +72,19 @@ fn smollm2_on_the_gpu_matches_the_cpu_reference() {
     );
     assert!(r <= 1e-4, "GPU vs CPU {r:e}");
 
-    let mut single = GpuSession::new(model, 256, 1).unwrap();
+    // The default f16 K/V cache meets the fidelity goal (1e-3 of the largest logit, the same
+    // top-1 everywhere): one f16 rounding (relative ≤ 2^-11) of every cached key and value.
+    let mut half = GpuSession::new(model.clone(), 256, 4).unwrap();
+    assert_eq!(half.cache_type(), CacheType::F16);
+    let f16_all = half.forward_all(&prompt).unwrap();
+    let r = rel(&f16_all, &cpu_all);
+    eprintln!("SmolLM2 GPU with the f16 cache vs CPU: max rel {r:.2e}");
+    assert!(r <= 1e-3, "f16 cache vs CPU {r:e}");
+    for (g, c) in f16_all.chunks_exact(v).zip(cpu_all.chunks_exact(v)) {
+        assert_eq!(argmax(g), argmax(c), "f16 cache: top-1");
+    }
+
+    let mut single = exact(model, 256, 1);
     for (t, &token) in prompt.iter().enumerate() {
         let step = single.forward_last(&[token]).unwrap();
         let r = rel(&step, &gpu_all[t * v..(t + 1) * v]);
@@ -133,11 +151,11 @@ fn tiny_qwen2_on_the_gpu_matches_the_cpu() {
     let tokens = [3u32, 17, 0, 39, 5, 22, 8, 11, 30];
     let want = cpu.session().forward(&tokens).unwrap();
     let model = Arc::new(GpuModel::load(shared_gpu().clone(), &gguf, None).unwrap());
-    let mut batch = GpuSession::new(model.clone(), 64, 16).unwrap();
+    let mut batch = exact(model.clone(), 64, 16);
     let got = batch.forward_all(&tokens).unwrap();
     let r = rel(&got, &want);
     assert!(r <= 1e-5, "one batch: {r:e}");
-    let mut mixed = GpuSession::new(model, 64, 4).unwrap();
+    let mut mixed = exact(model, 64, 4);
     let mut got = mixed.forward_all(&tokens[..6]).unwrap();
     got.extend(mixed.forward_all(&tokens[6..7]).unwrap());
     got.extend(mixed.forward_all(&tokens[7..]).unwrap());
@@ -184,7 +202,7 @@ fn smollm2_logprobs_match_the_f64_reference_on_every_position() {
             .iter()
             .map(|t| t.as_u64().unwrap() as u32)
             .collect();
-        let mut session = GpuSession::new(model.clone(), 256, 64).unwrap();
+        let mut session = exact(model.clone(), 256, 64);
         let logits = session.forward_all(&ids).unwrap();
         for (pos, expected) in chunk["positions"].as_array().unwrap().iter().enumerate() {
             let ours = log_softmax(&logits[pos * v..(pos + 1) * v]);

@@ -1,5 +1,5 @@
 //! The kernels dense `llama` / `qwen2` models add to the engine (`rope` in NeoX mode,
-//! `attention_gqa`, `kv_append`, `bias_add`) against plain CPU loops written here (f64 where the
+//! `attention` in its GQA form, `kv_append`, `bias_add`) against plain CPU loops written here (f64 where the
 //! rounding matters). Each comparison states its tolerance and why. On a machine without a GPU
 //! they run on Mesa's software Vulkan driver (lavapipe); without any adapter they fail, never
 //! skip.
@@ -12,8 +12,9 @@ use gpu_common::{test_gpu, values};
 
 use lanternfish::cpu::ops::rope_freqs;
 use lanternfish::gpu::dispatch::Dispatch;
-use lanternfish::gpu::ops::attention_gqa::{AttentionGqa, GqaShape};
+use lanternfish::gpu::ops::attention::{Attention, AttentionShape, QPeLayout, Split, TILE};
 use lanternfish::gpu::ops::bias_add::BiasAdd;
+use lanternfish::gpu::ops::cache_type::CacheType;
 use lanternfish::gpu::ops::kv_append::KvAppend;
 use lanternfish::gpu::ops::rope::{Rope, RopeLayout};
 use lanternfish::model::RopeScaling;
@@ -139,7 +140,7 @@ fn rope_neox_differs_from_normal_pairing() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// attention_gqa
+// attention, GQA form
 
 /// Causal GQA in f64: `out[i, h] = Σ_{t ≤ pos_i} softmax_t(scale·q[i, h]·k[t, g]) v[t, g]`.
 fn attention_cpu(
@@ -147,13 +148,13 @@ fn attention_cpu(
     k: &[f32],
     v: &[f32],
     positions: &[u32],
-    shape: GqaShape,
+    shape: AttentionShape,
     scale: f32,
 ) -> Vec<f32> {
     let (h_q, h_kv, hd) = (
         shape.n_head as usize,
         shape.n_head_kv as usize,
-        shape.head_dim as usize,
+        shape.key_len as usize,
     );
     let group = h_q / h_kv;
     let mut out = vec![0f32; q.len()];
@@ -210,21 +211,23 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 // partial sums, then 8 of them) is off by ~hd·ε·Σ|q k| ≈ 1e-6 of its magnitude (scores here are
 // O(1), so the softmax weights move by ~1e-6 relative); exp costs a few ulp, and the online
 // rescaling and the weighted sum over ≤ 100 positions add ~n·ε ≈ 1e-5 in the worst case, far
-// less on average (errors of random sign). 1e-5 covers it: lavapipe measures ≤ 6e-7, while a
-// wrong kv head, a missing causal mask or a wrong scale give errors of order 1.
+// less on average (errors of random sign); a split adds one rescaling and one addition per
+// chunk. 1e-5 covers it: lavapipe measures ≤ 6e-7, while a wrong kv head, a missing causal mask
+// or a wrong scale give errors of order 1. The f16 cache is compared with the CPU on the same
+// rounded values (uploaded rounded to nearest, read exactly), so the bound is the same.
 const ATTENTION_TOLERANCE: f32 = 1e-5;
 
 /// q, k, v for `shape`; cache rows past `valid` hold huge values, so a read beyond the causal
 /// horizon shows at once.
 fn attention_inputs(
-    shape: GqaShape,
+    shape: AttentionShape,
     n_tok: usize,
     n_ctx: usize,
     valid: usize,
     seed: u64,
 ) -> [Vec<f32>; 3] {
-    let q = values(seed, n_tok * shape.q_width() as usize);
-    let row = shape.kv_width() as usize;
+    let q = values(seed, n_tok * (shape.n_head * shape.key_len) as usize);
+    let row = shape.rows().0 as usize;
     let poison = |mut cache: Vec<f32>| {
         cache[valid * row..].fill(1e4);
         cache
@@ -234,106 +237,138 @@ fn attention_inputs(
     [q, k, v]
 }
 
+/// The cache as the GPU holds it (f16: rounded to nearest), for the CPU reference.
+fn stored(cache: &[f32], cache_type: CacheType) -> Vec<f32> {
+    match cache_type {
+        CacheType::F32 => cache.to_vec(),
+        CacheType::F16 => cache
+            .iter()
+            .map(|&x| half::f16::from_f32(x).to_f32())
+            .collect(),
+    }
+}
+
+/// Runs the GPU attention on `shape` for every cache type and the splits a plan can take (none,
+/// 3 chunks of a tile, 7 of one position) against the f64 CPU loop; returns the worst error.
+#[allow(clippy::too_many_arguments)]
+fn check_gqa(
+    kernel: &Attention,
+    name: &str,
+    shape: AttentionShape,
+    [q, k, v]: &[Vec<f32>; 3],
+    positions: &[u32],
+    scale: f32,
+) -> f32 {
+    let gpu = test_gpu();
+    let mut worst = 0f32;
+    let chunks = |n_chunks, min_chunk| Split {
+        n_chunks,
+        min_chunk,
+    };
+    for cache_type in CacheType::ALL {
+        let (k_s, v_s) = (stored(k, cache_type), stored(v, cache_type));
+        let want = attention_cpu(q, &k_s, &v_s, positions, shape, scale);
+        for split in [Split::NONE, chunks(3, TILE), chunks(7, 1)] {
+            let got = kernel
+                .run(
+                    gpu,
+                    (q, &[]),
+                    (k, v),
+                    positions,
+                    shape,
+                    scale,
+                    cache_type,
+                    split,
+                )
+                .unwrap();
+            let error = relative_error(&got, &want);
+            eprintln!("attention {name} {cache_type} {split:?}: max error / max |out| {error:.2e}");
+            worst = worst.max(error);
+        }
+    }
+    worst
+}
+
 #[test]
 fn attention_gqa_matches_cpu() {
     let gpu = test_gpu();
-    let kernel = AttentionGqa::new(gpu).unwrap();
-    let smollm2 = GqaShape {
-        n_head: 9,
-        n_head_kv: 3,
-        head_dim: 64,
-    };
-    let mha = GqaShape {
-        n_head: 4,
-        n_head_kv: 4,
-        head_dim: 64,
-    };
+    let kernel = Attention::new(gpu).unwrap();
+    let smollm2 = AttentionShape::gqa(9, 3, 64);
+    let mha = AttentionShape::gqa(4, 4, 64);
+    // Qwen2-7B's grouping: 7 query heads per kv head, two head groups of 4 and 3.
+    let qwen = AttentionShape::gqa(14, 2, 128);
     let n_ctx = 100usize;
-    let cases: [(&str, GqaShape, &[u32]); 6] = [
+    let cases: [(&str, AttentionShape, &[u32]); 7] = [
         ("smollm2 decode at 0", smollm2, &[0]),
         ("smollm2 decode at 70", smollm2, &[70]),
         ("smollm2 prefill 0..5", smollm2, &[0, 1, 2, 3, 4]),
         ("smollm2 prefill 30..35", smollm2, &[30, 31, 32, 33, 34]),
         ("mha decode at 97", mha, &[97]),
         ("mha prefill 60..65", mha, &[60, 61, 62, 63, 64]),
+        ("qwen decode at 80", qwen, &[80]),
     ];
     for (seed, (name, shape, positions)) in cases.into_iter().enumerate() {
         let valid = *positions.iter().max().unwrap() as usize + 1;
-        let [q, k, v] = attention_inputs(shape, positions.len(), n_ctx, valid, 10 * seed as u64);
-        let scale = 1.0 / (shape.head_dim as f32).sqrt();
-        let got = kernel
-            .run(gpu, &q, &k, &v, positions, shape, scale)
-            .unwrap();
-        let want = attention_cpu(&q, &k, &v, positions, shape, scale);
-        let error = relative_error(&got, &want);
-        eprintln!("attention_gqa {name}: max error / max |out| {error:.2e}");
+        let inputs = attention_inputs(shape, positions.len(), n_ctx, valid, 10 * seed as u64);
+        let scale = 1.0 / (shape.key_len as f32).sqrt();
+        let error = check_gqa(&kernel, name, shape, &inputs, positions, scale);
         assert!(error <= ATTENTION_TOLERANCE, "{name}: {error:e}");
     }
     // A head width below the workgroup and not a multiple of 8, two queries per kv head.
-    let odd = GqaShape {
-        n_head: 2,
-        n_head_kv: 1,
-        head_dim: 37,
-    };
-    let [q, k, v] = attention_inputs(odd, 3, 40, 40, 99);
-    let positions = [39, 12, 33];
-    let got = kernel.run(gpu, &q, &k, &v, &positions, odd, 0.3).unwrap();
-    let error = relative_error(&got, &attention_cpu(&q, &k, &v, &positions, odd, 0.3));
-    eprintln!("attention_gqa hd 37: max error / max |out| {error:.2e}");
+    let odd = AttentionShape::gqa(2, 1, 36);
+    let inputs = attention_inputs(odd, 3, 40, 40, 99);
+    let error = check_gqa(&kernel, "hd 36", odd, &inputs, &[39, 12, 33], 0.3);
     assert!(error <= ATTENTION_TOLERANCE, "{error:e}");
 }
 
 #[test]
 fn attention_gqa_rejects_bad_shapes() {
     let gpu = test_gpu();
-    let kernel = AttentionGqa::new(gpu).unwrap();
-    let one = [0.0f32; 512];
+    let kernel = Attention::new(gpu).unwrap();
+    let one = [0.0f32; 2048];
+    let run = |shape: AttentionShape, positions: &[u32]| {
+        let q = &one[..(shape.n_head * shape.key_len) as usize * positions.len()];
+        kernel.run(
+            gpu,
+            (q, &[]),
+            (&one, &one),
+            positions,
+            shape,
+            1.0,
+            CacheType::F32,
+            Split::NONE,
+        )
+    };
     for (shape, needle) in [
-        (
-            GqaShape {
-                n_head: 9,
-                n_head_kv: 4,
-                head_dim: 2,
-            },
-            "multiple",
-        ),
-        (
-            GqaShape {
-                n_head: 1,
-                n_head_kv: 1,
-                head_dim: 257,
-            },
-            "head_dim",
-        ),
+        (AttentionShape::gqa(9, 4, 4), "multiple"),
+        (AttentionShape::gqa(1, 1, 516), "multiples of 4"),
+        (AttentionShape::gqa(1, 1, 37), "multiples of 4"),
     ] {
-        let error = kernel
-            .run(
-                gpu,
-                &one[..shape.q_width() as usize],
-                &one,
-                &one,
-                &[0],
-                shape,
-                1.0,
-            )
-            .unwrap_err();
+        let error = run(shape, &[0]).unwrap_err();
         assert!(error.to_string().contains(needle), "{error}");
     }
-    let shape = GqaShape {
-        n_head: 2,
-        n_head_kv: 1,
-        head_dim: 4,
-    };
-    let error = kernel
-        .run(gpu, &one[..8], &one[..8], &one[..8], &[2], shape, 1.0)
-        .unwrap_err();
-    assert!(error.to_string().contains("position 2"), "{error}");
+    let shape = AttentionShape::gqa(2, 1, 4);
+    let error = run(shape, &[512]).unwrap_err();
+    assert!(error.to_string().contains("position 512"), "{error}");
     // bind checks the buffers: 3 tokens of 2 heads of 4 need 96 bytes of q.
     let small = gpu
         .upload("small", &[0; 64], BufferUsages::STORAGE)
         .unwrap();
     let error = kernel
-        .bind(gpu, [(&small).into(); 5], shape, 3, 2, 1.0)
+        .bind(
+            gpu,
+            [(&small).into(); 8],
+            shape,
+            QPeLayout {
+                stride: 0,
+                offset: 0,
+            },
+            3,
+            2,
+            1.0,
+            CacheType::F32,
+            Split::NONE,
+        )
         .unwrap_err();
     assert!(error.to_string().contains("q has 64 bytes"), "{error}");
 }
@@ -372,7 +407,7 @@ fn kv_append_writes_scattered_rows() {
     assert_eq!(got_v, want_v);
 
     // Through bind, a position at or past n_ctx is skipped (run refuses it up front).
-    let (width, n_ctx) = (5u32, 4u32);
+    let (width, n_ctx) = (8u32, 4u32);
     let upload = |label: &str, values: &[f32]| {
         gpu.upload(
             label,
@@ -381,8 +416,8 @@ fn kv_append_writes_scattered_rows() {
         )
         .unwrap()
     };
-    let k_new = upload("k_new", &[1.0; 10]);
-    let v_new = upload("v_new", &[2.0; 10]);
+    let k_new = upload("k_new", &[1.0; 16]);
+    let v_new = upload("v_new", &[2.0; 16]);
     let positions = gpu
         .upload(
             "positions",
@@ -390,8 +425,8 @@ fn kv_append_writes_scattered_rows() {
             BufferUsages::STORAGE,
         )
         .unwrap();
-    let k_cache = upload("k_cache", &[0.0; 20]);
-    let v_cache = upload("v_cache", &[0.0; 20]);
+    let k_cache = upload("k_cache", &[0.0; 32]);
+    let v_cache = upload("v_cache", &[0.0; 32]);
     let dispatch = kernel
         .bind(
             gpu,
@@ -406,19 +441,85 @@ fn kv_append_writes_scattered_rows() {
             2,
             n_ctx,
             None,
+            CacheType::F32,
         )
         .unwrap();
     submit(gpu, &[&dispatch]);
-    let got_k = gpu.read_f32("k_cache", &k_cache, 20).unwrap();
-    let got_v = gpu.read_f32("v_cache", &v_cache, 20).unwrap();
-    let row = |x: f32| [[0.0; 5], [0.0; 5], [x; 5], [0.0; 5]].concat();
+    let got_k = gpu.read_f32("k_cache", &k_cache, 32).unwrap();
+    let got_v = gpu.read_f32("v_cache", &v_cache, 32).unwrap();
+    let row = |x: f32| [[0.0; 8], [0.0; 8], [x; 8], [0.0; 8]].concat();
     assert_eq!(got_k, row(1.0));
     assert_eq!(got_v, row(2.0));
 
     let error = kernel
-        .run(gpu, &[0.0; 5], &[0.0; 5], &[4], &[0.0; 20], &[0.0; 20], 5)
+        .run(gpu, &[0.0; 8], &[0.0; 8], &[4], &[0.0; 32], &[0.0; 32], 8)
         .unwrap_err();
     assert!(error.to_string().contains("position 4"), "{error}");
+}
+
+/// kv_append into an f16 cache stores what it stores into an f32 cache, each value rounded to
+/// one of its two nearest f16 neighbours, with the rope (both pairings, a partial rotary part)
+/// applied in the same pass.
+#[test]
+fn kv_append_writes_f16_caches_within_one_rounding() {
+    use lanternfish::gpu::ops::kv_append::KvRope;
+    use lanternfish::gpu::ops::rope::upload_freqs;
+    let gpu = test_gpu();
+    let kernel = KvAppend::new(gpu).unwrap();
+    let (head_dim, kv_heads, q_heads, n_ctx) = (64usize, 3usize, 9usize, 16usize);
+    let width = head_dim * kv_heads;
+    let positions = [5u32, 0, 15];
+    let freqs = rope_freqs(48, 10_000.0, &RopeScaling::None);
+    let turns = upload_freqs(gpu, &freqs).unwrap();
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let up = |label: &str, bytes: &[u8]| gpu.upload(label, bytes, usage).unwrap();
+    let k_new = up("k_new", bytemuck::cast_slice(&values(5, 3 * width)));
+    let v_new = up("v_new", bytemuck::cast_slice(&values(6, 3 * width)));
+    let q = values(7, 3 * q_heads * head_dim);
+    let pos = up("positions", bytemuck::cast_slice(&positions));
+    for neox in [false, true] {
+        let run = |cache_type: CacheType| {
+            let bytes = n_ctx * width * cache_type.value_bytes() as usize;
+            let (k_cache, v_cache) = (up("k", &vec![0; bytes]), up("v", &vec![0; bytes]));
+            let q_buffer = up("q", bytemuck::cast_slice(&q));
+            let rope = KvRope {
+                turns: (&turns).into(),
+                q: (&q_buffer).into(),
+                q_heads: q_heads as u32,
+                head_dim: head_dim as u32,
+                n_pairs: 24,
+                neox,
+            };
+            let dispatch = kernel
+                .bind(
+                    gpu,
+                    [
+                        (&k_new).into(),
+                        (&v_new).into(),
+                        (&pos).into(),
+                        (&k_cache).into(),
+                        (&v_cache).into(),
+                    ],
+                    width as u32,
+                    3,
+                    n_ctx as u32,
+                    Some(rope),
+                    cache_type,
+                )
+                .unwrap();
+            submit(gpu, &[&dispatch]);
+            let read = |b: &wgpu::Buffer| gpu.read_buffer("cache", b, bytes as u64).unwrap();
+            (read(&k_cache), read(&v_cache))
+        };
+        let (k32, v32) = run(CacheType::F32);
+        let (k16, v16) = run(CacheType::F16);
+        for (exact, halves) in [(k32, k16), (v32, v16)] {
+            let exact: Vec<f32> = bytemuck::pod_collect_to_vec(&exact);
+            let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&halves);
+            assert!(exact.iter().any(|&x| x != 0.0));
+            gpu_common::assert_within_one_f16_rounding(&exact, &halves);
+        }
+    }
 }
 
 fn submit(gpu: &lanternfish::gpu::Gpu, dispatches: &[&Dispatch]) {
@@ -429,17 +530,18 @@ fn submit(gpu: &lanternfish::gpu::Gpu, dispatches: &[&Dispatch]) {
     gpu.queue.submit([encoder.finish()]);
 }
 
-/// Decode as the engine runs it: kv_append and attention_gqa bound once, the positions buffer
-/// rewritten before each step, every step checked against the CPU over the cache so far.
+/// Decode as the engine runs it: kv_append and attention (split into 3 chunks, with its merge)
+/// bound once, the positions buffer rewritten before each step, every step checked against the
+/// CPU over the cache so far.
 #[test]
 fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
     let gpu = test_gpu();
-    let shape = GqaShape {
-        n_head: 9,
-        n_head_kv: 3,
-        head_dim: 64,
+    let shape = AttentionShape::gqa(9, 3, 64);
+    let split = Split {
+        n_chunks: 3,
+        min_chunk: 4,
     };
-    let (qw, kw, n_ctx) = (shape.q_width() as usize, shape.kv_width() as usize, 40usize);
+    let (qw, kw, n_ctx) = (9 * 64, shape.rows().0 as usize, 40usize);
     let scale = 0.125;
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
     let buffer = |label: &str, len: usize| gpu.create_buffer(label, 4 * len as u64, usage).unwrap();
@@ -450,6 +552,11 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
         buffer("out", qw),
     );
     let positions = buffer("positions", 1);
+    let (acc_values, ml_pairs) = split.scratch(1, &shape);
+    let (acc, ml) = (
+        buffer("acc", acc_values as usize),
+        buffer("ml", 2 * ml_pairs as usize),
+    );
     let append = KvAppend::new(gpu)
         .unwrap()
         .bind(
@@ -465,25 +572,36 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
             1,
             n_ctx as u32,
             None,
+            CacheType::F32,
         )
         .unwrap();
-    let attend = AttentionGqa::new(gpu)
+    let attend = Attention::new(gpu)
         .unwrap()
         .bind(
             gpu,
             [
                 (&q).into(),
+                (&q).into(),
                 (&k_cache).into(),
                 (&v_cache).into(),
                 (&positions).into(),
                 (&out).into(),
+                (&acc).into(),
+                (&ml).into(),
             ],
             shape,
+            QPeLayout {
+                stride: 0,
+                offset: 0,
+            },
             1,
             n_ctx as u32,
             scale,
+            CacheType::F32,
+            split,
         )
         .unwrap();
+    assert_eq!(attend.len(), 2);
     let (mut k_all, mut v_all) = (vec![0f32; n_ctx * kw], vec![0f32; n_ctx * kw]);
     for step in 0..n_ctx as u32 {
         let seed = 100 + 3 * u64::from(step);
@@ -494,7 +612,7 @@ fn kv_append_and_attention_decode_steps_with_dispatches_bound_once() {
         }
         gpu.queue
             .write_buffer(&positions, 0, bytemuck::bytes_of(&step));
-        submit(gpu, &[&append, &attend]);
+        submit(gpu, &[&append, &attend[0], &attend[1]]);
         let row = step as usize * kw;
         k_all[row..row + kw].copy_from_slice(&ks);
         v_all[row..row + kw].copy_from_slice(&vs);
@@ -587,6 +705,7 @@ fn kv_append_with_the_rope_folded_in_equals_rope_then_kv_append() {
                 n_tok as u32,
                 n_ctx as u32,
                 fused.then_some(rope),
+                CacheType::F32,
             );
             dispatches.push(bound.unwrap());
             let mut encoder = gpu

@@ -697,15 +697,6 @@ fn kv_store_writes_an_f16_cache_within_one_rounding_of_f32() {
     assert_eq!(f32_cache.len(), 2 * f16_cache.len());
     let exact: Vec<f32> = bytemuck::pod_collect_to_vec(&f32_rows);
     let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&f16_rows);
-    assert_eq!(exact.len(), halves.len());
     assert!(exact.iter().any(|&v| v != 0.0));
-    for (i, (&f, &h)) in exact.iter().zip(&halves).enumerate() {
-        let nearest = half::f16::from_f32(f);
-        let adjacent = nearest.to_bits().abs_diff(h.to_bits()) <= 1;
-        let brackets = (h.to_f32() - f) * (nearest.to_f32() - f) <= 0.0;
-        assert!(
-            h == nearest || (adjacent && brackets),
-            "value {i}: {f} stored as {h}, nearest f16 {nearest}"
-        );
-    }
+    gpu_common::assert_within_one_f16_rounding(&exact, &halves);
 }

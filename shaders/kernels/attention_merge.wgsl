@@ -1,5 +1,5 @@
-// attention_merge: combines the position chunks of attention.wgsl into o_lat (the split-k
-// reduce). Chunk s of query i, head h left an unnormalised accumulator acc_s[c] = sum_t exp(s_t -
+// attention_merge: combines the position chunks of attention.wgsl into its output (the split-k
+// reduce; r is the value width, the latent's r for MLA, head_dim for GQA). Chunk s of query i, head h left an unnormalised accumulator acc_s[c] = sum_t exp(s_t -
 // m_s) c_kv[t, c] over its positions with their maximum score m_s and l_s = sum_t exp(s_t - m_s)
 // over the chunks that hold positions (chunk_len = max(ceil(n_pos / n_chunks), min_chunk), as
 // attention.wgsl splits them; the empty ones wrote nothing). With M = max_s m_s:
@@ -15,7 +15,7 @@
 //   1  ml      array<vec2<f32>> [n_tok, n_chunks, n_head]     read-only (m_s, l_s)
 //   2  positions array<u32>     [n_tok]                       read-only position of each query
 //   3  o_lat   array<f32>       [n_tok, n_head, r]            output
-//   4  params  Params           uniform { n_head, r, n_tok, n_chunks, min_chunk }
+//   4  params  Params           uniform { n_head, r, n_tok, n_chunks, min_chunk, n_ctx }
 //
 // Driven by src/gpu/ops/attention.rs, whose MergeParams mirrors Params (32 bytes).
 
@@ -27,7 +27,7 @@ struct Params {
     n_tok: u32,
     n_chunks: u32,
     min_chunk: u32,
-    _pad0: u32,
+    n_ctx: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -53,7 +53,7 @@ fn main(
     let c = index % r;
     let h = (index / r) % n_head;
     let tok = index / (r * n_head);
-    let n_pos = positions[tok] + 1u;
+    let n_pos = min(positions[tok] + 1u, params.n_ctx);
     let chunk_len = max((n_pos + params.n_chunks - 1u) / params.n_chunks, params.min_chunk);
     let used = (n_pos + chunk_len - 1u) / chunk_len;
     let first = tok * params.n_chunks * n_head + h;

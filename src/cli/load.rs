@@ -18,7 +18,7 @@ pub struct BackendArgs {
     #[arg(long, default_value_t = 4096)]
     pub ctx: usize,
     /// How the GPU caches store keys and values: f16 (half the memory and reading) or f32
-    /// (exact). Dense models' K/V caches are f32 for now.
+    /// (exact).
     #[arg(long, value_enum, default_value_t = CacheType::default())]
     pub cache_type: CacheType,
     /// Prompt tokens per prefill batch on the GPU.

@@ -101,3 +101,18 @@ pub fn reductions(gpu: &Gpu) -> Vec<lanternfish::gpu::shader::Reduction> {
         vec![Reduction::Workgroup]
     }
 }
+
+/// Asserts that every f16 in `halves` is `exact`'s f32 rounded to one of its two nearest f16
+/// neighbours, which is all WGSL's pack2x16float promises (a relative error below 2^-10).
+pub fn assert_within_one_f16_rounding(exact: &[f32], halves: &[half::f16]) {
+    assert_eq!(exact.len(), halves.len());
+    for (i, (&f, &h)) in exact.iter().zip(halves).enumerate() {
+        let nearest = half::f16::from_f32(f);
+        let adjacent = nearest.to_bits().abs_diff(h.to_bits()) <= 1;
+        let brackets = (h.to_f32() - f) * (nearest.to_f32() - f) <= 0.0;
+        assert!(
+            h == nearest || (adjacent && brackets),
+            "value {i}: {f} stored as {h}, nearest f16 {nearest}"
+        );
+    }
+}

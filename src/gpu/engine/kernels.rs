@@ -9,7 +9,6 @@ use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::ops::argmax::Argmax;
 use crate::gpu::ops::attention::Attention;
-use crate::gpu::ops::attention_gqa::AttentionGqa;
 use crate::gpu::ops::bias_add::BiasAdd;
 use crate::gpu::ops::elementwise::Elementwise;
 use crate::gpu::ops::embed::Embed;
@@ -43,7 +42,6 @@ pub struct Kernels {
     pub combine: MoeCombine,
     pub argmax: Argmax,
     pub sampler: GpuSampler,
-    pub attention_gqa: AttentionGqa,
     pub kv_append: KvAppend,
     pub bias_add: BiasAdd,
 }
@@ -84,7 +82,6 @@ impl Kernels {
             combine: MoeCombine::new(gpu)?,
             argmax: Argmax::new(gpu)?,
             sampler: GpuSampler::new(gpu)?,
-            attention_gqa: AttentionGqa::new(gpu)?,
             kv_append: KvAppend::new(gpu)?,
             bias_add: BiasAdd::new(gpu)?,
         })

@@ -68,6 +68,19 @@ pub struct GpuModel {
 }
 
 impl GpuModel {
+    /// The shape of the model's attention (the same in every layer).
+    pub fn attention_shape(&self) -> crate::gpu::ops::attention::AttentionShape {
+        use crate::gpu::ops::attention::AttentionShape;
+        match &self.arch {
+            GpuArch::DeepSeek { config: c, .. } => {
+                AttentionShape::mla(c.n_head as u32, c.n_lora_kv as u32, c.n_rot as u32)
+            }
+            GpuArch::Dense { config: c, .. } => {
+                AttentionShape::gqa(c.n_head as u32, c.n_head_kv as u32, c.head_dim as u32)
+            }
+        }
+    }
+
     /// Checks the model (through the CPU loader's shape checks), compiles the kernels for its
     /// weight types and uploads every tensor. deepseek2, llama and qwen2 files are supported.
     pub fn load(

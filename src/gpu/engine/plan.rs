@@ -164,17 +164,12 @@ impl Scratch {
         let gpu = &model.gpu;
         let b = max_batch.max(1);
         // The largest split-attention scratch of any batch size (splits stop at small batches).
-        let (att_acc, att_ml) = match &model.arch {
-            GpuArch::DeepSeek { config: c, .. } => (1..=b)
-                .map(|n| {
-                    let (h, r) = (c.n_head as u32, c.n_lora_kv as u32);
-                    let target = target_workgroups(gpu);
-                    Split::for_batch(n as u32, h, n_ctx as u32, target).scratch(n as u32, h, r)
-                })
-                .take_while(|&(acc, _)| acc > 0)
-                .fold((0, 0), |(a, m), (acc, ml)| (a.max(acc), m.max(ml))),
-            GpuArch::Dense { .. } => (0, 0),
-        };
+        let shape = model.attention_shape();
+        let target = target_workgroups(gpu);
+        let (att_acc, att_ml) = (1..=b as u32)
+            .map(|n| Split::for_batch(n, &shape, n_ctx as u32, target).scratch(n, &shape))
+            .take_while(|&(acc, _)| acc > 0)
+            .fold((0, 0), |(a, m), (acc, ml)| (a.max(acc), m.max(ml)));
         // Widths per token; the other architecture's buffers are one element.
         let (d, rq, q, kv, v, lat, o, width, e, k, f) = match &model.arch {
             GpuArch::DeepSeek { config: c, .. } => (
@@ -275,7 +270,7 @@ pub fn build(
             &weights.output,
         ),
         GpuArch::Dense { config, weights } => (
-            super::plan_dense::layers(model, config, weights, s, cache, n_ctx, n_tok)?,
+            super::plan_dense::layers(model, config, weights, s, cache, (n_ctx, span), n_tok)?,
             config.n_embd,
             config.rms_eps,
             &weights.output_norm,
@@ -417,22 +412,20 @@ fn deepseek_layers<'a>(
             },
             None,
         )?]);
+        let shape = AttentionShape::mla(h as u32, r as u32, dr as u32);
         push(k.attention.bind(
             gpu,
             [
                 first(&s.q_abs, n * h * r),
                 first(&s.q, n * h * dk),
                 cache_l.into(),
+                cache_l.into(),
                 first(&s.positions, n),
                 first(&s.o_lat, n * h * r),
                 (&s.att_acc).into(),
                 (&s.att_ml).into(),
             ],
-            AttentionShape {
-                n_head: h as u32,
-                r: r as u32,
-                dr: dr as u32,
-            },
+            shape,
             QPeLayout {
                 stride: dk as u32,
                 offset: dn as u32,
@@ -441,7 +434,7 @@ fn deepseek_layers<'a>(
             n_ctx as u32,
             c.kq_scale(),
             s.cache_type,
-            Split::for_batch(t32, h as u32, span as u32, target_workgroups(gpu)),
+            Split::for_batch(t32, &shape, span as u32, target_workgroups(gpu)),
         )?);
         // o[t, h] = v_b[h] · o_lat[t, h]
         push(vec![k.matvec_id[&layer.v_b.ty].bind(

@@ -5,7 +5,7 @@
 //!   K/V cache rows at each token's position = rope(k), v, and rope(q) in place, in one
 //!   kv_append dispatch (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
 //!   for qwen2)
-//!   o = attention_gqa(q, K, V)   x += mm(Wo, o)   a = rmsnorm(x)   x += down(silu(gate a) ⊙ up a)
+//!   o = attention(q, K, V) (GQA form; split over position chunks for decode)   x += mm(Wo, o)   a = rmsnorm(x)   x += down(silu(gate a) ⊙ up a)
 
 use wgpu::Buffer;
 
@@ -15,7 +15,7 @@ use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::ops::attention_gqa::GqaShape;
+use crate::gpu::ops::attention::{QPeLayout, Split, target_workgroups};
 use crate::gpu::ops::kv_append::KvRope;
 use crate::model::dense::{DenseConfig, RopeStyle};
 
@@ -27,12 +27,12 @@ pub(super) fn layers(
     w: &DenseGpuWeights,
     s: &Scratch,
     cache: &[Buffer],
-    n_ctx: usize,
+    (n_ctx, span): (usize, usize),
     n: usize,
 ) -> Result<Vec<Step>> {
     let gpu = &*model.gpu;
     let k = &model.kernels;
-    let (d, h, h_kv, hd) = (c.n_embd, c.n_head, c.n_head_kv, c.head_dim);
+    let (d, h, hd) = (c.n_embd, c.n_head, c.head_dim);
     let (q_width, kv_width) = (h * hd, c.kv_width());
     let t32 = n as u32;
     let mut steps: Vec<Step> = Vec::new();
@@ -81,25 +81,32 @@ pub(super) fn layers(
                 n_pairs: (c.n_rot / 2) as u32,
                 neox: c.rope_style == RopeStyle::Neox,
             }),
+            s.cache_type,
         )?]);
-        push(vec![k.attention_gqa.bind(
+        let shape = model.attention_shape();
+        push(k.attention.bind(
             gpu,
             [
+                first(&s.q, n * q_width),
                 first(&s.q, n * q_width),
                 k_cache.into(),
                 v_cache.into(),
                 first(&s.positions, n),
                 first(&s.o, n * q_width),
+                (&s.att_acc).into(),
+                (&s.att_ml).into(),
             ],
-            GqaShape {
-                n_head: h as u32,
-                n_head_kv: h_kv as u32,
-                head_dim: hd as u32,
+            shape,
+            QPeLayout {
+                stride: 0,
+                offset: 0,
             },
             t32,
             n_ctx as u32,
             1.0 / (hd as f32).sqrt(),
-        )?]);
+            s.cache_type,
+            Split::for_batch(t32, &shape, span as u32, target_workgroups(gpu)),
+        )?);
         push(mm(
             model,
             &layer.attn_output,

@@ -93,8 +93,8 @@ impl GpuSession {
         Self::with_cache_type(model, n_ctx, max_batch, CacheType::default())
     }
 
-    /// [`GpuSession::new`] with caches of `cache_type` (deepseek2's latent cache; the dense K/V
-    /// caches are f32 whatever is asked: see [`GpuSession::cache_type`]).
+    /// [`GpuSession::new`] with caches of `cache_type` (deepseek2's latent cache, or the dense
+    /// models' K and V caches).
     pub fn with_cache_type(
         model: Arc<GpuModel>,
         n_ctx: usize,
@@ -109,10 +109,6 @@ impl GpuSession {
         }
         // deepseek2: the latent rows `[n_ctx, r + dr]` per layer; dense: K and V
         // `[n_ctx, H_kv·hd]` per layer.
-        let cache_type = match &model.arch {
-            GpuArch::DeepSeek { .. } => cache_type,
-            GpuArch::Dense { .. } => CacheType::F32,
-        };
         let caches: Vec<(String, u64)> = match &model.arch {
             GpuArch::DeepSeek { config: c, .. } => (0..c.n_layer)
                 .map(|il| {
@@ -124,7 +120,7 @@ impl GpuSession {
                 .collect(),
             GpuArch::Dense { config: c, .. } => (0..c.n_layer)
                 .flat_map(|il| {
-                    let row = (c.kv_width() * 4) as u64;
+                    let row = c.kv_width() as u64 * cache_type.value_bytes();
                     [
                         (format!("K cache of layer {il}"), row),
                         (format!("V cache of layer {il}"), row),

@@ -1,10 +1,12 @@
-//! `attention`: absorbed-MLA attention over the latent cache (spec §4.7), MQA-shaped: a workgroup
-//! takes 4 heads of a query and a chunk of its positions, with an online, max-subtracted softmax;
-//! when positions are split over several chunks, `attention_merge` combines them. See
-//! `shaders/kernels/attention.wgsl` and `attention_merge.wgsl`. Causal: a query at position p
-//! reads cache rows `0..=p`.
+//! `attention`: causal attention over a cache, MQA/GQA-shaped: a workgroup takes 4 query heads
+//! that share a cached head and a chunk of a query's positions, with an online, max-subtracted
+//! softmax; when positions are split over several chunks, `attention_merge` combines them. See
+//! `shaders/kernels/attention.wgsl` and `attention_merge.wgsl`. A query at position p reads
+//! cache rows `0..=p`. Two forms ([`KvLayout`]): absorbed MLA over the latent cache (spec §4.7)
+//! and grouped-query attention over a K/V cache (dense llama / qwen2, driven through
+//! `plan_dense`).
 //!
-//! Per head h, over cached positions `t < n_pos` (a query at position p has `n_pos = p + 1`):
+//! MLA, per head h, over cached positions `t < n_pos` (a query at position p has `n_pos = p + 1`):
 //! `o_lat[h] = Σ_t softmax_t(kq_scale·(q_abs[h]·c_kv[t] + q_pe[h]·k_pe[t])) · c_kv[t]`, with
 //! cache rows `[c_kv (r) ‖ k_pe (dr)]`. This is `lanternfish::cpu::attention::attend_latent`:
 //! the CPU's `attend_absorbed` fuses the same math with the k_b absorption before it
@@ -29,10 +31,10 @@ pub const MERGE_LABEL: &str = "attention_merge";
 const SOURCE: &str = include_str!("../../../shaders/kernels/attention.wgsl");
 const MERGE_SOURCE: &str = include_str!("../../../shaders/kernels/attention_merge.wgsl");
 
-/// Largest latent width `r` the kernel supports (`MAX_R` in the WGSL file).
-pub const MAX_R: u32 = 512;
-/// Largest rope width `dr` the kernel supports (`MAX_DR` in the WGSL file).
-pub const MAX_DR: u32 = 64;
+/// Largest value width (MLA: the latent's r; GQA: head_dim) the kernel supports (`MAX_VALUE`).
+pub const MAX_VALUE: u32 = 512;
+/// Largest key width (MLA: r + dr; GQA: head_dim) the kernel supports (4 × `MAX_KEY_QUADS`).
+pub const MAX_KEY: u32 = 576;
 /// Positions per tile (`TILE` in the WGSL file): the smallest chunk a plan splits into.
 pub const TILE: u32 = 32;
 /// Query heads per workgroup (`HEADS`: one per vec4 component).
@@ -49,17 +51,21 @@ pub fn target_workgroups(gpu: &Gpu) -> u32 {
         .map_or(TARGET_WORKGROUPS, |units| 2 * units)
 }
 
-/// Mirrors the WGSL `Params` struct of attention.wgsl (48 bytes).
+/// Mirrors the WGSL `Params` struct of attention.wgsl (64 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct AttentionParams {
-    n_head: u32,
-    r: u32,
-    dr: u32,
     n_tok: u32,
+    n_head: u32,
+    n_head_kv: u32,
     kq_scale: f32,
+    key_len: u32,
+    value_len: u32,
     q_pe_stride: u32,
     q_pe_offset: u32,
+    k_row: u32,
+    v_row: u32,
+    n_ctx: u32,
     n_chunks: u32,
     min_chunk: u32,
     _pad: [u32; 3],
@@ -74,18 +80,33 @@ struct MergeParams {
     n_tok: u32,
     n_chunks: u32,
     min_chunk: u32,
-    _pad: [u32; 3],
+    n_ctx: u32,
+    _pad: [u32; 2],
 }
 
-/// Head count and widths of one attention call.
+/// Where keys and values live in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvLayout {
+    /// MLA's latent cache: one row `[c_kv (value_len) ‖ k_pe]` per position is the key, its first
+    /// `value_len` values the value (`k` and `v` bind the same buffer).
+    Latent,
+    /// Separate K and V caches of `n_head_kv` heads per position (row `[n_head_kv, key_len]`).
+    Separate,
+}
+
+/// Head counts and widths of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionShape {
-    /// H: query heads.
+    /// H: query heads, a multiple of `n_head_kv`.
     pub n_head: u32,
-    /// r: latent width (`kv_lora_rank`), a multiple of 4, at most [`MAX_R`].
-    pub r: u32,
-    /// dr: rope width (`rope.dimension_count`), a multiple of 4, at most [`MAX_DR`].
-    pub dr: u32,
+    /// Cached heads (MLA: 1).
+    pub n_head_kv: u32,
+    /// Values per key (MLA: r + dr; GQA: head_dim), a multiple of 4, at most [`MAX_KEY`].
+    pub key_len: u32,
+    /// Values per value (MLA: r; GQA: head_dim), a multiple of 4, at most [`MAX_VALUE`]; the
+    /// query's first `value_len` values are in `q`, the rest (MLA's rope part) in `q_pe`.
+    pub value_len: u32,
+    pub layout: KvLayout,
 }
 
 /// Where each query's rope part lies in the `q_pe` buffer: `dr` values at
@@ -112,12 +133,12 @@ impl Split {
         min_chunk: 1,
     };
 
-    /// The split a plan uses for `n_tok` queries of `n_head` heads over at most `n_ctx`
-    /// positions: enough chunks for `target` workgroups ([`target_workgroups`]), each at least a
-    /// tile of positions (so a short context takes few chunks and the rest return at once), none
-    /// for a batch that fills the GPU by itself.
-    pub fn for_batch(n_tok: u32, n_head: u32, n_ctx: u32, target: u32) -> Split {
-        let groups = n_tok.max(1) * n_head.div_ceil(HEADS).max(1);
+    /// The split a plan uses for `n_tok` queries of `shape` over at most `n_ctx` positions:
+    /// enough chunks for `target` workgroups ([`target_workgroups`]), each at least a tile of
+    /// positions (so a short context takes few chunks and the rest return at once), none for a
+    /// batch that fills the GPU by itself.
+    pub fn for_batch(n_tok: u32, shape: &AttentionShape, n_ctx: u32, target: u32) -> Split {
+        let groups = n_tok.max(1) * shape.head_groups().max(1);
         let n_chunks = target.div_ceil(groups).min(n_ctx.div_ceil(TILE)).max(1);
         if n_chunks == 1 {
             return Split::NONE;
@@ -128,35 +149,85 @@ impl Split {
         }
     }
 
-    /// The scratch a split needs: f32 values of the chunk accumulators and (m, l) pairs.
-    pub fn scratch(self, n_tok: u32, n_head: u32, r: u32) -> (u64, u64) {
+    /// The scratch a split needs for `n_tok` queries of `shape`: f32 values of the chunk
+    /// accumulators and (m, l) pairs.
+    pub fn scratch(self, n_tok: u32, shape: &AttentionShape) -> (u64, u64) {
         if self.n_chunks == 1 {
             return (0, 0);
         }
-        let slots = u64::from(n_tok) * u64::from(self.n_chunks) * u64::from(n_head);
-        (slots * u64::from(r), slots)
+        let slots = u64::from(n_tok) * u64::from(self.n_chunks) * u64::from(shape.n_head);
+        (slots * u64::from(shape.value_len), slots)
     }
 }
 
 impl AttentionShape {
-    fn check(&self, n_pos: u32) -> Result<()> {
-        if self.r == 0
-            || self.r > MAX_R
-            || self.dr > MAX_DR
-            || !self.r.is_multiple_of(4)
-            || !self.dr.is_multiple_of(4)
+    /// Absorbed MLA over a latent cache of rank `r` and rope width `dr`.
+    pub fn mla(n_head: u32, r: u32, dr: u32) -> AttentionShape {
+        AttentionShape {
+            n_head,
+            n_head_kv: 1,
+            key_len: r + dr,
+            value_len: r,
+            layout: KvLayout::Latent,
+        }
+    }
+
+    /// Grouped-query attention over K/V caches of `n_head_kv` heads of `head_dim`.
+    pub fn gqa(n_head: u32, n_head_kv: u32, head_dim: u32) -> AttentionShape {
+        AttentionShape {
+            n_head,
+            n_head_kv,
+            key_len: head_dim,
+            value_len: head_dim,
+            layout: KvLayout::Separate,
+        }
+    }
+
+    /// Workgroups per (query, chunk): 4 query heads of one cached head each.
+    pub fn head_groups(&self) -> u32 {
+        let per_kv = self.n_head / self.n_head_kv.max(1);
+        self.n_head_kv * per_kv.div_ceil(HEADS)
+    }
+
+    /// Values per cache row of the keys and of the values.
+    pub fn rows(&self) -> (u32, u32) {
+        match self.layout {
+            KvLayout::Latent => (self.key_len, self.key_len),
+            KvLayout::Separate => (
+                self.n_head_kv * self.key_len,
+                self.n_head_kv * self.value_len,
+            ),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        let (k, v) = (self.key_len, self.value_len);
+        if v == 0
+            || v > MAX_VALUE
+            || k < v
+            || k > MAX_KEY
+            || !k.is_multiple_of(4)
+            || !v.is_multiple_of(4)
         {
             return Err(gpu_error(
                 LABEL,
                 format!(
-                    "r = {} and dr = {} outside 1..={MAX_R} and 0..={MAX_DR}, or not multiples \
-                     of 4",
-                    self.r, self.dr
+                    "key width {k} and value width {v}: the kernel takes multiples of 4, \
+                     values 4..={MAX_VALUE}, keys value..={MAX_KEY}"
                 ),
             ));
         }
-        if n_pos == 0 {
-            return Err(gpu_error(LABEL, "attention over no positions".to_owned()));
+        if self.n_head == 0 || self.n_head_kv == 0 || !self.n_head.is_multiple_of(self.n_head_kv) {
+            return Err(gpu_error(
+                LABEL,
+                format!(
+                    "{} query heads are not a positive multiple of {} kv heads",
+                    self.n_head, self.n_head_kv
+                ),
+            ));
+        }
+        if self.layout == KvLayout::Latent && self.n_head_kv != 1 {
+            return Err(gpu_error(LABEL, "a latent cache has one head".to_owned()));
         }
         Ok(())
     }
@@ -176,7 +247,7 @@ impl Attention {
             .map(|ty| {
                 let label = format!("{LABEL}.{ty}");
                 let source = format!("{}\n{SOURCE}", ty.wgsl());
-                Family::new(gpu, &label, &source, "main", 4, 2, params)
+                Family::new(gpu, &label, &source, "main", 5, 2, params)
             })
             .collect::<Result<Vec<_>>>()?;
         let merge_params = size_of::<MergeParams>() as u64;
@@ -186,18 +257,19 @@ impl Attention {
         })
     }
 
-    /// The dispatches computing `o_lat [n_tok, H, r]` for queries `q_abs [n_tok, H, r]` and
-    /// their rope parts in `q_pe` (laid out as `pe`), each token `i` over the cache rows
-    /// `0..=positions[i]` of `cache [n_ctx, r + dr]` (values of `cache_type`; `positions` u32
-    /// `[n_tok]`, read when the dispatch runs, so one plan serves every decode step): one
-    /// dispatch, or two with a [`Split`] of several chunks, which need `acc` and `ml` as
-    /// [`Split::scratch`] says (any buffers otherwise). `n_ctx` bounds the positions the host
-    /// may write; `o_lat`, `acc` and `ml` must not alias the inputs or each other.
+    /// The dispatches computing `out [n_tok, H, value_len]` for queries `q [n_tok, H,
+    /// value_len]` (MLA: q_abs) with their rope parts (MLA) in `q_pe` laid out as `pe`, each
+    /// token `i` over the rows `0..=positions[i]` of the caches `k` and `v` (values of
+    /// `cache_type`, rows as [`AttentionShape::rows`]; MLA binds the latent cache as both;
+    /// `positions` u32 `[n_tok]`, read when the dispatch runs, so one plan serves every decode
+    /// step): one dispatch, or two with a [`Split`] of several chunks, which need `acc` and `ml`
+    /// as [`Split::scratch`] says (any buffers otherwise). `n_ctx` bounds the positions the host
+    /// may write; `out`, `acc` and `ml` must not alias the inputs or each other.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         gpu: &Gpu,
-        [q_abs, q_pe, cache, positions, o_lat, acc, ml]: [Binding<'_>; 7],
+        [q, q_pe, k, v, positions, out, acc, ml]: [Binding<'_>; 8],
         shape: AttentionShape,
         pe: QPeLayout,
         n_tok: u32,
@@ -206,55 +278,64 @@ impl Attention {
         cache_type: CacheType,
         split: Split,
     ) -> Result<Vec<Dispatch>> {
-        shape.check(n_ctx)?;
-        if n_tok == 0 || shape.n_head == 0 || split.n_chunks == 0 || split.min_chunk == 0 {
+        shape.check()?;
+        if n_tok == 0 || n_ctx == 0 || split.n_chunks == 0 || split.min_chunk == 0 {
             return Err(gpu_error(
                 LABEL,
-                format!(
-                    "attention for {n_tok} queries of {} heads, {split:?}",
-                    shape.n_head
-                ),
+                format!("attention for {n_tok} queries over {n_ctx} rows, {split:?}"),
             ));
         }
         let f32_bytes = |n: u32, width: u32| u64::from(n) * u64::from(width) * 4;
-        let pe_end = u64::from(n_tok * shape.n_head).saturating_sub(1) * u64::from(pe.stride)
-            + u64::from(pe.offset + shape.dr);
-        let cache_bytes =
-            u64::from(n_ctx) * u64::from(shape.r + shape.dr) * cache_type.value_bytes();
-        let (acc_values, ml_pairs) = split.scratch(n_tok, shape.n_head, shape.r);
+        let rope = shape.key_len - shape.value_len;
+        let pe_end = if rope == 0 {
+            0
+        } else {
+            u64::from(n_tok * shape.n_head).saturating_sub(1) * u64::from(pe.stride)
+                + u64::from(pe.offset + rope)
+        };
+        let (k_row, v_row) = shape.rows();
+        let cache_bytes = |row: u32| u64::from(n_ctx) * u64::from(row) * cache_type.value_bytes();
+        let (acc_values, ml_pairs) = split.scratch(n_tok, &shape);
+        let heads_out = f32_bytes(n_tok * shape.n_head, shape.value_len);
         let needs = [
-            ("q_abs", q_abs, f32_bytes(n_tok * shape.n_head, shape.r)),
+            ("q", q, heads_out),
             ("q_pe", q_pe, 4 * pe_end),
-            ("cache", cache, cache_bytes),
+            ("k", k, cache_bytes(k_row)),
+            ("v", v, cache_bytes(v_row)),
             ("positions", positions, 4 * u64::from(n_tok)),
-            ("o_lat", o_lat, f32_bytes(n_tok * shape.n_head, shape.r)),
+            ("out", out, heads_out),
             ("acc", acc, 4 * acc_values),
             ("ml", ml, 8 * ml_pairs.max(1)),
         ];
-        check_lens(LABEL, &needs, String::new)?;
-        let head_groups = shape.n_head.div_ceil(HEADS);
+        check_lens(LABEL, &needs, || {
+            format!("{shape:?} with n_tok = {n_tok}, n_ctx = {n_ctx} ")
+        })?;
         let workgroups = n_tok
-            .checked_mul(head_groups)
+            .checked_mul(shape.head_groups())
             .and_then(|n| n.checked_mul(split.n_chunks))
             .ok_or_else(|| gpu_error(LABEL, format!("too many workgroups for {split:?}")))?;
         let groups = grid_for(gpu, LABEL, workgroups)?;
         let params = AttentionParams {
-            n_head: shape.n_head,
-            r: shape.r,
-            dr: shape.dr,
             n_tok,
+            n_head: shape.n_head,
+            n_head_kv: shape.n_head_kv,
             kq_scale,
+            key_len: shape.key_len,
+            value_len: shape.value_len,
             q_pe_stride: pe.stride,
             q_pe_offset: pe.offset,
+            k_row,
+            v_row,
+            n_ctx,
             n_chunks: split.n_chunks,
             min_chunk: split.min_chunk,
             _pad: [0; 3],
         };
-        let out = if split.n_chunks == 1 { o_lat } else { acc };
+        let chunks_out = if split.n_chunks == 1 { out } else { acc };
         let family = &self.chunks[cache_type.index()];
         let chunks = family.bind(
             gpu,
-            &[q_abs, q_pe, cache, positions, out, ml],
+            &[q, q_pe, k, v, positions, chunks_out, ml],
             bytemuck::bytes_of(&params),
             groups,
         )?;
@@ -263,109 +344,128 @@ impl Attention {
         }
         let merge_params = MergeParams {
             n_head: shape.n_head,
-            r: shape.r,
+            r: shape.value_len,
             n_tok,
             n_chunks: split.n_chunks,
             min_chunk: split.min_chunk,
-            _pad: [0; 3],
+            n_ctx,
+            _pad: [0; 2],
         };
-        let threads = n_tok * shape.n_head * shape.r;
+        let threads = n_tok * shape.n_head * shape.value_len;
         let merge = self.merge.bind(
             gpu,
-            &[acc, ml, positions, o_lat],
+            &[acc, ml, positions, out],
             bytemuck::bytes_of(&merge_params),
             grid_for(gpu, MERGE_LABEL, threads.div_ceil(64))?,
         )?;
         Ok(vec![chunks, merge])
     }
 
-    /// Returns `o_lat [H, r]` computed on the GPU for `q_abs [H, r]`, `q_pe [H, dr]` and the
-    /// first `n_pos` rows of `cache [n_ctx, r + dr]`, stored as `cache_type` (f16: each value
-    /// rounded to nearest, ties to even, as it is uploaded) and split as `split`.
+    /// Returns `out [n_tok, H, value_len]` computed on the GPU for queries `q [n_tok, H,
+    /// value_len]` with their rope parts `q_pe [n_tok, H, key_len - value_len]` (MLA), query `i`
+    /// at position `positions[i]`, over the cache `k` (and `v`, for [`KvLayout::Separate`]) of
+    /// whole rows as [`AttentionShape::rows`], stored as `cache_type` (f16: each value rounded to
+    /// nearest, ties to even, as it is uploaded) and split as `split`.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         gpu: &Gpu,
-        q_abs: &[f32],
-        q_pe: &[f32],
-        cache: &[f32],
+        (q, q_pe): (&[f32], &[f32]),
+        (k, v): (&[f32], &[f32]),
+        positions: &[u32],
         shape: AttentionShape,
-        n_pos: u32,
         kq_scale: f32,
         cache_type: CacheType,
         split: Split,
     ) -> Result<Vec<f32>> {
-        shape.check(n_pos)?;
-        let n_head = shape.n_head as usize;
-        let (r, dr) = (shape.r as usize, shape.dr as usize);
-        if q_abs.len() != n_head * r
-            || q_pe.len() != n_head * dr
-            || cache.len() < n_pos as usize * (r + dr)
+        shape.check()?;
+        let n_tok = positions.len();
+        let heads = n_tok * shape.n_head as usize;
+        let (k_row, v_row) = shape.rows();
+        let n_ctx = k.len() / k_row as usize;
+        let separate = shape.layout == KvLayout::Separate;
+        let rope = (shape.key_len - shape.value_len) as usize;
+        if q.len() != heads * shape.value_len as usize
+            || q_pe.len() != heads * rope
+            || k.len() != n_ctx * k_row as usize
+            || (separate && v.len() != n_ctx * v_row as usize)
+            || n_ctx == 0
+            || n_tok == 0
         {
             return Err(gpu_error(
                 LABEL,
                 format!(
-                    "q_abs {}, q_pe {}, cache {} values do not fit H = {n_head}, r = {r}, \
-                     dr = {dr}, n_pos = {n_pos}",
-                    q_abs.len(),
+                    "q {}, q_pe {}, k {}, v {} values and {n_tok} positions do not fit {shape:?}",
+                    q.len(),
                     q_pe.len(),
-                    cache.len()
+                    k.len(),
+                    v.len(),
                 ),
             ));
         }
-        if n_head == 0 {
-            return Ok(Vec::new());
+        if let Some(p) = positions.iter().find(|&&p| p as usize >= n_ctx) {
+            return Err(gpu_error(
+                LABEL,
+                format!("position {p} is outside the cache of {n_ctx} rows"),
+            ));
         }
-        len_u32(gpu, LABEL, cache.len())?;
-        // A buffer is at least 4 bytes even when dr = 0.
-        let q_pe_values: &[f32] = if q_pe.is_empty() { &[0.0] } else { q_pe };
-        let q_abs_buffer = upload_f32(gpu, "attention.q_abs", q_abs)?;
-        let q_pe_buffer = upload_f32(gpu, "attention.q_pe", q_pe_values)?;
-        let cache_buffer = match cache_type {
-            CacheType::F32 => upload_f32(gpu, "attention.cache", cache)?,
+        len_u32(gpu, LABEL, k.len())?;
+        let cache = |label: &str, values: &[f32]| match cache_type {
+            CacheType::F32 => upload_f32(gpu, label, values),
             CacheType::F16 => {
                 let halves: Vec<half::f16> =
-                    cache.iter().map(|&v| half::f16::from_f32(v)).collect();
+                    values.iter().map(|&x| half::f16::from_f32(x)).collect();
                 gpu.upload(
-                    "attention.cache",
+                    label,
                     bytemuck::cast_slice(&halves),
                     wgpu::BufferUsages::STORAGE,
-                )?
+                )
             }
         };
-        let o_lat = output_buffer(gpu, "attention.o_lat", size_of_val(q_abs) as u64)?;
-        let (acc_values, ml_pairs) = split.scratch(1, shape.n_head, shape.r);
+        // A buffer is at least 4 bytes even when there is no rope part.
+        let q_pe_values: &[f32] = if q_pe.is_empty() { &[0.0] } else { q_pe };
+        let q_buffer = upload_f32(gpu, "attention.q", q)?;
+        let q_pe_buffer = upload_f32(gpu, "attention.q_pe", q_pe_values)?;
+        let k_buffer = cache("attention.k", k)?;
+        let v_buffer = if separate {
+            Some(cache("attention.v", v)?)
+        } else {
+            None
+        };
+        let out = output_buffer(gpu, "attention.out", size_of_val(q) as u64)?;
+        let (acc_values, ml_pairs) = split.scratch(n_tok as u32, &shape);
         let acc = output_buffer(gpu, "attention.acc", 4 * acc_values)?;
         let ml = output_buffer(gpu, "attention.ml", 8 * ml_pairs.max(1))?;
-        let positions = gpu.upload(
+        let positions_buffer = gpu.upload(
             "attention.positions",
-            bytemuck::bytes_of(&(n_pos - 1)),
+            bytemuck::cast_slice(positions),
             wgpu::BufferUsages::STORAGE,
         )?;
         let dispatches = self.bind(
             gpu,
             [
-                (&q_abs_buffer).into(),
+                (&q_buffer).into(),
                 (&q_pe_buffer).into(),
-                (&cache_buffer).into(),
-                (&positions).into(),
-                (&o_lat).into(),
+                (&k_buffer).into(),
+                v_buffer.as_ref().unwrap_or(&k_buffer).into(),
+                (&positions_buffer).into(),
+                (&out).into(),
                 (&acc).into(),
                 (&ml).into(),
             ],
             shape,
             QPeLayout {
-                stride: shape.dr,
+                stride: rope as u32,
                 offset: 0,
             },
-            1,
-            n_pos,
+            n_tok as u32,
+            n_ctx as u32,
             kq_scale,
             cache_type,
             split,
         )?;
         submit_all(gpu, LABEL, &dispatches)?;
-        gpu.read_f32("attention.o_lat", &o_lat, q_abs.len())
+        gpu.read_f32("attention.out", &out, q.len())
     }
 }
 
@@ -386,17 +486,13 @@ mod tests {
 
     #[test]
     fn limits_match_the_wgsl() {
-        assert!(SOURCE.contains(&format!("const MAX_R: u32 = {MAX_R}u;")));
-        assert!(SOURCE.contains(&format!("const MAX_DR: u32 = {MAX_DR}u;")));
+        assert!(SOURCE.contains(&format!("const MAX_VALUE: u32 = {MAX_VALUE}u;")));
         assert!(SOURCE.contains(&format!("const TILE: u32 = {TILE}u;")));
         assert!(SOURCE.contains(&format!("const HEADS: u32 = {HEADS}u;")));
-        assert!(SOURCE.contains(&format!(
-            "const MAX_ROW_QUADS: u32 = {}u;",
-            (MAX_R + MAX_DR) / 4
-        )));
+        assert!(SOURCE.contains(&format!("const MAX_KEY_QUADS: u32 = {}u;", MAX_KEY / 4)));
         assert!(SOURCE.contains(&format!(
             "var<workgroup> query: array<vec4<f32>, {}>;",
-            HEADS * (MAX_R + MAX_DR) / 4
+            HEADS * MAX_KEY / 4
         )));
     }
 
@@ -404,21 +500,27 @@ mod tests {
     fn a_split_fills_the_target_and_stops_at_a_batch() {
         // V2-Lite decode: 4 head groups, 64 chunks at a 4096 context.
         let target = TARGET_WORKGROUPS;
+        let v2_lite = AttentionShape::mla(16, 512, 64);
         assert_eq!(
-            Split::for_batch(1, 16, 4096, target),
+            Split::for_batch(1, &v2_lite, 4096, target),
             Split {
                 n_chunks: 64,
                 min_chunk: TILE
             }
         );
         // A short context has at most one chunk per tile.
-        assert_eq!(Split::for_batch(1, 4, 64, target).n_chunks, 2);
+        let tiny = AttentionShape::mla(4, 64, 16);
+        assert_eq!(Split::for_batch(1, &tiny, 64, target).n_chunks, 2);
         // A prefill batch fills the GPU by itself.
-        assert_eq!(Split::for_batch(512, 16, 4096, target), Split::NONE);
+        assert_eq!(Split::for_batch(512, &v2_lite, 4096, target), Split::NONE);
         // Two cores: four workgroups.
-        assert_eq!(Split::for_batch(1, 4, 4096, 4).n_chunks, 4);
-        assert_eq!(Split::NONE.scratch(7, 16, 512), (0, 0));
-        let split = Split::for_batch(1, 16, 4096, target);
-        assert_eq!(split.scratch(1, 16, 512), (64 * 16 * 512, 64 * 16));
+        assert_eq!(Split::for_batch(1, &tiny, 4096, 4).n_chunks, 4);
+        assert_eq!(Split::NONE.scratch(7, &v2_lite), (0, 0));
+        let split = Split::for_batch(1, &v2_lite, 4096, target);
+        assert_eq!(split.scratch(1, &v2_lite), (64 * 16 * 512, 64 * 16));
+        // SmolLM2: 9 query heads over 3 kv heads, one group of 3 each; Qwen2-7B: 28 over 4,
+        // two groups of 4 and 3 each.
+        assert_eq!(AttentionShape::gqa(9, 3, 64).head_groups(), 3);
+        assert_eq!(AttentionShape::gqa(28, 4, 128).head_groups(), 8);
     }
 }

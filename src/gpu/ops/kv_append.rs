@@ -1,10 +1,11 @@
 //! `kv_append`: writes the K/V rows of `n_tok` new tokens into a standard K/V cache at each
-//! token's position (dense `llama` / `qwen2` models, read by `attention_gqa`); see
+//! token's position (dense `llama` / `qwen2` models, read by `attention` in its GQA form); see
 //! `shaders/kernels/kv_append.wgsl`.
 
 use bytemuck::{Pod, Zeroable};
 use wgpu::BufferUsages;
 
+use super::cache_type::CacheType;
 use super::elementwise::{
     Family, check_lens, gpu_error, grid_for, len_u32, submit_all, upload_f32,
 };
@@ -17,9 +18,10 @@ pub const LABEL: &str = "kv_append";
 
 const SOURCE: &str = include_str!("../../../shaders/kernels/kv_append.wgsl");
 
-/// `kv_append.wgsl` after the rotary angle code it shares with `rope`.
-fn source() -> String {
-    format!("{}\n{SOURCE}", super::rope::ANGLE)
+/// `kv_append.wgsl` after the rotary angle code it shares with `rope` and the cache type's
+/// element code.
+fn source(cache_type: CacheType) -> String {
+    format!("{}\n{}\n{SOURCE}", super::rope::ANGLE, cache_type.wgsl())
 }
 
 /// The rope folded into `kv_append`: the first `2 n_pairs` values of every `head_dim`-value head
@@ -53,22 +55,29 @@ struct KvAppendParams {
     q_heads: u32,
 }
 
-/// A compiled `kv_append` pipeline.
+/// The compiled `kv_append` pipelines, one per cache type.
 pub struct KvAppend {
-    family: Family,
+    families: Vec<Family>,
 }
 
 impl KvAppend {
     pub fn new(gpu: &Gpu) -> Result<KvAppend> {
         let params = size_of::<KvAppendParams>() as u64;
-        Ok(KvAppend {
-            family: Family::new(gpu, LABEL, &source(), "main", 4, 3, params)?,
-        })
+        let families = CacheType::ALL
+            .iter()
+            .map(|&ty| {
+                let label = format!("{LABEL}.{ty}");
+                Family::new(gpu, &label, &source(ty), "main", 4, 3, params)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvAppend { families })
     }
 
-    /// The dispatch writing `k_new`, `v_new` `[n_tok, width]` (`width = H_kv · hd`) into rows
-    /// `positions[t]` of `k_cache`, `v_cache` `[n_ctx, width]`; positions are read when it runs
-    /// and rows at or past `n_ctx` are not written.
+    /// The dispatch writing `k_new`, `v_new` `[n_tok, width]` (`width = H_kv · hd`, a multiple
+    /// of 4, as is hd) into rows `positions[t]` of `k_cache`, `v_cache` `[n_ctx, width]` (values
+    /// of `cache_type`); positions are read when it runs and rows at or past `n_ctx` are not
+    /// written.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         gpu: &Gpu,
@@ -77,8 +86,16 @@ impl KvAppend {
         n_tok: u32,
         n_ctx: u32,
         rope: Option<KvRope<'_>>,
+        cache_type: CacheType,
     ) -> Result<Dispatch> {
-        let kv_threads = u64::from(n_tok) * u64::from(width);
+        let head_dim = rope.map_or(4, |r| r.head_dim);
+        if !width.is_multiple_of(4) || !head_dim.is_multiple_of(4) {
+            return Err(gpu_error(
+                LABEL,
+                format!("width {width} and head_dim {head_dim} must be multiples of 4"),
+            ));
+        }
+        let kv_threads = u64::from(n_tok) * u64::from(width / 4);
         let q_pairs = rope.map_or(0, |r| {
             u64::from(n_tok) * u64::from(r.q_heads) * u64::from(r.n_pairs)
         });
@@ -108,8 +125,8 @@ impl KvAppend {
         }
         let threads = u32::try_from(threads)
             .map_err(|_| gpu_error(LABEL, format!("{threads} values in one dispatch")))?;
-        let new_bytes = 4 * kv_threads;
-        let cache_bytes = 4 * u64::from(n_ctx) * u64::from(width);
+        let new_bytes = 4 * u64::from(n_tok) * u64::from(width);
+        let cache_bytes = cache_type.value_bytes() * u64::from(n_ctx) * u64::from(width);
         let needs = [
             ("k_new", k_new, new_bytes),
             ("v_new", v_new, new_bytes),
@@ -139,7 +156,7 @@ impl KvAppend {
         };
         // Without a rope the kernel reads neither: k_new and the k cache stand in.
         let (turns, q) = rope.map_or((k_new, k_cache), |r| (r.turns, r.q));
-        self.family.bind(
+        self.families[cache_type.index()].bind(
             gpu,
             &[k_new, v_new, positions, turns, k_cache, v_cache, q],
             bytemuck::bytes_of(&params),
@@ -147,9 +164,9 @@ impl KvAppend {
         )
     }
 
-    /// Returns the caches `(k_cache, v_cache)` `[n_ctx, width]` after writing `k_new`, `v_new`
-    /// `[n_tok, width]` (`n_tok = positions.len()`) into rows `positions` on the GPU; every
-    /// position must be below `n_ctx = k_cache.len() / width`.
+    /// Returns the f32 caches `(k_cache, v_cache)` `[n_ctx, width]` after writing `k_new`,
+    /// `v_new` `[n_tok, width]` (`n_tok = positions.len()`) into rows `positions` on the GPU;
+    /// every position must be below `n_ctx = k_cache.len() / width`.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -216,6 +233,7 @@ impl KvAppend {
             n_tok,
             n_ctx,
             None,
+            CacheType::F32,
         )?;
         submit_all(gpu, LABEL, [&dispatch])?;
         Ok((
@@ -231,7 +249,9 @@ mod tests {
 
     #[test]
     fn wgsl_validates_and_params_match() {
-        let span = super::super::elementwise::validated_params_size(LABEL, &source());
-        assert_eq!(span, size_of::<KvAppendParams>());
+        for ty in CacheType::ALL {
+            let span = super::super::elementwise::validated_params_size(LABEL, &source(ty));
+            assert_eq!(span, size_of::<KvAppendParams>());
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 pub mod argmax;
 pub mod attention;
-pub mod attention_gqa;
 pub mod axpy;
 pub mod bias_add;
 pub mod cache_type;
