@@ -159,7 +159,7 @@ fn synth(preset: &str, layout: Layout, weights: WeightType) -> GgufModel {
 
 /// Prefill in one batch equals the same tokens decoded one at a time (same cache, same
 /// kernels but matmul vs matvec, and decode attention split over position chunks once the
-/// depth passes two tiles, so only summation order may differ), and 32 greedy steps on the
+/// depth passes MIN_SPLIT_SPAN, so only summation order may differ), and 32 greedy steps on the
 /// GPU equal the CPU reference's, on synth models in both MLA layouts.
 #[test]
 fn prefill_equals_decode_and_greedy_matches_cpu_on_synth_models() {
@@ -171,11 +171,11 @@ fn prefill_equals_decode_and_greedy_matches_cpu_on_synth_models() {
         let gguf = synth(preset, layout, WeightType::Float(GgmlType::F32));
         let model = load(&gguf);
         let v = model.n_vocab;
-        // 70 tokens: decode plans at spans 64 and 128 split attention into several chunks.
-        let tokens: Vec<u32> = (0..70).map(|i| (i * 37 + 5) % v as u32).collect();
-        let mut batch = exact(model.clone(), 128, 64);
+        // 140 tokens: the decode plans at spans 128 and 256 split attention into chunks.
+        let tokens: Vec<u32> = (0..140).map(|i| (i * 37 + 5) % v as u32).collect();
+        let mut batch = exact(model.clone(), 256, 64);
         let all = batch.forward_all(&tokens).unwrap();
-        let mut single = exact(model.clone(), 128, 1);
+        let mut single = exact(model.clone(), 256, 1);
         for (t, &token) in tokens.iter().enumerate() {
             let step = single.forward_last(&[token]).unwrap();
             let r = rel(&step, &all[t * v..(t + 1) * v]);

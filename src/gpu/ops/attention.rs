@@ -39,6 +39,11 @@ pub const MAX_KEY: u32 = 576;
 pub const TILE: u32 = 32;
 /// Query heads per workgroup (`HEADS`: one per vec4 component).
 pub const HEADS: u32 = 4;
+/// The shortest span a plan splits: up to 4 tiles of positions a workgroup takes in about the
+/// time of the extra merge dispatch a split costs, so shorter contexts run unsplit (and take
+/// the dispatch counts they had before splits existed).
+pub const MIN_SPLIT_SPAN: u32 = 4 * TILE;
+
 /// Workgroups a split decode step aims for when the adapter's compute units are unknown (wgpu
 /// does not say for GPUs), a stated default: two workgroups per unit on GPUs of up to 128 units
 /// (an RTX 4090 has 128 SMs, an M3 Max 40 cores, an H100 132 SMs).
@@ -136,8 +141,11 @@ impl Split {
     /// The split a plan uses for `n_tok` queries of `shape` over at most `n_ctx` positions:
     /// enough chunks for `target` workgroups ([`target_workgroups`]), each at least a tile of
     /// positions (so a short context takes few chunks and the rest return at once), none for a
-    /// batch that fills the GPU by itself.
+    /// batch that fills the GPU by itself or a span below [`MIN_SPLIT_SPAN`].
     pub fn for_batch(n_tok: u32, shape: &AttentionShape, n_ctx: u32, target: u32) -> Split {
+        if n_ctx < MIN_SPLIT_SPAN {
+            return Split::NONE;
+        }
         let groups = n_tok.max(1) * shape.head_groups().max(1);
         let n_chunks = target.div_ceil(groups).min(n_ctx.div_ceil(TILE)).max(1);
         if n_chunks == 1 {
@@ -508,9 +516,10 @@ mod tests {
                 min_chunk: TILE
             }
         );
-        // A short context has at most one chunk per tile.
+        // A short context has at most one chunk per tile, and none below MIN_SPLIT_SPAN.
         let tiny = AttentionShape::mla(4, 64, 16);
-        assert_eq!(Split::for_batch(1, &tiny, 64, target).n_chunks, 2);
+        assert_eq!(Split::for_batch(1, &tiny, 256, target).n_chunks, 8);
+        assert_eq!(Split::for_batch(1, &tiny, 64, target), Split::NONE);
         // A prefill batch fills the GPU by itself.
         assert_eq!(Split::for_batch(512, &v2_lite, 4096, target), Split::NONE);
         // Two cores: four workgroups.
