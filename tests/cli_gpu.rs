@@ -306,7 +306,8 @@ fn bench_json_has_the_counters() {
     assert_eq!(json["pipelined"], true, "{json}");
     assert_eq!(json["submits_per_token"].as_f64(), Some(1.0), "{json}");
     assert_eq!(json["readbacks_per_token"].as_f64(), Some(1.0), "{json}");
-    // The decode plan of tiny-v3 (4 layers: 1 dense, 3 MoE, q through q_a/q_b): embed 1,
+    // The decode plan of tiny-v3 (4 layers: 1 dense, 3 MoE, q through q_a/q_b) at a depth below
+    // MIN_SPLIT_SPAN (attention in one dispatch, no merge): embed 1,
     // output matvec + argmax 2 (the final norm folded in), the dense layer 10 (q_a, q_b, kv_a,
     // kv_store with both ropes, k_b, attention, v_b, o, gate+up+silu, down: its norms folded
     // in), each MoE layer 14 (the same 8 attention dispatches, router matvec, top-k, routed
@@ -325,6 +326,20 @@ fn bench_json_has_the_counters() {
     );
     assert!(json["peak_gpu_bytes"].as_u64().unwrap() > 0, "{json}");
     assert!(json["peak_host_bytes"].as_u64().unwrap() > 0, "{json}");
+    // --ctx auto (the default): tiny-v3 was trained for 163840 tokens, auto caps it at 32768 and
+    // says so; the f16 latent cache (the default type) is 4 layers × (64 + 16) values × 2 bytes.
+    assert_eq!(json["n_ctx"].as_u64(), Some(32768), "{json}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("context: 32768 tokens (auto: trained for 163840, capped at 32768"),
+        "{stderr}"
+    );
+    assert_eq!(json["cache_type"], "f16", "{json}");
+    assert_eq!(
+        json["kv_bytes_per_token"].as_u64(),
+        Some(4 * 80 * 2),
+        "{json}"
+    );
     let info = json_of(&lanternfish(&["info", &model_arg(), "--json"]));
     let tensor_bytes = info["tensor_bytes"].as_u64().unwrap();
     let per_token = json["weight_bytes_per_token"].as_u64().unwrap();

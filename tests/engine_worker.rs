@@ -36,7 +36,7 @@ fn synth_file(dir: &tempfile::TempDir) -> PathBuf {
 fn cpu_engine(path: &PathBuf, n_ctx: usize) -> Engine {
     let config = EngineConfig {
         backend: Backend::Cpu,
-        n_ctx,
+        n_ctx: lanternfish::engine::ContextSize::Tokens(n_ctx),
         ..EngineConfig::new(path)
     };
     Engine::load(config, &mut |_, _| {}, &AtomicBool::new(false)).unwrap()
@@ -294,7 +294,7 @@ fn gpu_engine_loads_with_progress_streams_and_cancels_a_load() {
     let mut last = (0, 0);
     let engine = Engine::load(
         EngineConfig {
-            n_ctx: 128,
+            n_ctx: lanternfish::engine::ContextSize::Tokens(128),
             ..EngineConfig::new(&path)
         },
         &mut |done, total| last = (done, total),

@@ -130,7 +130,7 @@ impl ChatApp {
             config.backend = Backend::Cpu;
         }
         if n_ctx > 0 {
-            config.n_ctx = n_ctx;
+            config.n_ctx = lanternfish::engine::ContextSize::Tokens(n_ctx);
         }
         if self.state.settings.gpu_budget_mib > 0 {
             config.gpu_budget = Some(self.state.settings.gpu_budget_mib * 1024 * 1024);

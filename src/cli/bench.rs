@@ -16,6 +16,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::load::{BackendArgs, Loaded, load_model};
+use crate::engine::ContextSize;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 
@@ -89,12 +90,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bail!("-p and -n must be at least 1");
     }
     let depth = args.depth.unwrap_or(args.n_prompt);
-    if args.n_prompt.max(depth) + args.n_decode + 1 > args.backend.ctx {
+    let needed = args.n_prompt.max(depth) + args.n_decode + 1;
+    if let ContextSize::Tokens(n_ctx) = args.backend.ctx
+        && needed > n_ctx
+    {
         bail!(
-            "-p {} (or --depth {depth}) and -n {} do not fit the context of {} (raise --ctx)",
+            "-p {} (or --depth {depth}) and -n {} do not fit the context of {n_ctx} (raise --ctx)",
             args.n_prompt,
             args.n_decode,
-            args.backend.ctx
         );
     }
     let model = GgufModel::open(&crate::hub::resolve_model_path(&args.model)?)?;
@@ -104,6 +107,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let load_s = load_started.elapsed().as_secs_f64();
     peak_host = peak_host.max(rss_anon().unwrap_or(0));
     let mut seq = args.backend.sequence(&loaded)?;
+    if needed > seq.n_ctx() {
+        bail!(
+            "-p {} (or --depth {depth}) and -n {} do not fit the context of {} (raise --ctx)",
+            args.n_prompt,
+            args.n_decode,
+            seq.n_ctx()
+        );
+    }
     let (n_vocab, weight_bytes_per_token, weight_bytes, copy_gb_s) = match &loaded {
         Loaded::Gpu(m) => (
             m.n_vocab,
@@ -212,6 +223,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "n_prompt": args.n_prompt,
         "n_decode": args.n_decode,
         "depth": depth,
+        "n_ctx": seq.n_ctx(),
         "batch": args.backend.batch,
         "matvec_reduction": reduction,
         "pipelined": pipelined,

@@ -70,7 +70,17 @@ pub fn run(args: &ChatArgs) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let dim = std::io::stdout().is_terminal();
     let info = engine.info();
-    eprintln!("{} on {}", info.name, info.device);
+    eprintln!(
+        "{} on {}, context {} tokens{}",
+        info.name,
+        info.device,
+        info.n_ctx,
+        if args.backend.ctx == crate::engine::ContextSize::Auto {
+            " (auto; --ctx N to choose)"
+        } else {
+            ""
+        }
+    );
     eprintln!("type a message; /reset starts over, /exit or Ctrl-D quits, Ctrl-C stops a reply");
 
     let system: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
@@ -99,7 +109,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         turns.push(ChatMessage::user(line));
 
         // Render, leaving out the oldest turns while the prompt and a reply do not fit.
-        let reserve = args.n_predict.min(args.backend.ctx / 2);
+        let reserve = args.n_predict.min(info.n_ctx / 2);
         let messages: Vec<ChatMessage> = system.iter().chain(&turns).cloned().collect();
         let prompt = match engine.render_chat(&messages, &RenderOptions::default(), reserve) {
             Ok(prompt) => prompt,
@@ -113,7 +123,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             turns.drain(..prompt.dropped);
             eprintln!(
                 "[dropped the oldest {} message(s) to fit the context of {}]",
-                prompt.dropped, args.backend.ctx
+                prompt.dropped, info.n_ctx
             );
         }
 

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::engine::ContextSize;
 pub use crate::engine::{Backend, Loaded};
 use crate::gguf::GgufModel;
 use crate::gpu::engine::{DEFAULT_BATCH, LoadProgress, PlacementOptions};
@@ -14,9 +15,10 @@ use crate::gpu::paging::{Budget, Prefetch};
 pub struct BackendArgs {
     #[arg(long, value_enum, default_value = "gpu")]
     pub backend: Backend,
-    /// Context window in tokens (the KV cache is allocated for this many).
-    #[arg(long, default_value_t = 4096)]
-    pub ctx: usize,
+    /// Context window in tokens (the KV cache is allocated for this many), or `auto`: the
+    /// model's training context, at most 32768, halved while it does not fit the GPU.
+    #[arg(long, default_value_t = ContextSize::Auto, value_parser = parse_ctx)]
+    pub ctx: ContextSize,
     /// How the GPU caches store keys and values: f16 (half the memory and reading) or f32
     /// (exact).
     #[arg(long, value_enum, default_value_t = CacheType::default())]
@@ -38,6 +40,10 @@ pub struct BackendArgs {
     /// (GPU backend; the router's ids are read back each layer).
     #[arg(long, value_name = "FILE")]
     pub trace_experts: Option<std::path::PathBuf>,
+}
+
+fn parse_ctx(text: &str) -> std::result::Result<ContextSize, String> {
+    text.parse()
 }
 
 fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
@@ -80,14 +86,22 @@ impl BackendArgs {
         &self,
         loaded: &'l Loaded<'_>,
     ) -> Result<Box<dyn crate::engine::Sequence + 'l>> {
-        let trace: Option<Box<dyn std::io::Write + Send>> = match &self.trace_experts {
-            Some(path) => Some(Box::new(std::io::BufWriter::new(
-                std::fs::File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?,
-            ))),
-            None => None,
+        // Opened for the size that is tried (auto may try several).
+        let trace = || -> crate::Result<Option<Box<dyn std::io::Write + Send>>> {
+            let Some(path) = &self.trace_experts else {
+                return Ok(None);
+            };
+            let file = std::fs::File::create(path).map_err(|error| crate::Error::Io {
+                path: path.clone(),
+                error,
+            })?;
+            Ok(Some(Box::new(std::io::BufWriter::new(file))))
         };
-        Ok(loaded.sequence_traced(self.ctx, self.batch, self.cache_type, trace)?)
+        let (seq, choice) = loaded.sequence_sized(self.ctx, self.batch, self.cache_type, &trace)?;
+        if let Some(choice) = choice {
+            eprintln!("{choice}");
+        }
+        Ok(seq)
     }
 }
 

@@ -115,7 +115,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
 
     let backend = BackendArgs {
         backend: args.backend,
-        ctx: n_ctx,
+        ctx: crate::engine::ContextSize::Tokens(n_ctx),
         batch: args.batch,
         cache_type: args.cache_type,
         gpu_budget: None,

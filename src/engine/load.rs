@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::context::ContextSize;
 use super::{CpuDenseSequence, CpuSequence, Sequence};
 use crate::Result;
 use crate::cpu::CpuModel;
@@ -145,6 +146,36 @@ impl<'a> Loaded<'a> {
             Loaded::Cpu(_) | Loaded::CpuDense(_) => "CPU reference (f32)".to_owned(),
             Loaded::Gpu(model) => model.gpu.describe(),
         }
+    }
+
+    /// The context the model was trained for (`context_length`).
+    pub fn n_ctx_train(&self) -> usize {
+        match self {
+            Loaded::Cpu(model) => model.config.n_ctx_train,
+            Loaded::CpuDense(model) => model.config.n_ctx_train,
+            Loaded::Gpu(model) => match &model.arch {
+                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => config.n_ctx_train,
+                crate::gpu::engine::model::GpuArch::Dense { config, .. } => config.n_ctx_train,
+            },
+        }
+    }
+
+    /// A new empty sequence of `ctx` tokens ([`ContextSize::Auto`]: the largest of its
+    /// candidates whose GPU cache fits, see [`super::context`]), with `trace()` as
+    /// [`Loaded::sequence_traced`] takes it; returns the sequence and the line saying what auto
+    /// chose (None for an explicit size).
+    pub fn sequence_sized(
+        &self,
+        ctx: ContextSize,
+        batch: usize,
+        cache_type: CacheType,
+        trace: &dyn Fn() -> Result<Option<Box<dyn std::io::Write + Send>>>,
+    ) -> Result<(Box<dyn Sequence + '_>, Option<String>)> {
+        let n_ctx_train = self.n_ctx_train();
+        let (seq, n_ctx) = super::context::first_that_fits(ctx, n_ctx_train, |n_ctx| {
+            self.sequence_traced(n_ctx, batch, cache_type, trace()?)
+        })?;
+        Ok((seq, ctx.describe_choice(n_ctx, n_ctx_train)))
     }
 
     /// Bytes of weights resident on the GPU (0 on the CPU).

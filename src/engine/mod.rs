@@ -2,12 +2,14 @@
 //! or GPU session) driven by a [`Generator`] that streams text split into thinking and answer,
 //! and [`Engine`], which runs both on a worker thread behind a request queue.
 
+pub mod context;
 pub mod generate;
 pub mod load;
 pub mod sequence;
 pub mod think;
 pub mod worker;
 
+pub use context::ContextSize;
 pub use generate::{
     GenEvent, GenerateOptions, Generation, GenerationStats, Generator, MAX_TOP_LOGPROBS,
     StopReason, TokenLogprob,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::context::ContextSize;
 use super::generate::{GenEvent, GenerateOptions, Generation, Generator, TokenLogprob};
 use super::load::{Backend, Loaded};
 use super::think::{Channel, prompt_opens_thinking};
@@ -29,8 +30,9 @@ use crate::{Error, Result};
 pub struct EngineConfig {
     pub model: PathBuf,
     pub backend: Backend,
-    /// Context window in tokens (the KV cache is allocated for this many).
-    pub n_ctx: usize,
+    /// Context window in tokens (the KV cache is allocated for this many), or auto
+    /// ([`ContextSize`]).
+    pub n_ctx: ContextSize,
     /// Prompt tokens per prefill batch on the GPU.
     pub batch: usize,
     /// Bytes of GPU memory the weights may use; routed experts that do not fit are paged.
@@ -45,12 +47,12 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// The defaults (GPU, 4096-token context) for `model`.
+    /// The defaults (GPU, automatic context size) for `model`.
     pub fn new(model: impl Into<PathBuf>) -> EngineConfig {
         EngineConfig {
             model: model.into(),
             backend: Backend::Gpu,
-            n_ctx: 4096,
+            n_ctx: ContextSize::Auto,
             batch: DEFAULT_BATCH,
             gpu_budget: None,
             expert_cache: None,
@@ -156,7 +158,11 @@ struct Queued {
 /// What the worker reports while it loads.
 enum LoadMessage {
     Progress(u64, u64),
-    Ready { device: String, gpu_bytes: u64 },
+    Ready {
+        device: String,
+        gpu_bytes: u64,
+        n_ctx: usize,
+    },
     Failed(Error),
 }
 
@@ -241,10 +247,14 @@ impl Engine {
                 })?
         };
 
-        let (device, gpu_bytes) = loop {
+        let (device, gpu_bytes, n_ctx) = loop {
             match load_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(LoadMessage::Progress(done, total)) => on_progress(done, total),
-                Ok(LoadMessage::Ready { device, gpu_bytes }) => break (device, gpu_bytes),
+                Ok(LoadMessage::Ready {
+                    device,
+                    gpu_bytes,
+                    n_ctx,
+                }) => break (device, gpu_bytes, n_ctx),
                 Ok(LoadMessage::Failed(error)) => {
                     let _ = worker.join();
                     return Err(error);
@@ -268,7 +278,7 @@ impl Engine {
                 name,
                 path: config.model.clone(),
                 arch,
-                n_ctx: config.n_ctx,
+                n_ctx,
                 n_vocab: tokenizer.vocab_size(),
                 device,
                 file_bytes,
@@ -420,9 +430,14 @@ fn run_worker(
             return;
         }
     };
-    let mut seq = match loaded.sequence_traced(config.n_ctx, config.batch, config.cache_type, None)
-    {
-        Ok(seq) => seq,
+    let sized = loaded.sequence_sized(config.n_ctx, config.batch, config.cache_type, &|| Ok(None));
+    let mut seq = match sized {
+        Ok((seq, choice)) => {
+            if let Some(choice) = choice {
+                tracing::info!("{choice}");
+            }
+            seq
+        }
         Err(error) => {
             let _ = load.send(LoadMessage::Failed(error));
             return;
@@ -431,6 +446,7 @@ fn run_worker(
     let _ = load.send(LoadMessage::Ready {
         device: loaded.device(),
         gpu_bytes: loaded.gpu_weight_bytes() + seq.gpu_bytes(),
+        n_ctx: seq.n_ctx(),
     });
 
     let mut generator = Generator::new(tokenizer);
