@@ -250,14 +250,8 @@ pub struct Attention {
 impl Attention {
     pub fn new(gpu: &Gpu) -> Result<Attention> {
         let params = size_of::<AttentionParams>() as u64;
-        let chunks = CacheType::ALL
-            .iter()
-            .map(|ty| {
-                let label = format!("{LABEL}.{ty}");
-                let source = format!("{}\n{SOURCE}", ty.wgsl());
-                Family::new(gpu, &label, &source, "main", 5, 2, params)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let source = |ty: CacheType| format!("{}\n{SOURCE}", ty.wgsl());
+        let chunks = super::cache_type::families(gpu, LABEL, source, (5, 2), params)?;
         let merge_params = size_of::<MergeParams>() as u64;
         Ok(Attention {
             chunks,
@@ -304,6 +298,17 @@ impl Attention {
         let (k_row, v_row) = shape.rows();
         let cache_bytes = |row: u32| u64::from(n_ctx) * u64::from(row) * cache_type.value_bytes();
         let (acc_values, ml_pairs) = split.scratch(n_tok, &shape);
+        let limit = gpu.limits.max_storage_buffer_binding_size;
+        if 4 * acc_values > limit {
+            return Err(gpu_error(
+                LABEL,
+                format!(
+                    "{split:?} of {n_tok} queries needs {} bytes of chunk accumulators, more \
+                     than one binding ({limit} bytes): use fewer chunks",
+                    4 * acc_values
+                ),
+            ));
+        }
         let heads_out = f32_bytes(n_tok * shape.n_head, shape.value_len);
         let needs = [
             ("q", q, heads_out),

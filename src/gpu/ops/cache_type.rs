@@ -2,6 +2,10 @@
 //! WGSL that reads and writes it (`shaders/common/cache_{f32,f16}.wgsl`, one `CacheWord` per quad
 //! of values), composed in front of the kernels that touch a cache.
 
+use super::elementwise::Family;
+use crate::Result;
+use crate::gpu::Gpu;
+
 /// How cached keys and values are stored on the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum CacheType {
@@ -44,6 +48,33 @@ impl CacheType {
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// One pipeline per cache type (indexed by [`CacheType::index`]) of the kernel `label` whose
+/// source for a type is `source(type)`, labelled `label.f16` / `label.f32`, with `n_read`
+/// read-only and `n_write` read-write storage bindings and a `params_size`-byte uniform.
+pub(crate) fn families(
+    gpu: &Gpu,
+    label: &str,
+    source: impl Fn(CacheType) -> String,
+    (n_read, n_write): (u32, u32),
+    params_size: u64,
+) -> Result<Vec<Family>> {
+    CacheType::ALL
+        .iter()
+        .map(|&ty| {
+            let label = format!("{label}.{ty}");
+            Family::new(
+                gpu,
+                &label,
+                &source(ty),
+                "main",
+                n_read,
+                n_write,
+                params_size,
+            )
+        })
+        .collect()
 }
 
 impl std::fmt::Display for CacheType {

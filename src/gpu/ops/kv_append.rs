@@ -63,14 +63,9 @@ pub struct KvAppend {
 impl KvAppend {
     pub fn new(gpu: &Gpu) -> Result<KvAppend> {
         let params = size_of::<KvAppendParams>() as u64;
-        let families = CacheType::ALL
-            .iter()
-            .map(|&ty| {
-                let label = format!("{LABEL}.{ty}");
-                Family::new(gpu, &label, &source(ty), "main", 4, 3, params)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvAppend { families })
+        Ok(KvAppend {
+            families: super::cache_type::families(gpu, LABEL, source, (4, 3), params)?,
+        })
     }
 
     /// The dispatch writing `k_new`, `v_new` `[n_tok, width]` (`width = H_kv · hd`, a multiple

@@ -59,14 +59,9 @@ pub struct KvStore {
 impl KvStore {
     pub fn new(gpu: &Gpu) -> Result<KvStore> {
         let params = size_of::<KvStoreParams>() as u64;
-        let families = CacheType::ALL
-            .iter()
-            .map(|&ty| {
-                let label = format!("{LABEL}.{ty}");
-                Family::new(gpu, &label, &source(ty), "main", 4, 2, params)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvStore { families })
+        Ok(KvStore {
+            families: super::cache_type::families(gpu, LABEL, source, (4, 2), params)?,
+        })
     }
 
     /// The dispatch writing `kv [n_tok, r + dr]` (normalised by `w [r]`) into rows
