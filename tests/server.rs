@@ -70,6 +70,93 @@ fn check_chat_stream(events: &[String], usage: bool) -> String {
     text
 }
 
+/// llama-server's utility endpoints: `/props` says the context, `/tokenize` and `/detokenize`
+/// round-trip text (special tokens parsed, pieces that add up to the text), `/apply-template`
+/// renders what a chat completion would start from; bad bodies are 400s in the OpenAI error shape.
+#[test]
+fn props_tokenize_detokenize_and_apply_template() {
+    let server = Server::start(&[]);
+    let props = server.get("/props").json();
+    assert_eq!(
+        props["default_generation_settings"]["n_ctx"], 512,
+        "{props}"
+    );
+    assert_eq!(props["n_ctx"], 512, "{props}");
+    assert!(
+        props["chat_template"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+
+    let text = "Hello world, 2+2=4. 你好";
+    let tokens = server.post("/tokenize", &json!({"content": text})).json();
+    let ids: Vec<u64> = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    assert!(ids.len() > 3, "{tokens}");
+    let back = server.post("/detokenize", &json!({"tokens": ids})).json();
+    assert_eq!(back["content"], text);
+    let pieces = server
+        .post("/tokenize", &json!({"content": text, "with_pieces": true}))
+        .json();
+    let joined: String = pieces["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["piece"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(joined, text);
+    // With BOS, and with the special-token text read as the special token (one id).
+    let bos = server
+        .post("/tokenize", &json!({"content": text, "add_special": true}))
+        .json();
+    assert_eq!(bos["tokens"].as_array().unwrap().len(), ids.len() + 1);
+    let special = server
+        .post("/tokenize", &json!({"content": "<｜User｜>"}))
+        .json();
+    assert_eq!(special["tokens"].as_array().unwrap().len(), 1, "{special}");
+    let literal = server
+        .post(
+            "/tokenize",
+            &json!({"content": "<｜User｜>", "parse_special": false}),
+        )
+        .json();
+    assert!(literal["tokens"].as_array().unwrap().len() > 1, "{literal}");
+
+    let prompt = server
+        .post(
+            "/apply-template",
+            &json!({"messages": [{"role": "user", "content": "Hi there"}]}),
+        )
+        .json();
+    let prompt = prompt["prompt"].as_str().unwrap();
+    assert!(prompt.contains("Hi there"), "{prompt}");
+    assert!(prompt.ends_with("<｜Assistant｜>"), "{prompt}");
+
+    // Bad bodies: 400 with the API's error shape.
+    for (path, body) in [
+        ("/tokenize", json!({})),
+        ("/tokenize", json!({"content": 5})),
+        ("/tokenize", json!({"content": "x", "surprise": true})),
+        ("/detokenize", json!({"tokens": [1, 99999999]})),
+        ("/detokenize", json!({"tokens": "1 2"})),
+        ("/apply-template", json!({"messages": []})),
+        (
+            "/apply-template",
+            json!({"messages": [{"role": "wizard", "content": "x"}]}),
+        ),
+    ] {
+        let error = server.post(path, &body).error(400);
+        assert!(
+            error["message"].as_str().is_some(),
+            "{path} {body}: {error}"
+        );
+    }
+}
+
 #[test]
 fn endpoints_usage_and_errors() {
     let server = Server::start(&[]);

@@ -216,7 +216,7 @@ fn add_system_text(messages: &mut Vec<ChatMessage>, text: &str) {
 
 /// The request's messages as the template's dicts; bad roles or content are 400s naming the
 /// message.
-fn convert_messages(messages: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
+pub(super) fn convert_messages(messages: &[InMessage]) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid_param(
             "messages",

@@ -21,6 +21,7 @@ mod params;
 mod routes;
 pub mod tools;
 pub mod types;
+mod utility;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

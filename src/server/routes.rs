@@ -1,5 +1,6 @@
 //! The router, the API-key check, request bodies and the small endpoints (`/health`,
-//! `/v1/models`).
+//! `/v1/models`; llama-server's `/props`, `/tokenize`, `/detokenize` and `/apply-template` are in
+//! `utility.rs`).
 
 use std::sync::Arc;
 
@@ -29,6 +30,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/models", get(models))
         .route("/chat/completions", post(super::chat::handle))
         .route("/completions", post(super::completions::handle))
+        // llama-server's utility endpoints.
+        .route("/props", get(super::utility::props))
+        .route("/tokenize", post(super::utility::tokenize))
+        .route("/detokenize", post(super::utility::detokenize))
+        .route("/apply-template", post(super::utility::apply_template))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
