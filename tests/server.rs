@@ -157,6 +157,72 @@ fn props_tokenize_detokenize_and_apply_template() {
     }
 }
 
+/// `reasoning_effort` sets the template's thinking switch (`thinking` here, as DeepSeek-V3.1's
+/// template names it; Jinja prints Python's True and False), `chat_template_kwargs` pass variables through and win, in
+/// `/apply-template` and in chat completions alike; bad values are 400s.
+#[test]
+fn reasoning_effort_and_chat_template_kwargs_reach_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("switch.jinja");
+    std::fs::write(
+        &template,
+        "{% for m in messages %}{{ m.content }}{% endfor %}\
+         [thinking={{ thinking | default('unset') }}, mood={{ mood | default('unset') }}]",
+    )
+    .unwrap();
+    let server = Server::start(&["--chat-template", template.to_str().unwrap()]);
+    let render = |extra: Value| {
+        let mut body = json!({"messages": [{"role": "user", "content": "Hi"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        server.post("/apply-template", &body)
+    };
+    let prompt = |extra: Value| render(extra).json()["prompt"].as_str().unwrap().to_owned();
+    assert_eq!(prompt(json!({})), "Hi[thinking=unset, mood=unset]");
+    assert_eq!(
+        prompt(json!({"reasoning_effort": "high"})),
+        "Hi[thinking=True, mood=unset]"
+    );
+    assert_eq!(
+        prompt(json!({"reasoning_effort": "none"})),
+        "Hi[thinking=False, mood=unset]"
+    );
+    assert_eq!(
+        prompt(
+            json!({"reasoning_effort": "low", "chat_template_kwargs": {"thinking": false, "mood": "calm"}})
+        ),
+        "Hi[thinking=False, mood=calm]"
+    );
+    render(json!({"reasoning_effort": "extreme"})).error(400);
+    render(json!({"chat_template_kwargs": {"messages": []}})).error(400);
+    render(json!({"chat_template_kwargs": "thinking"})).error(400);
+    // A chat completion renders the same prompt: its usage counts its tokens.
+    let tokens = |text: &str| {
+        server.post("/tokenize", &json!({"content": text})).json()["tokens"]
+            .as_array()
+            .unwrap()
+            .len() as u64
+    };
+    let chat = server
+        .post(
+            "/v1/chat/completions",
+            &json!({
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 1,
+                "chat_template_kwargs": {"mood": "a much longer mood than before"},
+            }),
+        )
+        .json();
+    assert_eq!(
+        chat["usage"]["prompt_tokens"].as_u64(),
+        Some(tokens(
+            "Hi[thinking=unset, mood=a much longer mood than before]"
+        )),
+        "{chat}"
+    );
+}
+
 #[test]
 fn endpoints_usage_and_errors() {
     let server = Server::start(&[]);

@@ -181,9 +181,15 @@ fn prepare(
     if !instructions.is_empty() {
         add_system_text(&mut messages, &instructions.join("\n\n"));
     }
+    let extra = params::template_variables(
+        template.source(),
+        request.chat_template_kwargs.as_ref(),
+        request.reasoning_effort.as_deref(),
+    )?;
     let options = RenderOptions {
         add_generation_prompt: true,
         tools,
+        extra,
         ..RenderOptions::default()
     };
     let text = template.render(&messages, &options)?;

@@ -122,6 +122,13 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Json>>,
     #[serde(default)]
     pub tool_choice: Option<Json>,
+    /// Extra chat-template variables (llama-server's `chat_template_kwargs`, e.g.
+    /// `{"thinking": true}` for DeepSeek-V3.1's template).
+    #[serde(default)]
+    pub chat_template_kwargs: Option<serde_json::Map<String, Json>>,
+    /// OpenAI's `reasoning_effort`, mapped to the template's thinking switch.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
 }
 
 /// `prompt`: a string, a list of one string, or token ids.

@@ -104,19 +104,31 @@ pub async fn detokenize(State(state): State<Arc<ServerState>>, body: Body) -> Re
 #[derive(Debug, Deserialize)]
 struct ApplyTemplateRequest {
     messages: Vec<InMessage>,
+    #[serde(default)]
+    chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    reasoning_effort: Option<String>,
 }
 
-/// `POST /apply-template`: `{"messages": […]}` → `{"prompt": …}`, the text a chat completion
-/// with these messages would start from (generation prompt included).
+/// `POST /apply-template`: `{"messages": […]}` (and `chat_template_kwargs`, `reasoning_effort` as
+/// a chat completion takes them) → `{"prompt": …}`, the text a chat completion with these
+/// messages would start from (generation prompt included).
 pub async fn apply_template(State(state): State<Arc<ServerState>>, body: Body) -> Response {
     let result = async {
         let request: ApplyTemplateRequest = read_json(&state, body).await?;
         let messages = super::chat::convert_messages(&request.messages)?;
+        let template = state.template();
+        let extra = super::params::template_variables(
+            template.source(),
+            request.chat_template_kwargs.as_ref(),
+            request.reasoning_effort.as_deref(),
+        )?;
         let options = RenderOptions {
             add_generation_prompt: true,
+            extra,
             ..RenderOptions::default()
         };
-        let prompt = state.template().render(&messages, &options)?;
+        let prompt = template.render(&messages, &options)?;
         Ok::<_, ApiError>(axum::Json(json!({ "prompt": prompt })).into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
