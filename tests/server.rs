@@ -158,8 +158,9 @@ fn props_tokenize_detokenize_and_apply_template() {
 }
 
 /// `reasoning_effort` sets the template's thinking switch (`thinking` here, as DeepSeek-V3.1's
-/// template names it; Jinja prints Python's True and False), `chat_template_kwargs` pass variables through and win, in
-/// `/apply-template` and in chat completions alike; bad values are 400s.
+/// template names it; Jinja prints Python's True and False), `chat_template_kwargs` pass
+/// variables through and win, in `/apply-template` and in chat completions alike; bad values
+/// are 400s.
 #[test]
 fn reasoning_effort_and_chat_template_kwargs_reach_the_template() {
     let dir = tempfile::tempdir().unwrap();

@@ -195,6 +195,48 @@ pub fn push_completion_logprobs(
     }
 }
 
+/// The chat-template variables of a request: `reasoning_effort` sets the template's thinking
+/// switch where it has one (`enable_thinking` as Qwen3 and R1-0528-Qwen3 name it, `thinking` as
+/// DeepSeek-V3.1 does; "none" turns it off, "minimal", "low", "medium" and "high" on), then
+/// `chat_template_kwargs` are added as they are (they win). The names the renderer sets itself
+/// are 400s.
+pub fn template_variables(
+    template_source: &str,
+    kwargs: Option<&serde_json::Map<String, serde_json::Value>>,
+    reasoning_effort: Option<&str>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let mut extra = serde_json::Map::new();
+    if let Some(effort) = reasoning_effort {
+        let on = match effort {
+            "none" => false,
+            "minimal" | "low" | "medium" | "high" => true,
+            other => {
+                return Err(ApiError::invalid_param(
+                    "reasoning_effort",
+                    format!(
+                        "reasoning_effort {other:?} is not one of none, minimal, low, medium, high"
+                    ),
+                ));
+            }
+        };
+        for switch in ["enable_thinking", "thinking"] {
+            if template_source.contains(switch) {
+                extra.insert(switch.to_owned(), serde_json::Value::Bool(on));
+            }
+        }
+    }
+    for (name, value) in kwargs.into_iter().flatten() {
+        if ["messages", "tools", "documents", "add_generation_prompt"].contains(&name.as_str()) {
+            return Err(ApiError::invalid_param(
+                "chat_template_kwargs",
+                format!("chat_template_kwargs may not set {name:?}: the request sets it"),
+            ));
+        }
+        extra.insert(name.clone(), value.clone());
+    }
+    Ok(extra)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -248,46 +290,4 @@ mod tests {
         assert_eq!(offset, 6);
         assert_eq!(out.tokens, ["ab", "c"]);
     }
-}
-
-/// The chat-template variables of a request: `reasoning_effort` sets the template's thinking
-/// switch where it has one (`enable_thinking` as Qwen3 and R1-0528-Qwen3 name it, `thinking` as
-/// DeepSeek-V3.1 does; "none" turns it off, "minimal", "low", "medium" and "high" on), then
-/// `chat_template_kwargs` are added as they are (they win). The names the renderer sets itself
-/// are 400s.
-pub fn template_variables(
-    template_source: &str,
-    kwargs: Option<&serde_json::Map<String, serde_json::Value>>,
-    reasoning_effort: Option<&str>,
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    let mut extra = serde_json::Map::new();
-    if let Some(effort) = reasoning_effort {
-        let on = match effort {
-            "none" => false,
-            "minimal" | "low" | "medium" | "high" => true,
-            other => {
-                return Err(ApiError::invalid_param(
-                    "reasoning_effort",
-                    format!(
-                        "reasoning_effort {other:?} is not one of none, minimal, low, medium, high"
-                    ),
-                ));
-            }
-        };
-        for switch in ["enable_thinking", "thinking"] {
-            if template_source.contains(switch) {
-                extra.insert(switch.to_owned(), serde_json::Value::Bool(on));
-            }
-        }
-    }
-    for (name, value) in kwargs.into_iter().flatten() {
-        if ["messages", "tools", "documents", "add_generation_prompt"].contains(&name.as_str()) {
-            return Err(ApiError::invalid_param(
-                "chat_template_kwargs",
-                format!("chat_template_kwargs may not set {name:?}: the request sets it"),
-            ));
-        }
-        extra.insert(name.clone(), value.clone());
-    }
-    Ok(extra)
 }
