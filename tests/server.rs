@@ -72,9 +72,10 @@ fn check_chat_stream(events: &[String], usage: bool) -> String {
 
 /// llama-server's utility endpoints: `/props` says the context, `/tokenize` and `/detokenize`
 /// round-trip text (special tokens parsed, pieces that add up to the text), `/apply-template`
-/// renders what a chat completion would start from; bad bodies are 400s in the OpenAI error shape.
+/// renders what a chat completion would start from, `/metrics` counts requests and tokens; bad
+/// bodies are 400s in the OpenAI error shape.
 #[test]
-fn props_tokenize_detokenize_and_apply_template() {
+fn props_tokenize_detokenize_apply_template_and_metrics() {
     let server = Server::start(&[]);
     let props = server.get("/props").json();
     assert_eq!(
@@ -135,6 +136,57 @@ fn props_tokenize_detokenize_and_apply_template() {
     let prompt = prompt["prompt"].as_str().unwrap();
     assert!(prompt.contains("Hi there"), "{prompt}");
     assert!(prompt.ends_with("<｜Assistant｜>"), "{prompt}");
+
+    // /metrics counts finished requests and their tokens, in Prometheus' text format.
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    let before = String::from_utf8(server.get("/metrics").body).unwrap();
+    assert_eq!(
+        metric(&before, "lanternfish_requests_total{endpoint=\"chat\"}"),
+        0.0
+    );
+    let mut prompt_tokens = 0;
+    let mut generated = 0;
+    for content in ["Hello there", "Hello there, again"] {
+        let reply = server
+            .post("/v1/chat/completions", &chat_body(content, 3))
+            .json();
+        prompt_tokens += reply["usage"]["prompt_tokens"].as_u64().unwrap();
+        generated += reply["usage"]["completion_tokens"].as_u64().unwrap();
+    }
+    let after = String::from_utf8(server.get("/metrics").body).unwrap();
+    assert!(
+        after.contains("# TYPE lanternfish_requests_total counter"),
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "lanternfish_requests_total{endpoint=\"chat\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "lanternfish_requests_total{endpoint=\"completion\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&after, "lanternfish_prompt_tokens_total"),
+        prompt_tokens as f64
+    );
+    assert_eq!(
+        metric(&after, "lanternfish_tokens_generated_total"),
+        generated as f64
+    );
+    // The second prompt starts with the first one's system turn: some of it came from the cache.
+    assert!(
+        metric(&after, "lanternfish_prompt_tokens_cached_total") > 0.0,
+        "{after}"
+    );
+    assert_eq!(metric(&after, "lanternfish_requests_in_flight"), 0.0);
 
     // Bad bodies: 400 with the API's error shape.
     for (path, body) in [

@@ -105,6 +105,7 @@ async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiErr
         use_tools,
         logprobs: logprobs.is_some(),
         log: !state.options.quiet,
+        metrics: state.metrics.clone(),
     };
     if stream {
         let streamer = Streamer::new(job, reply, include_usage);
@@ -316,6 +317,8 @@ struct Reply {
     logprobs: bool,
     /// Print one line per finished request on stderr.
     log: bool,
+    /// Where finished requests are counted.
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Reply {
@@ -348,7 +351,12 @@ async fn complete(mut job: AsyncJob, reply: Reply) -> Result<Response, ApiError>
     let generation = loop {
         match job.next().await {
             Some(Event::Done { generation, .. }) => {
-                params::log_done(reply.log, "chat", &reply.id, &generation);
+                params::log_done(
+                    (reply.log, &reply.metrics),
+                    super::metrics::Endpoint::Chat,
+                    &reply.id,
+                    &generation,
+                );
                 break generation;
             }
             Some(Event::Error(error)) => return Err(error.into()),
@@ -490,7 +498,12 @@ impl Streamer {
                     }
                 }
                 Some(Event::Done { generation, .. }) => {
-                    params::log_done(self.reply.log, "chat", &self.reply.id, &generation);
+                    params::log_done(
+                        (self.reply.log, &self.reply.metrics),
+                        super::metrics::Endpoint::Chat,
+                        &self.reply.id,
+                        &generation,
+                    );
                     self.finished = true;
                     return Some(self.finish(&generation));
                 }

@@ -88,6 +88,7 @@ async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiErr
         model: state.options.model_id.clone(),
         logprobs: logprobs.is_some(),
         log: !state.options.quiet,
+        metrics: state.metrics.clone(),
     };
     if stream {
         let streamer = Streamer {
@@ -176,6 +177,8 @@ struct Reply {
     logprobs: bool,
     /// Print one line per finished request on stderr.
     log: bool,
+    /// Where finished requests are counted.
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Reply {
@@ -234,7 +237,12 @@ async fn complete(mut job: AsyncJob, reply: Reply) -> Result<Response, ApiError>
             Some(Event::Text { channel, text: t }) => text.push_str(&parts.push(channel, &t)),
             Some(Event::Token(t)) if reply.logprobs => tokens.push(t),
             Some(Event::Done { generation, .. }) => {
-                params::log_done(reply.log, "completion", &reply.id, &generation);
+                params::log_done(
+                    (reply.log, &reply.metrics),
+                    super::metrics::Endpoint::Completion,
+                    &reply.id,
+                    &generation,
+                );
                 break generation;
             }
             Some(Event::Error(error)) => return Err(error.into()),
@@ -304,7 +312,12 @@ impl Streamer {
                 }
                 Some(Event::Token(t)) if self.reply.logprobs => tokens.push(t),
                 Some(Event::Done { generation, .. }) => {
-                    params::log_done(self.reply.log, "completion", &self.reply.id, &generation);
+                    params::log_done(
+                        (self.reply.log, &self.reply.metrics),
+                        super::metrics::Endpoint::Completion,
+                        &self.reply.id,
+                        &generation,
+                    );
                     self.finished = true;
                     let reason = params::finish_reason(generation.stop_reason);
                     let logprobs = if self.reply.logprobs {

@@ -17,6 +17,7 @@ mod completions;
 pub mod error;
 pub mod fim;
 mod job;
+mod metrics;
 mod params;
 mod routes;
 pub mod tools;
@@ -88,6 +89,8 @@ pub struct ServerState {
     pub created: u64,
     /// Jobs queued or running in the engine.
     pub in_flight: Arc<AtomicUsize>,
+    /// Counters of finished requests (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl ServerState {
@@ -99,6 +102,7 @@ impl ServerState {
             fim,
             created: params::unix_now(),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::default(),
         }
     }
 

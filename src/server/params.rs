@@ -127,12 +127,22 @@ pub fn max_tokens(
     }
 }
 
-/// One line on stderr for a finished request (when `log` is on): the endpoint, the response
-/// id, the token counts and speeds.
-pub fn log_done(log: bool, endpoint: &str, id: &str, generation: &Generation) {
+/// Counts a finished request in `metrics` and (when `log` is on) prints one line on stderr: the
+/// endpoint, the response id, the token counts and speeds.
+pub fn log_done(
+    (log, metrics): (bool, &super::metrics::Metrics),
+    endpoint: super::metrics::Endpoint,
+    id: &str,
+    generation: &Generation,
+) {
+    metrics.record(endpoint, generation);
     if !log {
         return;
     }
+    let endpoint = match endpoint {
+        super::metrics::Endpoint::Chat => "chat",
+        super::metrics::Endpoint::Completion => "completion",
+    };
     let s = &generation.stats;
     eprintln!(
         "{endpoint} {id}: prompt {} tokens ({} cached) in {:.2} s, {} tokens at {:.1} tok/s, {:?}",

@@ -1,6 +1,6 @@
 //! The router, the API-key check, request bodies and the small endpoints (`/health`,
 //! `/v1/models`; llama-server's `/props`, `/tokenize`, `/detokenize` and `/apply-template` are in
-//! `utility.rs`).
+//! `utility.rs`, `/metrics` in `metrics.rs`).
 
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/tokenize", post(super::utility::tokenize))
         .route("/detokenize", post(super::utility::detokenize))
         .route("/apply-template", post(super::utility::apply_template))
+        .route("/metrics", get(super::metrics::handle))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
