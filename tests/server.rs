@@ -276,6 +276,95 @@ fn reasoning_effort_and_chat_template_kwargs_reach_the_template() {
     );
 }
 
+/// llama-server's `/infill` as llama.vscode calls it: the prompt is the extra chunks (after a
+/// snippet line: the tiny model has no repo-level tokens) then the FIM prompt, token for token;
+/// `n_predict: 0` only warms the cache, so the next request with that prompt is served from it;
+/// a stream ends with a `stop: true` object; a prefix past the context is cut from its start and
+/// says `truncated`; bad bodies are 400s.
+#[test]
+fn infill_builds_the_fim_prompt_warms_the_cache_and_streams() {
+    let server = Server::start(&[]);
+    let count = |text: &str| {
+        server
+            .post(
+                "/tokenize",
+                &json!({"content": text, "parse_special": false}),
+            )
+            .json()["tokens"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let bos = server
+        .post("/tokenize", &json!({"content": "x", "add_special": true}))
+        .json()["tokens"]
+        .as_array()
+        .unwrap()
+        .len()
+        - count("x");
+    let (prefix, suffix, extra) = ("def f(x):\n    return ", "\n\nprint(f(2))\n", "x = 1\n");
+    let body = |n_predict: i64| {
+        json!({
+            "input_prefix": prefix,
+            "input_suffix": suffix,
+            "input_extra": [{"filename": "a.py", "text": extra}],
+            "n_predict": n_predict,
+            "temperature": 0,
+            "samplers": ["top_k"],
+            "cache_prompt": true,
+        })
+    };
+    let warm = server.post("/infill", &body(0)).json();
+    assert_eq!(warm["content"], "", "{warm}");
+    assert_eq!(warm["tokens_predicted"], 0, "{warm}");
+    let want =
+        bos + count(&format!("\n--- snippet ---\n{extra}")) + count(prefix) + count(suffix) + 3;
+    assert_eq!(
+        warm["tokens_evaluated"].as_u64(),
+        Some(want as u64),
+        "{warm}"
+    );
+    assert_eq!(warm["truncated"], false);
+    let answer = server.post("/infill", &body(4)).json();
+    assert!(answer["content"].is_string(), "{answer}");
+    assert_eq!(answer["stop"], true);
+    let evaluated = answer["tokens_evaluated"].as_u64().unwrap();
+    let cached = answer["tokens_cached"].as_u64().unwrap();
+    assert!(cached * 10 >= evaluated * 9, "{answer}");
+    assert!(answer["tokens_predicted"].as_u64().unwrap() <= 4);
+
+    // Streamed: content pieces, then the final object.
+    let mut streamed = body(3);
+    streamed["stream"] = json!(true);
+    let events = server.post("/infill", &streamed).events();
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["stop"], true, "{events:?}");
+    for event in &events[..events.len() - 1] {
+        let piece: Value = serde_json::from_str(event).unwrap();
+        assert_eq!(piece["stop"], false, "{event}");
+    }
+
+    // A prefix longer than the context (512 here) keeps its end and says so.
+    let long = "value = value + 1\n".repeat(200);
+    let cut = server
+        .post(
+            "/infill",
+            &json!({"input_prefix": long, "input_suffix": "", "n_predict": 2}),
+        )
+        .json();
+    assert_eq!(cut["truncated"], true, "{cut}");
+    assert!(cut["tokens_evaluated"].as_u64().unwrap() <= 510, "{cut}");
+
+    for bad in [
+        json!({"input_prefix": 5}),
+        json!({"input_extra": "text"}),
+        json!({"input_extra": [{"filename": "a"}]}),
+        json!({"input_prefix": "a", "temperature": -1}),
+    ] {
+        server.post("/infill", &bad).error(400);
+    }
+}
+
 #[test]
 fn endpoints_usage_and_errors() {
     let server = Server::start(&[]);

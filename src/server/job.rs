@@ -45,6 +45,12 @@ impl AsyncJob {
         Ok(AsyncJob { events, cancel })
     }
 
+    /// Asks the engine to stop the generation; the job still ends with `Done` (stop reason
+    /// `Cancelled`) and its statistics.
+    pub fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
     /// The next event; `None` once the job is over (after `Done` or `Error`, or if the engine
     /// dropped the job without either).
     pub async fn next(&mut self) -> Option<Event> {

@@ -18,15 +18,17 @@ use crate::engine::Generation;
 pub enum Endpoint {
     Chat,
     Completion,
+    Infill,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 2] = [Endpoint::Chat, Endpoint::Completion];
+    const ALL: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completion, Endpoint::Infill];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Completion => "completion",
+            Endpoint::Infill => "infill",
         }
     }
 }
@@ -34,7 +36,7 @@ impl Endpoint {
 /// Counters since the server started; updated once per finished request.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 2],
+    requests: [AtomicU64; 3],
     prompt_tokens: AtomicU64,
     cached_tokens: AtomicU64,
     generated_tokens: AtomicU64,

@@ -16,6 +16,7 @@ mod chat;
 mod completions;
 pub mod error;
 pub mod fim;
+mod infill;
 mod job;
 mod metrics;
 mod params;

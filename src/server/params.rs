@@ -139,10 +139,7 @@ pub fn log_done(
     if !log {
         return;
     }
-    let endpoint = match endpoint {
-        super::metrics::Endpoint::Chat => "chat",
-        super::metrics::Endpoint::Completion => "completion",
-    };
+    let endpoint = endpoint.name();
     let s = &generation.stats;
     eprintln!(
         "{endpoint} {id}: prompt {} tokens ({} cached) in {:.2} s, {} tokens at {:.1} tok/s, {:?}",

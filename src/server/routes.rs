@@ -36,6 +36,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/detokenize", post(super::utility::detokenize))
         .route("/apply-template", post(super::utility::apply_template))
         .route("/metrics", get(super::metrics::handle))
+        .route("/infill", post(super::infill::handle))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
