@@ -8,8 +8,9 @@
 //! The prompt: extra chunks first (with the model's repo-level tokens `<|repo_name|>` /
 //! `<|file_sep|>` where it has them, else each chunk after a `\n--- snippet ---\n` line, as
 //! llama-server formats them), then the model's FIM prompt (see `fim.rs`). What does not fit the
-//! context next to `n_predict` is dropped as llama-server drops it: extra chunks first, then the
-//! start of the prefix and the end of the suffix (the suffix keeps at most a quarter).
+//! context next to `n_predict` is dropped: the suffix keeps at most a quarter of the room (its
+//! start), the prefix its end, and the extra chunks nearest the end of the list what is left (the
+//! same shares as llama-server, which applies them to a batch rather than to the context).
 
 use std::convert::Infallible;
 use std::sync::Arc;
