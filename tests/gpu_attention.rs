@@ -91,18 +91,6 @@ fn splits(n_pos: u32, shape: &AttentionShape) -> Vec<Split> {
     ]
 }
 
-/// The cache as the GPU holds it: f16 values are the f32 ones rounded to nearest (the test
-/// uploads them so), and the CPU reference reads the same rounded values.
-fn stored(cache: &[f32], cache_type: CacheType) -> Vec<f32> {
-    match cache_type {
-        CacheType::F32 => cache.to_vec(),
-        CacheType::F16 => cache
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_f32())
-            .collect(),
-    }
-}
-
 /// How the bound grows with the number of positions: the weighted sums over n_pos values gather
 /// roundings of random sign, ~sqrt(n_pos) of them; TOLERANCE is set for up to 301 positions.
 fn length_factor(n_pos: usize) -> f32 {
@@ -142,7 +130,7 @@ fn compare(kernel: &Attention, q_scale: f32, seed: u64) -> f32 {
                 row.copy_from_slice(&poison);
             }
             for cache_type in CacheType::ALL {
-                let rows = stored(&cache, cache_type);
+                let rows = gpu_common::as_cached(&cache, cache_type);
                 let want = cpu_attention(&q_abs, &q_pe, &rows, shape, n_pos, KQ_SCALE);
                 for split in splits(p + 1, &shape) {
                     let got = kernel

@@ -12,7 +12,7 @@ mod tiny_qwen2;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gpu_common::shared_gpu;
+use gpu_common::{exact_session as exact, shared_gpu};
 use lanternfish::cpu::dense::DenseModel;
 use lanternfish::gguf::GgufModel;
 use lanternfish::gpu::engine::{GpuModel, GpuSession};
@@ -37,11 +37,6 @@ fn smollm2() -> GgufModel {
 fn rel(a: &[f32], b: &[f32]) -> f32 {
     let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     diff / b.iter().fold(0f32, |m, x| m.max(x.abs()))
-}
-
-/// A session with the exact f32 cache, the mode these bounds are derived for.
-fn exact(model: Arc<GpuModel>, n_ctx: usize, batch: usize) -> GpuSession {
-    GpuSession::with_cache_type(model, n_ctx, batch, CacheType::F32).unwrap()
 }
 
 /// Every position's logits within 1e-4 of the largest (the engines differ only in f32 summation

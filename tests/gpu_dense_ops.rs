@@ -237,17 +237,6 @@ fn attention_inputs(
     [q, k, v]
 }
 
-/// The cache as the GPU holds it (f16: rounded to nearest), for the CPU reference.
-fn stored(cache: &[f32], cache_type: CacheType) -> Vec<f32> {
-    match cache_type {
-        CacheType::F32 => cache.to_vec(),
-        CacheType::F16 => cache
-            .iter()
-            .map(|&x| half::f16::from_f32(x).to_f32())
-            .collect(),
-    }
-}
-
 /// Runs the GPU attention on `shape` for every cache type and the splits a plan can take (none,
 /// 3 chunks of a tile, 7 of one position) against the f64 CPU loop; returns the worst error.
 #[allow(clippy::too_many_arguments)]
@@ -266,7 +255,10 @@ fn check_gqa(
         min_chunk,
     };
     for cache_type in CacheType::ALL {
-        let (k_s, v_s) = (stored(k, cache_type), stored(v, cache_type));
+        let (k_s, v_s) = (
+            gpu_common::as_cached(k, cache_type),
+            gpu_common::as_cached(v, cache_type),
+        );
         let want = attention_cpu(q, &k_s, &v_s, positions, shape, scale);
         for split in [Split::NONE, chunks(3, TILE), chunks(7, 1)] {
             let got = kernel

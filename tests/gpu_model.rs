@@ -10,7 +10,7 @@ mod tiny_golden;
 
 use std::sync::Arc;
 
-use gpu_common::shared_gpu;
+use gpu_common::{exact_session as exact, shared_gpu};
 use lanternfish::cpu::CpuModel;
 use lanternfish::gguf::{GgufFile, GgufModel};
 use lanternfish::gpu::engine::{GpuModel, GpuSession};
@@ -23,11 +23,6 @@ use tiny_golden::{
 
 fn load(gguf: &GgufModel) -> Arc<GpuModel> {
     Arc::new(GpuModel::load(shared_gpu().clone(), gguf, None).unwrap())
-}
-
-/// A session with the exact f32 cache, the mode the CPU comparisons' bounds are derived for.
-fn exact(model: Arc<GpuModel>, n_ctx: usize, batch: usize) -> GpuSession {
-    GpuSession::with_cache_type(model, n_ctx, batch, CacheType::F32).unwrap()
 }
 
 /// Relative max difference.

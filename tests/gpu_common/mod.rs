@@ -116,3 +116,30 @@ pub fn assert_within_one_f16_rounding(exact: &[f32], halves: &[half::f16]) {
         );
     }
 }
+
+/// `values` as a cache of `cache_type` holds them (f16: rounded to nearest, as the attention
+/// tests upload them), for the CPU references.
+pub fn as_cached(
+    values: &[f32],
+    cache_type: lanternfish::gpu::ops::cache_type::CacheType,
+) -> Vec<f32> {
+    use lanternfish::gpu::ops::cache_type::CacheType;
+    match cache_type {
+        CacheType::F32 => values.to_vec(),
+        CacheType::F16 => values
+            .iter()
+            .map(|&x| half::f16::from_f32(x).to_f32())
+            .collect(),
+    }
+}
+
+/// A session with the exact f32 cache, the mode the CPU-comparison bounds are derived for.
+pub fn exact_session(
+    model: Arc<lanternfish::gpu::engine::GpuModel>,
+    n_ctx: usize,
+    batch: usize,
+) -> lanternfish::gpu::engine::GpuSession {
+    use lanternfish::gpu::ops::cache_type::CacheType;
+    lanternfish::gpu::engine::GpuSession::with_cache_type(model, n_ctx, batch, CacheType::F32)
+        .unwrap()
+}
