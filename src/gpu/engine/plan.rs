@@ -31,7 +31,7 @@ use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::{ExpertGateUp, GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::ops::attention::{AttentionShape, QPeLayout, Split, target_workgroups};
+use crate::gpu::ops::attention::{QPeLayout, Split, target_workgroups};
 use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::kv_store::QRope;
@@ -112,6 +112,8 @@ pub struct Scratch {
     /// How the caches store their values, and their length in tokens.
     pub cache_type: CacheType,
     pub n_ctx: usize,
+    /// Workgroups split attention aims for ([`target_workgroups`], read once).
+    pub attention_target: u32,
     /// `[B, H·dv]`.
     pub o: Buffer,
     /// Dense/shared FFN: gate `[B, width]` (or gate ‖ up `[B, 2·width]` from a fused tensor), up
@@ -223,6 +225,7 @@ impl Scratch {
             att_ml: make("attention ml", 2 * att_ml.max(1) as usize)?,
             cache_type,
             n_ctx,
+            attention_target: target,
             o: make("o", b * o)?,
             g: make("g", b * 2 * width)?,
             u: make("u", b * width)?,
@@ -250,27 +253,27 @@ impl Scratch {
 
 /// Builds the steps of one forward pass over `n_tok` tokens (≤ the scratch's batch) that write
 /// into `cache` (deepseek2: one latent buffer per layer; dense: K then V per layer; `n_ctx` rows
-/// each) and attend to at most `span` ≤ `n_ctx` positions (which sizes the split of decode
-/// attention). `all_logits` receives `[n_tok, V]` for [`Output::All`].
+/// each), with attention split over positions as `split` says (see [`Split::for_batch`]).
+/// `all_logits` receives `[n_tok, V]` for [`Output::All`].
 pub fn build(
     model: &GpuModel,
     s: &Scratch,
     cache: &[Buffer],
-    (n_ctx, span): (usize, usize),
+    (n_ctx, split): (usize, Split),
     n_tok: usize,
     output: Output,
     all_logits: Option<&Buffer>,
 ) -> Result<Vec<Step>> {
     let (mut steps, d, eps, output_norm, output_tensor) = match &model.arch {
         GpuArch::DeepSeek { config, weights } => (
-            deepseek_layers(model, config, weights, s, cache, (n_ctx, span), n_tok)?,
+            deepseek_layers(model, config, weights, s, cache, (n_ctx, split), n_tok)?,
             config.n_embd,
             config.rms_eps,
             &weights.output_norm,
             &weights.output,
         ),
         GpuArch::Dense { config, weights } => (
-            super::plan_dense::layers(model, config, weights, s, cache, (n_ctx, span), n_tok)?,
+            super::plan_dense::layers(model, config, weights, s, cache, (n_ctx, split), n_tok)?,
             config.n_embd,
             config.rms_eps,
             &weights.output_norm,
@@ -300,7 +303,7 @@ fn deepseek_layers<'a>(
     w: &'a GpuWeights,
     s: &'a Scratch,
     cache: &[Buffer],
-    (n_ctx, span): (usize, usize),
+    (n_ctx, split): (usize, Split),
     n_tok: usize,
 ) -> Result<Vec<Step>> {
     let gpu = &*model.gpu;
@@ -357,6 +360,7 @@ fn deepseek_layers<'a>(
         x_stride: 0,
         x_tok_stride: 0,
     };
+    let shape = model.attention_shape();
     for (il, layer) in w.layers.iter().enumerate() {
         // Attention block.
         let attn_in = normed(&s.x, &layer.attn_norm, &s.a, d)?;
@@ -412,7 +416,6 @@ fn deepseek_layers<'a>(
             },
             None,
         )?]);
-        let shape = AttentionShape::mla(h as u32, r as u32, dr as u32);
         push(k.attention.bind(
             gpu,
             [
@@ -434,7 +437,7 @@ fn deepseek_layers<'a>(
             n_ctx as u32,
             c.kq_scale(),
             s.cache_type,
-            Split::for_batch(t32, &shape, span as u32, target_workgroups(gpu)),
+            split,
         )?);
         // o[t, h] = v_b[h] · o_lat[t, h]
         push(vec![k.matvec_id[&layer.v_b.ty].bind(

@@ -15,7 +15,7 @@ use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::ops::attention::{QPeLayout, Split, target_workgroups};
+use crate::gpu::ops::attention::{QPeLayout, Split};
 use crate::gpu::ops::kv_append::KvRope;
 use crate::model::dense::{DenseConfig, RopeStyle};
 
@@ -27,7 +27,7 @@ pub(super) fn layers(
     w: &DenseGpuWeights,
     s: &Scratch,
     cache: &[Buffer],
-    (n_ctx, span): (usize, usize),
+    (n_ctx, split): (usize, Split),
     n: usize,
 ) -> Result<Vec<Step>> {
     let gpu = &*model.gpu;
@@ -39,6 +39,7 @@ pub(super) fn layers(
     let mut push =
         |dispatches: Vec<Dispatch>| steps.extend(dispatches.into_iter().map(Step::Dispatch));
     push(embed(model, s, &w.token_embd, d, n)?);
+    let shape = model.attention_shape();
     for (il, layer) in w.layers.iter().enumerate() {
         let (attn_in, norm) =
             Input::after_norm(model, [&s.x, &layer.attn_norm, &s.a], d, n, c.rms_eps)?;
@@ -83,7 +84,6 @@ pub(super) fn layers(
             }),
             s.cache_type,
         )?]);
-        let shape = model.attention_shape();
         push(k.attention.bind(
             gpu,
             [
@@ -105,7 +105,7 @@ pub(super) fn layers(
             n_ctx as u32,
             1.0 / (hd as f32).sqrt(),
             s.cache_type,
-            Split::for_batch(t32, &shape, span as u32, target_workgroups(gpu)),
+            split,
         )?);
         push(mm(
             model,

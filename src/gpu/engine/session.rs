@@ -21,6 +21,7 @@ use super::model::{GpuArch, GpuModel};
 use super::plan::{self, Output, Scratch, Step};
 use super::weights::GpuFfn;
 use crate::gpu::Gpu;
+use crate::gpu::ops::attention::Split;
 use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::ops::sample::{MAX_TOP_K, SampleStep};
 use crate::gpu::paging::PagingStats;
@@ -67,8 +68,8 @@ pub struct GpuSession {
     cache: Vec<Buffer>,
     n_ctx: usize,
     scratch: Scratch,
-    /// Plans by (batch size, output, attention span: see [`GpuSession::span`]).
-    plans: HashMap<(usize, Output, usize), Vec<Step>>,
+    /// Plans by (batch size, output, attention split: see [`GpuSession::split`]).
+    plans: HashMap<(usize, Output, Split), Vec<Step>>,
     all_logits: Option<(usize, Buffer)>,
     readback: Buffer,
     /// Paged experts: the router's ids (and the predicted ids) of one layer, read back.
@@ -226,11 +227,14 @@ impl GpuSession {
         self.device_token = false;
     }
 
-    /// The attention span of a plan for the next `n` tokens: the cached positions they see,
-    /// rounded up to a power of two (at most the context), so decode attention splits into as
-    /// many chunks as the depth needs and a plan is rebuilt only when the depth doubles.
-    fn span(&self, n: usize) -> usize {
-        (self.n_past + n).next_power_of_two().min(self.n_ctx)
+    /// How attention over the positions the next `n` tokens see is split: as
+    /// [`Split::for_batch`] decides for that span rounded up to a power of two (at most the
+    /// context), so decode attention takes as many chunks as the depth needs, and a plan is
+    /// rebuilt only when the split changes (never for batches that are not split).
+    fn split(&self, n: usize) -> Split {
+        let span = (self.n_past + n).next_power_of_two().min(self.n_ctx);
+        let target = self.scratch.attention_target;
+        Split::for_batch(n as u32, &self.model.attention_shape(), span as u32, target)
     }
 
     /// How the caches store their values.
@@ -432,7 +436,7 @@ impl GpuSession {
         if choice_slot.is_none() {
             self.device_token = false;
         }
-        let key = (n, output, self.span(n));
+        let key = (n, output, self.split(n));
         if !self.plans.contains_key(&key) {
             let all = self.all_logits.as_ref().map(|(_, b)| b);
             let steps = plan::build(
@@ -527,7 +531,7 @@ impl GpuSession {
             });
         }
         self.check_tokens(&[token])?;
-        let key = (1, Output::Greedy, self.span(1));
+        let key = (1, Output::Greedy, self.split(1));
         if !self.plans.contains_key(&key) {
             let steps = plan::build(
                 &self.model,

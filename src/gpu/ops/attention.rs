@@ -125,7 +125,7 @@ pub struct QPeLayout {
 
 /// How a query's positions are split: into at most `n_chunks` chunks of
 /// `max(ceil(n_pos / n_chunks), min_chunk)` positions each (one chunk: no merge dispatch).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Split {
     pub n_chunks: u32,
     pub min_chunk: u32,
