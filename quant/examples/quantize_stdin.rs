@@ -13,8 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: quantize_stdin TYPE < in.f32 > out.bin")?;
     let ty = GgmlType::from_name(&name).ok_or_else(|| format!("unknown type {name}"))?;
-    if !ty.is_supported() {
-        return Err(format!("{ty} is not supported").into());
+    if !ty.can_quantize() {
+        return Err(format!("{ty} has no quantizer").into());
     }
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input)?;

@@ -1,7 +1,7 @@
 //! F16: IEEE-754 binary16 ("ggml_half"), one element per block (2 bytes). Conversion rounds to
 //! nearest even, as ggml's `GGML_FP32_TO_FP16`.
 
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One f16 value.
 #[repr(C)]
@@ -17,7 +17,9 @@ impl BlockFormat for BlockF16 {
     fn dequantize(&self, out: &mut [f32]) {
         out[0] = self.0.to_f32();
     }
+}
 
+impl Quantize for BlockF16 {
     fn quantize(x: &[f32]) -> Self {
         BlockF16(half::f16::from_f32(x[0]))
     }

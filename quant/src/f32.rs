@@ -1,6 +1,6 @@
 //! F32: IEEE-754 binary32, one element per "block" (4 bytes).
 
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One f32 value.
 #[repr(C)]
@@ -16,7 +16,9 @@ impl BlockFormat for BlockF32 {
     fn dequantize(&self, out: &mut [f32]) {
         out[0] = self.0;
     }
+}
 
+impl Quantize for BlockF32 {
     fn quantize(x: &[f32]) -> Self {
         BlockF32(x[0])
     }

@@ -132,8 +132,24 @@ impl GgmlType {
         self.row().4 as usize
     }
 
-    /// Whether this crate can dequantize (and quantize) the type.
+    /// Whether this crate can dequantize the type.
     pub fn is_supported(self) -> bool {
+        self.can_quantize()
+            || matches!(
+                self,
+                GgmlType::Iq2Xxs
+                    | GgmlType::Iq2Xs
+                    | GgmlType::Iq2S
+                    | GgmlType::Iq3Xxs
+                    | GgmlType::Iq3S
+                    | GgmlType::Iq1S
+                    | GgmlType::Iq1M
+            )
+    }
+
+    /// Whether this crate can also quantize the type (has a reference quantizer). The 1–3-bit IQ
+    /// types are dequantize-only.
+    pub fn can_quantize(self) -> bool {
         matches!(
             self,
             GgmlType::F32
@@ -149,6 +165,8 @@ impl GgmlType {
                 | GgmlType::Q4K
                 | GgmlType::Q5K
                 | GgmlType::Q6K
+                | GgmlType::Iq4Nl
+                | GgmlType::Iq4Xs
         )
     }
 

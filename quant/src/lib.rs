@@ -3,8 +3,10 @@
 //! Brief overview: [`GgmlType`] is the one table of ggml type ids, names and block sizes.
 //! Each supported format lives in its own module with a `#[repr(C)]` block struct (size asserted
 //! against ggml-common.h), implementing [`BlockFormat`]: `dequantize` (bit-exact with ggml's
-//! `dequantize_row_*`) and a reference `quantize` (the same algorithm as ggml's `quantize_row_*_ref`,
-//! without an importance matrix). [`dequantize_row`] and [`quantize_row`] dispatch on a runtime type.
+//! `dequantize_row_*`), and for every format except the 1–3-bit IQ ones [`Quantize`]: a reference
+//! quantizer (the same algorithm as ggml's `quantize_row_*_ref`, or for IQ4_NL/IQ4_XS
+//! `quantize_iq4_*`, without an importance matrix). The IQ lookup tables are in [`grids`].
+//! [`dequantize_row`] and [`quantize_row`] dispatch on a runtime type.
 //!
 //! This crate knows neither GGUF nor wgpu, does no I/O and has no unsafe code.
 //!
@@ -19,12 +21,23 @@
 //! ```
 
 mod ggml_type;
+mod iq4_quant;
 mod k_scales;
 mod quantize_util;
 
 pub mod bf16;
 pub mod f16;
 pub mod f32;
+pub mod grids;
+pub mod iq1_m;
+pub mod iq1_s;
+pub mod iq2_s;
+pub mod iq2_xs;
+pub mod iq2_xxs;
+pub mod iq3_s;
+pub mod iq3_xxs;
+pub mod iq4_nl;
+pub mod iq4_xs;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -46,6 +59,12 @@ pub trait BlockFormat: bytemuck::Pod {
     const ELEMS: usize;
     /// Decodes the block into `out` (`out.len() == ELEMS`), bit-exact with ggml.
     fn dequantize(&self, out: &mut [f32]);
+}
+
+/// A block format with a reference quantizer (every format but IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS,
+/// IQ2_S, IQ3_XXS and IQ3_S, whose ggml quantizers need an importance-matrix search this crate
+/// does not implement).
+pub trait Quantize: BlockFormat {
     /// Reference quantizer for `x` (`x.len() == ELEMS`).
     fn quantize(x: &[f32]) -> Self;
 }
@@ -87,7 +106,7 @@ fn dequantize_blocks<B: BlockFormat>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-fn quantize_blocks<B: BlockFormat>(src: &[f32], dst: &mut [u8]) {
+fn quantize_blocks<B: Quantize>(src: &[f32], dst: &mut [u8]) {
     let block_bytes = std::mem::size_of::<B>();
     assert!(
         src.len().is_multiple_of(B::ELEMS) && src.len() / B::ELEMS * block_bytes == dst.len(),
@@ -123,12 +142,22 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), U
         GgmlType::Q4K => dequantize_blocks::<q4_k::BlockQ4K>(src, dst),
         GgmlType::Q5K => dequantize_blocks::<q5_k::BlockQ5K>(src, dst),
         GgmlType::Q6K => dequantize_blocks::<q6_k::BlockQ6K>(src, dst),
+        GgmlType::Iq2Xxs => dequantize_blocks::<iq2_xxs::BlockIq2Xxs>(src, dst),
+        GgmlType::Iq2Xs => dequantize_blocks::<iq2_xs::BlockIq2Xs>(src, dst),
+        GgmlType::Iq3Xxs => dequantize_blocks::<iq3_xxs::BlockIq3Xxs>(src, dst),
+        GgmlType::Iq1S => dequantize_blocks::<iq1_s::BlockIq1S>(src, dst),
+        GgmlType::Iq4Nl => dequantize_blocks::<iq4_nl::BlockIq4Nl>(src, dst),
+        GgmlType::Iq3S => dequantize_blocks::<iq3_s::BlockIq3S>(src, dst),
+        GgmlType::Iq2S => dequantize_blocks::<iq2_s::BlockIq2S>(src, dst),
+        GgmlType::Iq4Xs => dequantize_blocks::<iq4_xs::BlockIq4Xs>(src, dst),
+        GgmlType::Iq1M => dequantize_blocks::<iq1_m::BlockIq1M>(src, dst),
         other => return Err(UnsupportedType(other)),
     }
     Ok(())
 }
 
-/// Encodes `src` into whole blocks of type `ty` in `dst` with the reference quantizer.
+/// Encodes `src` into whole blocks of type `ty` in `dst` with the reference quantizer
+/// ([`UnsupportedType`] for a type without one: see [`GgmlType::can_quantize`]).
 ///
 /// Panics if the lengths do not match; `src.len()` must be a multiple of the block size.
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), UnsupportedType> {
@@ -146,6 +175,8 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Uns
         GgmlType::Q4K => quantize_blocks::<q4_k::BlockQ4K>(src, dst),
         GgmlType::Q5K => quantize_blocks::<q5_k::BlockQ5K>(src, dst),
         GgmlType::Q6K => quantize_blocks::<q6_k::BlockQ6K>(src, dst),
+        GgmlType::Iq4Nl => quantize_blocks::<iq4_nl::BlockIq4Nl>(src, dst),
+        GgmlType::Iq4Xs => quantize_blocks::<iq4_xs::BlockIq4Xs>(src, dst),
         other => return Err(UnsupportedType(other)),
     }
     Ok(())

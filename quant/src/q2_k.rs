@@ -13,7 +13,7 @@
 //! (`dequantize_row_q2_K`, `quantize_row_q2_K_ref`).
 
 use crate::quantize_util::{Qkx2Params, make_qkx2_quants, nearest_int, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q2_K super-block of 256 weights.
 #[repr(C)]
@@ -55,7 +55,9 @@ impl BlockFormat for BlockQ2K {
             *y = dl * q as f32 - ml;
         }
     }
+}
 
+impl Quantize for BlockQ2K {
     /// Fits each sub-block with ggml's `make_qkx2_quants` (weights |x|, mean-absolute-error score),
     /// quantizes scales and mins to 4 bits relative to their maxima, then recomputes the levels.
     fn quantize(x: &[f32]) -> Self {

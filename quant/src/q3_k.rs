@@ -16,7 +16,7 @@
 //! (`dequantize_row_q3_K`, `quantize_row_q3_K_ref`).
 
 use crate::quantize_util::{make_q3_quants, nearest_int, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q3_K super-block of 256 weights.
 #[repr(C)]
@@ -60,7 +60,9 @@ impl BlockFormat for BlockQ3K {
             *y = dl[i / 16] * (q - offset) as f32;
         }
     }
+}
 
+impl Quantize for BlockQ3K {
     /// Fits each sub-block with ggml's `make_q3_quants`, quantizes the scales to 6 signed bits relative
     /// to the one of largest magnitude (which maps to −32), then recomputes the levels.
     fn quantize(x: &[f32]) -> Self {

@@ -10,7 +10,7 @@
 //! (`dequantize_row_q4_0`, `quantize_row_q4_0_ref`).
 
 use crate::quantize_util::{signed_abs_max, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q4_0 block of 32 weights.
 #[repr(C)]
@@ -35,7 +35,9 @@ impl BlockFormat for BlockQ4_0 {
             out[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
         }
     }
+}
 
+impl Quantize for BlockQ4_0 {
     /// The value of largest magnitude maps to level −8 exactly (`d = max / −8`); the others round
     /// to nearest, clamped to 15.
     fn quantize(x: &[f32]) -> Self {

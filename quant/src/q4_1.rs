@@ -10,7 +10,7 @@
 //! (`dequantize_row_q4_1`, `quantize_row_q4_1_ref`).
 
 use crate::quantize_util::{min_max, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q4_1 block of 32 weights.
 #[repr(C)]
@@ -38,7 +38,9 @@ impl BlockFormat for BlockQ4_1 {
             out[j + 16] = (q >> 4) as f32 * d + m;
         }
     }
+}
 
+impl Quantize for BlockQ4_1 {
     /// `d = (max − min) / 15`, `m = min`, levels rounded to nearest and clamped to 15.
     fn quantize(x: &[f32]) -> Self {
         let (min, max) = min_max(&x[..32]);

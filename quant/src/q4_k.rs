@@ -14,7 +14,7 @@
 
 use crate::k_scales::{get_scale_min_k4, quantize_k_super_block};
 use crate::quantize_util::Qkx2Params;
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q4_K super-block of 256 weights.
 #[repr(C)]
@@ -61,7 +61,9 @@ impl BlockFormat for BlockQ4K {
             }
         }
     }
+}
 
+impl Quantize for BlockQ4K {
     /// See `k_scales::quantize_k_super_block`; the levels are 0..=15.
     fn quantize(x: &[f32]) -> Self {
         let k = quantize_k_super_block(&x[..256], PARAMS);

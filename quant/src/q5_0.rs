@@ -11,7 +11,7 @@
 //! `quantize_row_q5_0_ref`).
 
 use crate::quantize_util::{signed_abs_max, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q5_0 block of 32 weights.
 #[repr(C)]
@@ -41,7 +41,9 @@ impl BlockFormat for BlockQ5_0 {
             out[j + 16] = (((q >> 4) | (h1 << 4)) as i32 - 16) as f32 * d;
         }
     }
+}
 
+impl Quantize for BlockQ5_0 {
     /// The value of largest magnitude maps to level −16 exactly (`d = max / −16`); the others round
     /// to nearest, clamped to 31.
     fn quantize(x: &[f32]) -> Self {

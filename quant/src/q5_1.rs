@@ -10,7 +10,7 @@
 //! (`dequantize_row_q5_1`, `quantize_row_q5_1_ref`).
 
 use crate::quantize_util::{min_max, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q5_1 block of 32 weights.
 #[repr(C)]
@@ -43,7 +43,9 @@ impl BlockFormat for BlockQ5_1 {
             out[j + 16] = ((q >> 4) | (h1 << 4)) as f32 * d + m;
         }
     }
+}
 
+impl Quantize for BlockQ5_1 {
     /// `d = (max − min) / 31`, `m = min`, levels rounded to nearest.
     fn quantize(x: &[f32]) -> Self {
         let (min, max) = min_max(&x[..32]);

@@ -14,7 +14,7 @@
 //! (`dequantize_row_q6_K`, `quantize_row_q6_K_ref`).
 
 use crate::quantize_util::{GROUP_MAX_EPS, make_qx_quants, nearest_int, to_f16};
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q6_K super-block of 256 weights.
 #[repr(C)]
@@ -47,7 +47,9 @@ impl BlockFormat for BlockQ6K {
             *y = d * self.scales[i / 16] as f32 * q as f32;
         }
     }
+}
 
+impl Quantize for BlockQ6K {
     /// Fits each sub-block with ggml's `make_qx_quants` (x²-weighted), quantizes the scales to 8 signed
     /// bits relative to the one of largest magnitude (which maps to −128), then recomputes the
     /// levels. An all-zero block encodes as all zero bytes.

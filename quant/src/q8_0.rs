@@ -9,7 +9,7 @@
 //! (`dequantize_row_q8_0`, `quantize_row_q8_0_ref`).
 
 use crate::quantize_util::to_f16;
-use crate::{BlockFormat, GgmlType};
+use crate::{BlockFormat, GgmlType, Quantize};
 
 /// One Q8_0 block of 32 weights.
 #[repr(C)]
@@ -33,7 +33,9 @@ impl BlockFormat for BlockQ8_0 {
             *y = q as f32 * d;
         }
     }
+}
 
+impl Quantize for BlockQ8_0 {
     /// `d = amax / 127`, levels `round(x / d)` with ties away from zero (C's `roundf`).
     fn quantize(x: &[f32]) -> Self {
         let mut amax = 0.0f32;

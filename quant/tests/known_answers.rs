@@ -4,8 +4,10 @@
 //!   (`gguf.quants.dequantize`). gguf-py computes each value with the same float operations in the
 //!   same order as ggml's `dequantize_row_*` (e.g. Q4_K `(d·sc)·q − dmin·m`, Q6_K `(d·sc)·q`), and
 //!   neither side fuses multiply-adds, so the results must be bit-identical: no tolerance.
+//!   The IQ vectors include blocks that together use every index of the type's grid.
 //! * Quantization: the bytes of gguf-py's numpy quantizers (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
-//!   Q8_0) and of ggml's own `quantize_row_*_ref` (all types, through libggml-python) for fixed
+//!   Q8_0) and of ggml's own `quantize_row_*_ref` (all types with a quantizer, IQ4_NL/IQ4_XS
+//!   through `quantize_iq4_*`, all through libggml-python's `ggml_quantize_chunk`) for fixed
 //!   inputs. Our reference quantizers follow the same algorithms with the same float operation
 //!   order, so the bytes must be identical too.
 #![allow(clippy::unwrap_used)]
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 
 use lanternfish_quant::{GgmlType, dequantize_row, quantize_row};
 
-const TYPES: [GgmlType; 13] = [
+const TYPES: [GgmlType; 22] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Bf16,
@@ -28,6 +30,15 @@ const TYPES: [GgmlType; 13] = [
     GgmlType::Q4K,
     GgmlType::Q5K,
     GgmlType::Q6K,
+    GgmlType::Iq2Xxs,
+    GgmlType::Iq2Xs,
+    GgmlType::Iq2S,
+    GgmlType::Iq3Xxs,
+    GgmlType::Iq3S,
+    GgmlType::Iq1S,
+    GgmlType::Iq1M,
+    GgmlType::Iq4Nl,
+    GgmlType::Iq4Xs,
 ];
 
 fn data(name: &str) -> Vec<u8> {
@@ -101,9 +112,28 @@ fn quantize_matches_gguf_py_bytes() {
 
 #[test]
 fn quantize_matches_ggml_reference_bytes() {
-    for ty in &TYPES[1..] {
+    let quantizable = TYPES[1..].iter().filter(|ty| ty.can_quantize());
+    let names: Vec<_> = quantizable.clone().map(|ty| ty.name()).collect();
+    assert_eq!(names.len(), 14, "{names:?}");
+    for ty in quantizable {
         let name = ty.name().to_lowercase();
         assert_quantize_matches(*ty, &data(&format!("quant_{name}.ggml")), "ggml");
+    }
+}
+
+/// The 1–3-bit IQ types decode but have no quantizer: `quantize_row` says so instead of writing
+/// anything.
+#[test]
+fn iq_types_without_quantizer_are_refused() {
+    let x = quant_input();
+    for ty in TYPES.iter().filter(|ty| !ty.can_quantize()) {
+        assert!(ty.is_supported());
+        let mut out = vec![0xA5u8; x.len() / ty.block_elems() * ty.block_bytes()];
+        assert_eq!(
+            quantize_row(*ty, &x, &mut out),
+            Err(lanternfish_quant::UnsupportedType(*ty))
+        );
+        assert!(out.iter().all(|&b| b == 0xA5), "{ty}: bytes written");
     }
 }
 

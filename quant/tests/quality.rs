@@ -79,6 +79,10 @@ const LEVEL_BITS: [(GgmlType, i32); 10] = [
     (GgmlType::Q6K, 6),
 ];
 
+/// The non-linear 4-bit types: 16 levels like Q4_0, but no level at 0, so they are not in the
+/// exact-zero checks of [`degenerate_inputs`] (all-zero blocks still decode to zeros).
+const NON_LINEAR_BITS: [(GgmlType, i32); 2] = [(GgmlType::Iq4Nl, 4), (GgmlType::Iq4Xs, 4)];
+
 const N: usize = 64 * 1024;
 
 #[test]
@@ -86,7 +90,7 @@ fn round_trip_error_within_bit_budget() {
     // σ = 1, and σ = 0.02 (the scale of real weights, where f16 scale rounding matters more).
     for (seed, sigma) in [(1u64, 1.0f32), (2, 0.02)] {
         let x = Gaussian(seed).vec(N, sigma);
-        for (ty, bits) in LEVEL_BITS {
+        for (ty, bits) in LEVEL_BITS.into_iter().chain(NON_LINEAR_BITS) {
             let err = rms(&x, &round_trip(ty, &x));
             let bound = 3f64.sqrt() * sigma as f64 / f64::from(1 << bits);
             assert!(
@@ -165,6 +169,14 @@ fn naive_baselines_are_reasonable() {
     }
 }
 
+#[test]
+fn non_linear_zeros_stay_zero() {
+    for (ty, _) in NON_LINEAR_BITS {
+        let y = round_trip(ty, &vec![0.0; ty.block_elems() * 2]);
+        assert!(y.iter().all(|&v| v == 0.0), "{ty}: zeros");
+    }
+}
+
 /// Zeros stay exactly zero; a lone spike keeps its zeros exact and its own value within the f16
 /// rounding of the block scale (relative 2⁻¹¹, doubled for the sub-block scale of K formats).
 #[test]
@@ -203,7 +215,7 @@ fn extreme_inputs_do_not_panic() {
         7e4,
     ];
     let mut g = Gaussian(6);
-    for (ty, _) in LEVEL_BITS {
+    for (ty, _) in LEVEL_BITS.into_iter().chain(NON_LINEAR_BITS) {
         for k in 0..specials.len() {
             let mut x = g.vec(ty.block_elems() * 2, 1.0);
             for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 7 == k) {
