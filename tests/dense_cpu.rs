@@ -95,7 +95,9 @@ fn smollm2_config() {
     assert_eq!(c.n_vocab, 49152);
     assert_eq!(c.rope_style, RopeStyle::Normal);
     assert_eq!(c.n_ctx_train, 8192);
-    assert_eq!(c.rope_freq_base, 100_000.0);
+    assert_eq!(c.rope.freq_base, 100_000.0);
+    assert_eq!(c.rope.scaling, lanternfish::model::RopeScaling::None);
+    assert!(!c.qk_norm);
     assert!((c.rms_eps - 1e-5).abs() < 1e-9, "{}", c.rms_eps);
     let model = DenseModel::load(&gguf).unwrap();
     assert!(

@@ -9,8 +9,11 @@ fn centered(v: f32) -> f32 {
     return v - round(v);
 }
 
-// (cos θ, sin θ) for θ = pos · ω with the frequency in turns tau = (τ1, τ2, τ3, 0): pos is split
-// as ph · 4096 + pl so every τ1, τ2 product is exact and only pos · τ3 and the sum round.
+// m · (cos θ, sin θ) for θ = pos · ω with the frequency in turns and the magnitude m in
+// tau = (τ1, τ2, τ3, m): pos is split as ph · 4096 + pl so every τ1, τ2 product is exact and only
+// pos · τ3 and the sum round. m is 1 (exact: the bits of an unscaled rope) except for YaRN's
+// magnitude or a file's `rope.scaling.attn_factor` on the dense architectures (ggml `rope_yarn`
+// scales cos and sin the same way).
 fn rope_cos_sin(tau: vec4<f32>, pos: u32) -> vec2<f32> {
     let ph = f32(pos >> 12u);
     let pl = f32(pos & 4095u);
@@ -19,5 +22,5 @@ fn rope_cos_sin(tau: vec4<f32>, pos: u32) -> vec2<f32> {
         + centered(ph * tau.y * 4096.0) + centered(pl * tau.y)
         + centered(f32(pos) * tau.z);
     let theta = TWO_PI * centered(t);
-    return vec2<f32>(cos(theta), sin(theta));
+    return vec2<f32>(cos(theta), sin(theta)) * tau.w;
 }

@@ -26,7 +26,7 @@
 // then token. Pairs never overlap, so the in-place update needs no synchronisation.
 //
 // Bindings, group 0:
-//   0  turns      array<vec4<f32>>  [n_pairs]  (τ1, τ2, τ3, 0) per pair, read-only
+//   0  turns      array<vec4<f32>>  [n_pairs]  (τ1, τ2, τ3, magnitude) per pair, read-only
 //   1  positions  array<u32>        [n_tok]    absolute position of each token (< 2^24)
 //   2  x          array<f32>        [n_tok · token_stride]  rotated in place
 //   3  params     Params            uniform { n_tok, n_head, n_pairs, token_stride, head_stride, offset,

@@ -6,11 +6,16 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::synth::{Layout, Routing, SynthConfig, SynthOptions, WeightType, write_model};
+use crate::synth::{
+    DenseSynthConfig, Layout, Routing, SynthConfig, SynthOptions, WeightType, write_dense_model,
+    write_model,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
-    /// tiny-v2, tiny-v3 (a few MB, every feature), v2-lite (DeepSeek-V2-Lite shapes) or v3 (V3/R1 shapes).
+    /// deepseek2: tiny-v2, tiny-v3 (a few MB, every feature), v2-lite (DeepSeek-V2-Lite shapes) or
+    /// v3 (V3/R1 shapes); dense R1 distills: r1-qwen3, r1-llama (tiny) or r1-qwen3-8b,
+    /// r1-llama-8b (real shapes). `--layout` and `--routing` apply to deepseek2 presets only.
     #[arg(long)]
     preset: String,
     /// Number of layers (default: the preset's).
@@ -44,23 +49,37 @@ pub struct SynthArgs {
 
 pub fn run(args: &SynthArgs) -> Result<()> {
     let started = Instant::now();
-    let Some(mut config) = SynthConfig::preset(&args.preset) else {
-        bail!(
-            "unknown preset {:?}; choose one of {}",
-            args.preset,
-            SynthConfig::PRESETS.join(", ")
-        );
-    };
-    if let Some(layers) = args.layers {
-        if layers == 0 || layers > 1000 {
-            bail!("--layers {layers} is out of range (1..=1000)");
-        }
-        config.n_layer = layers;
-        config.n_dense_lead = config.n_dense_lead.min(layers);
+    if let Some(layers) = args.layers
+        && (layers == 0 || layers > 1000)
+    {
+        bail!("--layers {layers} is out of range (1..=1000)");
     }
     let Some(weights) = WeightType::from_name(&args.weight_type) else {
         bail!("unknown weight type {:?}", args.weight_type);
     };
+    if let Some(mut config) = DenseSynthConfig::preset(&args.preset) {
+        if args.routing != "uniform" || args.zipf_s.is_some() || args.locality.is_some() {
+            bail!("--routing, --zipf-s and --locality apply to deepseek2 presets only");
+        }
+        config.n_layer = args.layers.unwrap_or(config.n_layer);
+        let detail = format!("{} layers, {}", config.n_layer, config.arch);
+        write(args, started, &detail, |out, progress| {
+            write_dense_model(&config, weights, args.seed, out, progress)
+        })?;
+        return Ok(());
+    }
+    let Some(mut config) = SynthConfig::preset(&args.preset) else {
+        bail!(
+            "unknown preset {:?}; choose one of {}, {}",
+            args.preset,
+            SynthConfig::PRESETS.join(", "),
+            DenseSynthConfig::PRESETS.join(", ")
+        );
+    };
+    if let Some(layers) = args.layers {
+        config.n_layer = layers;
+        config.n_dense_lead = config.n_dense_lead.min(layers);
+    }
     let layout = match args.layout.as_str() {
         "mla" => Layout::Mla,
         "legacy" => Layout::Legacy,
@@ -99,9 +118,26 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         layout,
         seed: args.seed,
     };
+    let detail = format!(
+        "{} layers, {} routing",
+        options.config.n_layer,
+        options.config.routing.name()
+    );
+    write(args, started, &detail, |out, progress| {
+        write_model(&options, out, progress)
+    })
+}
+
+/// Writes the file atomically with a progress bar and reports its size.
+fn write(
+    args: &SynthArgs,
+    started: Instant,
+    detail: &str,
+    body: impl FnOnce(&mut dyn std::io::Write, &dyn Fn(usize, usize)) -> crate::Result<()>,
+) -> Result<()> {
     let progress = indicatif::ProgressBar::new(0);
     super::write_atomically(&args.out, |out| {
-        write_model(&options, out, &|done, total| {
+        body(out, &|done, total| {
             progress.set_length(total as u64);
             progress.set_position(done as u64);
         })?;
@@ -110,13 +146,11 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     progress.finish_and_clear();
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     eprintln!(
-        "wrote {} ({}, {} layers, {}, seed {}, {} routing) in {:.1} s",
+        "wrote {} ({}, {detail}, {}, seed {}) in {:.1} s",
         args.out.display(),
         super::human_bytes(bytes),
-        options.config.n_layer,
         args.weight_type,
         args.seed,
-        options.config.routing.name(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

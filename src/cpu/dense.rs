@@ -1,6 +1,7 @@
-//! The CPU reference forward pass of the dense `llama` / `qwen2` architectures, f32 and plain:
-//! pre-norm blocks of GQA attention (RoPE, optional q/k/v biases) and a SwiGLU FFN, over a
-//! standard K/V cache (llama.cpp `src/models/llama.cpp`, `src/models/qwen2.cpp`).
+//! The CPU reference forward pass of the dense `llama` / `qwen2` / `qwen3` architectures, f32 and
+//! plain: pre-norm blocks of GQA attention (optional q/k/v biases, qwen3's per-head RMSNorm of q
+//! and k, RoPE with the file's scaling) and a SwiGLU FFN, over a standard K/V cache (llama.cpp
+//! `src/models/llama.cpp`, `qwen2.cpp`, `qwen3.cpp`).
 //!
 //! ```no_run
 //! let gguf = lanternfish::gguf::GgufModel::open("smollm2.gguf".as_ref())?;
@@ -10,12 +11,12 @@
 //! # Ok::<(), lanternfish::Error>(())
 //! ```
 
+use super::dense_rope::{dense_freqs, mscale};
 use super::matrix::Matrix;
 use super::moe::swiglu;
-use super::ops::{dot, matmul, rmsnorm_rows, rope, rope_freqs, softmax};
+use super::ops::{dot, matmul, rmsnorm_rows, rope, softmax};
 use super::weights::SwiGlu;
 use crate::gguf::{GgufModel, TensorInfo};
-use crate::model::RopeScaling;
 use crate::model::dense::{DenseConfig, DenseTensors, RopeStyle};
 use crate::{Error, Result};
 
@@ -30,8 +31,10 @@ pub struct DenseModel<'a> {
     /// `[V, d]`: `output.weight`, or `token_embd` when tied.
     pub output: Matrix<'a>,
     pub layers: Vec<DenseLayer<'a>>,
-    /// ω_i for the n_rot/2 rotated pairs.
-    rope_freqs: Vec<f64>,
+    /// ω_i for the n_rot/2 rotated pairs (scaled, and divided by llama3's `rope_freqs`).
+    pub rope_freqs: Vec<f64>,
+    /// The factor on every rotated value (YaRN's magnitude, `rope.scaling.attn_factor`).
+    pub rope_mscale: f64,
 }
 
 /// One block's weights.
@@ -48,6 +51,9 @@ pub struct DenseLayer<'a> {
     pub attn_q_bias: Option<Vec<f32>>,
     pub attn_k_bias: Option<Vec<f32>>,
     pub attn_v_bias: Option<Vec<f32>>,
+    /// `[hd]`: per-head RMSNorm weights of q and k (qwen3).
+    pub attn_q_norm: Option<Vec<f32>>,
+    pub attn_k_norm: Option<Vec<f32>>,
     /// `[d, H·hd]`
     pub attn_output: Matrix<'a>,
     /// `[d]`
@@ -80,6 +86,8 @@ impl<'a> DenseModel<'a> {
                     attn_q_bias: ov(l.attn_q_bias)?,
                     attn_k_bias: ov(l.attn_k_bias)?,
                     attn_v_bias: ov(l.attn_v_bias)?,
+                    attn_q_norm: ov(l.attn_q_norm)?,
+                    attn_k_norm: ov(l.attn_k_norm)?,
                     attn_output: m(l.attn_output)?,
                     ffn_norm: v(l.ffn_norm)?,
                     ffn: SwiGlu {
@@ -90,13 +98,25 @@ impl<'a> DenseModel<'a> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let rope_freqs = rope_freqs(config.n_rot, config.rope_freq_base, &RopeScaling::None);
+        let factors = ov(t.rope_freqs)?;
+        if let Some(f) = factors
+            .as_deref()
+            .and_then(|f| f.iter().find(|&&f| f <= 0.0 || !f.is_finite()))
+        {
+            return Err(Error::Tensor {
+                name: "rope_freqs.weight".into(),
+                what: format!("holds {f}: every factor must be positive and finite"),
+            });
+        }
+        let rope_freqs = dense_freqs(&config.rope, config.n_rot, factors.as_deref());
+        let rope_mscale = mscale(&config.rope);
         Ok(DenseModel {
             output_norm: v(t.output_norm)?,
             token_embd,
             output,
             layers,
             rope_freqs,
+            rope_mscale,
             config,
         })
     }
@@ -175,13 +195,24 @@ impl DenseSession<'_, '_> {
             add_bias(&mut q, layer.attn_q_bias.as_deref());
             add_bias(&mut k, layer.attn_k_bias.as_deref());
             add_bias(&mut v, layer.attn_v_bias.as_deref());
+            if let Some(w) = &layer.attn_q_norm {
+                rmsnorm_rows(&mut q, w, c.rms_eps);
+            }
+            if let Some(w) = &layer.attn_k_norm {
+                rmsnorm_rows(&mut k, w, c.rms_eps);
+            }
             for t in 0..n_tok {
                 let pos = self.n_past + t;
                 for head in q[t * q_w..(t + 1) * q_w]
                     .chunks_exact_mut(hd)
                     .chain(k[t * kv_w..(t + 1) * kv_w].chunks_exact_mut(hd))
                 {
-                    apply_rope(&mut head[..c.n_rot], pos, &model.rope_freqs, c.rope_style);
+                    let rotated = &mut head[..c.n_rot];
+                    apply_rope(rotated, pos, &model.rope_freqs, c.rope_style);
+                    if model.rope_mscale != 1.0 {
+                        let m = model.rope_mscale as f32;
+                        rotated.iter_mut().for_each(|v| *v *= m);
+                    }
                 }
             }
             self.k[il].extend_from_slice(&k);

@@ -13,6 +13,7 @@
 
 pub mod attention;
 pub mod dense;
+pub mod dense_rope;
 pub mod forward;
 pub mod kv_cache;
 pub mod matrix;

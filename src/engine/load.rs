@@ -76,7 +76,7 @@ impl<'a> Loaded<'a> {
         match backend {
             Backend::Cpu => match architecture(model)? {
                 Arch::DeepSeek2 => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
-                Arch::Llama | Arch::Qwen2 => {
+                Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                     Ok(Loaded::CpuDense(Box::new(DenseModel::load(model)?)))
                 }
             },

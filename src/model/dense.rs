@@ -1,10 +1,13 @@
-//! Dense decoder-only architectures: `llama` and `qwen2` (the R1-Distill models, SmolLM2, …).
+//! Dense decoder-only architectures: `llama`, `qwen2` and `qwen3` (the R1-Distill models,
+//! DeepSeek-R1-0528-Qwen3, SmolLM2, …).
 //!
 //! `DenseConfig` reads `{arch}.*` metadata (llama.cpp `src/llama-model.cpp: load_hparams`, with
 //! its defaults) and `DenseTensors` finds and checks every tensor (`load_arch_tensors` for
-//! `LLM_ARCH_LLAMA` / `LLM_ARCH_QWEN2`). Shapes in comments are GGUF `ne` order (contiguous
+//! `LLM_ARCH_LLAMA` / `LLM_ARCH_QWEN2` / `LLM_ARCH_QWEN3`). Shapes in comments are GGUF `ne` order (contiguous
 //! dimension first), as in `weights.rs`.
 
+use super::config::{RopeScaling, YarnConfig};
+use super::dense_rope::DenseRope;
 use crate::gguf::{GgufModel, TensorInfo, Value};
 use crate::{Error, Result};
 
@@ -14,6 +17,7 @@ pub enum Arch {
     DeepSeek2,
     Llama,
     Qwen2,
+    Qwen3,
 }
 
 impl Arch {
@@ -23,6 +27,7 @@ impl Arch {
             Arch::DeepSeek2 => "deepseek2",
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
         }
     }
 }
@@ -43,8 +48,9 @@ fn architecture_from<'a>(get: &dyn Fn(&str) -> Option<Value<'a>>) -> Result<Arch
         Some("deepseek2") => Ok(Arch::DeepSeek2),
         Some("llama") => Ok(Arch::Llama),
         Some("qwen2") => Ok(Arch::Qwen2),
+        Some("qwen3") => Ok(Arch::Qwen3),
         Some(other) => Err(fail(format!(
-            "architecture \"{other}\" is not supported (supported: deepseek2, llama, qwen2)"
+            "architecture \"{other}\" is not supported (supported: deepseek2, llama, qwen2, qwen3)"
         ))),
         None => Err(fail(format!("expected a string, found {value}"))),
     }
@@ -55,11 +61,11 @@ fn architecture_from<'a>(get: &dyn Fn(&str) -> Option<Value<'a>>) -> Result<Arch
 pub enum RopeStyle {
     /// Adjacent pairs `(2i, 2i+1)`: llama (the converter already permuted Q/K rows for it).
     Normal,
-    /// Pairs `(i, i + n_rot/2)`: qwen2 (GPT-NeoX style, HF `rotate_half`).
+    /// Pairs `(i, i + n_rot/2)`: qwen2, qwen3 (GPT-NeoX style, HF `rotate_half`).
     Neox,
 }
 
-/// Hyper-parameters of a dense llama/qwen2 model.
+/// Hyper-parameters of a dense llama/qwen2/qwen3 model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseConfig {
     pub arch: Arch,
@@ -77,11 +83,13 @@ pub struct DenseConfig {
     pub head_dim: usize,
     /// `attention.layer_norm_rms_epsilon`
     pub rms_eps: f32,
-    /// `rope.freq_base`, default 10000.
-    pub rope_freq_base: f32,
+    /// `rope.freq_base` (default 10000), `rope.scaling.*`.
+    pub rope: DenseRope,
     /// `rope.dimension_count`, default `head_dim`: the rotated leading part of every head.
     pub n_rot: usize,
     pub rope_style: RopeStyle,
+    /// Per-head RMSNorm of q and k before RoPE (`attn_q_norm`, `attn_k_norm`: qwen3).
+    pub qk_norm: bool,
     /// `context_length`
     pub n_ctx_train: usize,
     /// Rows of `token_embd`.
@@ -89,12 +97,12 @@ pub struct DenseConfig {
 }
 
 impl DenseConfig {
-    /// Reads and checks the config of a `llama` or `qwen2` GGUF.
+    /// Reads and checks the config of a `llama`, `qwen2` or `qwen3` GGUF.
     pub fn from_gguf(model: &GgufModel) -> Result<DenseConfig> {
         let arch = architecture(model)?;
         let rope_style = match arch {
             Arch::Llama => RopeStyle::Normal,
-            Arch::Qwen2 => RopeStyle::Neox,
+            Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Neox,
             Arch::DeepSeek2 => {
                 return Err(Error::Metadata {
                     key: "general.architecture".into(),
@@ -153,9 +161,10 @@ impl DenseConfig {
             rms_eps: m
                 .opt_f32("attention.layer_norm_rms_epsilon")?
                 .ok_or_else(|| m.error("attention.layer_norm_rms_epsilon", "missing".into()))?,
-            rope_freq_base: m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
+            rope: read_rope(&m, m.usize("context_length")?)?,
             n_rot: m.opt_usize("rope.dimension_count")?.unwrap_or(head_dim),
             rope_style,
+            qk_norm: arch == Arch::Qwen3,
             n_ctx_train: m.usize("context_length")?,
             n_vocab,
         };
@@ -209,10 +218,10 @@ impl DenseConfig {
                 format!("{} must be positive", self.rms_eps),
             ));
         }
-        if self.rope_freq_base <= 0.0 {
+        if self.rope.freq_base <= 0.0 {
             return Err(m.error(
                 "rope.freq_base",
-                format!("{} must be positive", self.rope_freq_base),
+                format!("{} must be positive", self.rope.freq_base),
             ));
         }
         if self.n_vocab == 0 {
@@ -220,22 +229,6 @@ impl DenseConfig {
                 name: "token_embd.weight".into(),
                 what: "has no rows".into(),
             });
-        }
-        for unsupported in ["rope.scaling.type", "rope.scaling.factor"] {
-            let scaled = match m.model.get(&m.key(unsupported)) {
-                Some(v) => match (v.as_str(), v.as_f64()) {
-                    (Some(s), _) => s != "none",
-                    (_, Some(f)) => f != 0.0 && f != 1.0,
-                    _ => true,
-                },
-                None => false,
-            };
-            if scaled {
-                return Err(m.error(
-                    unsupported,
-                    "RoPE scaling is not supported for dense models".into(),
-                ));
-            }
         }
         Ok(())
     }
@@ -277,6 +270,16 @@ impl Meta<'_> {
             .ok_or_else(|| self.error(name, "missing".into()))
     }
 
+    fn opt_str(&self, name: &str) -> Result<Option<String>> {
+        match self.model.get(&self.key(name)) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_owned()))
+                .ok_or_else(|| self.error(name, format!("expected a string, found {v}"))),
+        }
+    }
+
     fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
         match self.model.get(&self.key(name)) {
             None => Ok(None),
@@ -289,6 +292,59 @@ impl Meta<'_> {
     }
 }
 
+/// `rope.freq_base` and `rope.scaling.*` as llama.cpp reads them for these architectures: no
+/// type key means linear scaling by the factor (none when it is absent, 0 or 1); YaRN takes its
+/// original context (default `context_length`), betas, extrapolation factor and log multiplier;
+/// any other type is an error naming it.
+fn read_rope(m: &Meta<'_>, n_ctx_train: usize) -> Result<DenseRope> {
+    let factor = m.opt_f32("rope.scaling.factor")?;
+    if factor.is_some_and(|f| f < 0.0) {
+        return Err(m.error("rope.scaling.factor", "must not be negative".into()));
+    }
+    // llama.cpp: a factor of 0 means "no scaling" (freq_scale 1).
+    let factor = factor.filter(|&f| f != 0.0).unwrap_or(1.0);
+    let attn_factor = m.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
+    if attn_factor <= 0.0 {
+        return Err(m.error(
+            "rope.scaling.attn_factor",
+            format!("{attn_factor} must be positive"),
+        ));
+    }
+    let scaling = match m.opt_str("rope.scaling.type")?.as_deref() {
+        Some("none") => RopeScaling::None,
+        None | Some("linear") if factor == 1.0 => RopeScaling::None,
+        None | Some("linear") => RopeScaling::Linear { factor },
+        Some("yarn") => RopeScaling::Yarn(YarnConfig {
+            factor,
+            n_ctx_orig: m
+                .opt_usize("rope.scaling.original_context_length")?
+                .filter(|&n| n != 0)
+                .unwrap_or(n_ctx_train),
+            beta_fast: m.opt_f32("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
+            beta_slow: m.opt_f32("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
+            // llama.cpp: a negative ext_factor means "the default", 1 for YaRN.
+            ext_factor: m
+                .opt_f32("rope.scaling.yarn_ext_factor")?
+                .filter(|&v| v >= 0.0)
+                .unwrap_or(1.0),
+            log_multiplier: m
+                .opt_f32("rope.scaling.yarn_log_multiplier")?
+                .unwrap_or(0.0),
+        }),
+        Some(other) => {
+            return Err(m.error(
+                "rope.scaling.type",
+                format!("\"{other}\" is not supported (none, linear, yarn)"),
+            ));
+        }
+    };
+    Ok(DenseRope {
+        freq_base: m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
+        scaling,
+        attn_factor,
+    })
+}
+
 /// Every tensor of a dense model, validated.
 #[derive(Debug)]
 pub struct DenseTensors<'m> {
@@ -298,6 +354,8 @@ pub struct DenseTensors<'m> {
     pub output_norm: &'m TensorInfo,
     /// `{d, V}`; `None`: tied to `token_embd`.
     pub output: Option<&'m TensorInfo>,
+    /// `{n_rot/2}` llama3 frequency divisors (`llama` only; llama.cpp ignores it elsewhere).
+    pub rope_freqs: Option<&'m TensorInfo>,
     pub layers: Vec<DenseLayerTensors<'m>>,
 }
 
@@ -318,6 +376,10 @@ pub struct DenseLayerTensors<'m> {
     pub attn_k_bias: Option<&'m TensorInfo>,
     /// `{Hkv·hd}` (qwen2)
     pub attn_v_bias: Option<&'m TensorInfo>,
+    /// `{hd}` (qwen3): per-head RMSNorm weight of q.
+    pub attn_q_norm: Option<&'m TensorInfo>,
+    /// `{hd}` (qwen3): per-head RMSNorm weight of k.
+    pub attn_k_norm: Option<&'m TensorInfo>,
     /// `{H·hd, d}`
     pub attn_output: &'m TensorInfo,
     /// `{d}`
@@ -340,6 +402,10 @@ impl<'m> DenseTensors<'m> {
             .map(|il| {
                 let w = |s: &str| format!("blk.{il}.{s}.weight");
                 let b = |s: &str| format!("blk.{il}.{s}.bias");
+                let head_norm = |s: &str| match c.qk_norm {
+                    true => required(model, &w(s), &[c.head_dim]).map(Some),
+                    false => Ok(None),
+                };
                 Ok(DenseLayerTensors {
                     attn_norm: required(model, &w("attn_norm"), &[d])?,
                     attn_q: required(model, &w("attn_q"), &[d, q_w])?,
@@ -348,6 +414,8 @@ impl<'m> DenseTensors<'m> {
                     attn_q_bias: optional(model, &b("attn_q"), &[q_w])?,
                     attn_k_bias: optional(model, &b("attn_k"), &[kv_w])?,
                     attn_v_bias: optional(model, &b("attn_v"), &[kv_w])?,
+                    attn_q_norm: head_norm("attn_q_norm")?,
+                    attn_k_norm: head_norm("attn_k_norm")?,
                     attn_output: required(model, &w("attn_output"), &[q_w, d])?,
                     ffn_norm: required(model, &w("ffn_norm"), &[d])?,
                     ffn_gate: required(model, &w("ffn_gate"), &[d, c.n_ff])?,
@@ -360,6 +428,10 @@ impl<'m> DenseTensors<'m> {
             token_embd: required(model, "token_embd.weight", &[d, v])?,
             output_norm: required(model, "output_norm.weight", &[d])?,
             output: optional(model, "output.weight", &[d, v])?,
+            rope_freqs: match c.arch {
+                Arch::Llama => optional(model, "rope_freqs.weight", &[c.n_rot / 2])?,
+                _ => None,
+            },
             layers,
         })
     }

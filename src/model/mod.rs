@@ -1,8 +1,10 @@
-//! Architectures: the `deepseek2` config read from GGUF metadata and its validated tensor set.
+//! Architectures: the `deepseek2` and dense (`llama`, `qwen2`, `qwen3`) configs read from GGUF
+//! metadata and their validated tensor sets.
 //! Knows the DeepSeek names and shapes; does no arithmetic (that is `cpu/` and `gpu/`).
 
 pub mod config;
 pub mod dense;
+pub mod dense_rope;
 mod metadata;
 pub mod weights;
 

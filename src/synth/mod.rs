@@ -1,6 +1,7 @@
 //! Synthetic deepseek2 models: random weights with the real shapes and metadata of a preset, the
 //! real DeepSeek-V3 tokenizer and chat template, written as a GGUF. Tests and benchmarks use these
-//! instead of downloaded weights.
+//! instead of downloaded weights. The dense R1 distills (`qwen3`, `llama`) have their own presets
+//! in `dense.rs`.
 //!
 //! The same seed gives the same weights whatever the thread count, quant type or MLA layout (each
 //! row has its own random stream), so files of one seed differ only by their encoding.
@@ -16,10 +17,12 @@
 //! `lanternfish.synth.routing.<parameter>` key per parameter; the default
 //! ([`Routing::Uniform`]) writes no key and the same bytes as before the option existed.
 
+mod dense;
 mod presets;
 mod routing;
 mod tensors;
 
+pub use dense::{DenseRopeSpec, DenseSynthConfig, write_dense_model};
 pub use presets::SynthConfig;
 pub use routing::{Routing, SkewedRouting};
 pub use tensors::{Init, Layout, TensorSpec, tensor_specs};
@@ -78,12 +81,17 @@ pub struct SynthOptions {
 
 /// The bundled tokenizer a preset uses (a vocab-only GGUF).
 pub fn tokenizer_gguf(config: &SynthConfig) -> Result<GgufFile> {
-    let (name, bytes) = if config.full_vocab {
+    let (name, bytes) = tokenizer_bytes(config.full_vocab);
+    GgufFile::from_bytes(name.as_ref(), bytes.to_vec())
+}
+
+/// The name and bytes of the full DeepSeek-V3 tokenizer or its 4096-row cut.
+fn tokenizer_bytes(full_vocab: bool) -> (&'static str, &'static [u8]) {
+    if full_vocab {
         ("deepseek-v3.gguf", TOKENIZER_FULL)
     } else {
         ("deepseek-v3-mini.gguf", TOKENIZER_MINI)
-    };
-    GgufFile::from_bytes(name.as_ref(), bytes.to_vec())
+    }
 }
 
 /// The type each tensor is stored in.
@@ -280,14 +288,33 @@ impl RowSkew<'_> {
     }
 }
 
-/// The encoded bytes of one tensor, generated row by row on all cores.
+/// The encoded bytes of one deepseek2 tensor: [`encode_rows`] with MLA's kv_b rows and the
+/// routing skew applied to each row.
 fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType, skew: Option<&Skew>) -> Vec<u8> {
+    let kv_b = (spec.init == Init::KvB).then(|| KvB::new(o, spec));
+    let row_skew = RowSkew::of(o, spec, skew);
+    encode_rows(o.seed, spec, ty, &|row_idx, row| {
+        if let Some(kv_b) = &kv_b {
+            kv_b.fill_row(&spec.name, row_idx, row);
+        }
+        if let Some(row_skew) = &row_skew {
+            row_skew.apply(row_idx, row);
+        }
+    })
+}
+
+/// The encoded bytes of one tensor, generated row by row on all cores: each row drawn from its
+/// own random stream (`spec.init`; zeros for [`Init::KvB`]), then passed through `edit`.
+fn encode_rows(
+    seed: u64,
+    spec: &TensorSpec,
+    ty: GgmlType,
+    edit: &(dyn Fn(u64, &mut [f32]) + Sync),
+) -> Vec<u8> {
     let row_len = spec.shape[0] as usize;
     let n_rows: u64 = spec.shape[1..].iter().product();
     let row_bytes = row_len / ty.block_elems() * ty.block_bytes();
     let mut out = vec![0u8; n_rows as usize * row_bytes];
-    let kv_b = (spec.init == Init::KvB).then(|| KvB::new(o, spec));
-    let row_skew = RowSkew::of(o, spec, skew);
     let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows_per_thread = (n_rows as usize).div_ceil(n_threads).max(1);
     std::thread::scope(|scope| {
@@ -295,27 +322,22 @@ fn generate(o: &SynthOptions, spec: &TensorSpec, ty: GgmlType, skew: Option<&Ske
             .chunks_mut(rows_per_thread * row_bytes.max(1))
             .enumerate()
         {
-            let kv_b = kv_b.as_ref();
-            let row_skew = row_skew.as_ref();
             scope.spawn(move || {
                 let mut row = vec![0f32; row_len];
                 for (i, dst) in chunk.chunks_exact_mut(row_bytes.max(1)).enumerate() {
                     let row_idx = (chunk_idx * rows_per_thread + i) as u64;
-                    match (spec.init, kv_b) {
-                        (_, Some(kv_b)) => kv_b.fill_row(&spec.name, row_idx, &mut row),
-                        (Init::NormWeight, _) => {
-                            let mut rng = Rng::stream_for(o.seed, &spec.name, row_idx);
+                    match spec.init {
+                        Init::NormWeight => {
+                            let mut rng = Rng::stream_for(seed, &spec.name, row_idx);
                             row.iter_mut().for_each(|v| *v = 1.0 + 0.1 * rng.normal());
                         }
-                        (Init::Normal(std), _) => {
-                            let mut rng = Rng::stream_for(o.seed, &spec.name, row_idx);
+                        Init::Normal(std) => {
+                            let mut rng = Rng::stream_for(seed, &spec.name, row_idx);
                             row.iter_mut().for_each(|v| *v = std * rng.normal());
                         }
-                        (Init::KvB, None) => row.fill(0.0),
+                        Init::KvB | Init::Computed => row.fill(0.0),
                     }
-                    if let Some(row_skew) = row_skew {
-                        row_skew.apply(row_idx, &mut row);
-                    }
+                    edit(row_idx, &mut row);
                     // `ty` is F32/F16/BF16 or a type chosen by the mix rules, all of which the
                     // quant crate encodes; row lengths were fixed by the fallback rules.
                     let _ = quantize_row(ty, &row, dst);

@@ -18,6 +18,8 @@ pub enum Init {
     /// Rows of MLA's `attn_kv_b` (legacy) or slices of it (`attn_k_b`, `attn_v_b`): both layouts
     /// are cut from the same random kv_b so one seed gives the same model in either layout.
     KvB,
+    /// Values the writer computes (llama3's `rope_freqs.weight`), not drawn.
+    Computed,
 }
 
 /// The MLA tensor layout to write (spec §3.3).

@@ -11,13 +11,11 @@ use super::weights::{DenseGpuWeights, GpuFfn, GpuQ, GpuTensor, GpuWeights, LoadP
 use crate::Result;
 use crate::cpu::CpuModel;
 use crate::cpu::dense::DenseModel;
-use crate::cpu::ops::rope_freqs;
 use crate::gguf::GgufModel;
 use crate::gpu::Gpu;
 use crate::gpu::ops::rope;
 use crate::gpu::paging::{Budget, MemoryPlan, Pager, Prefetch};
 use crate::model::DeepSeekConfig;
-use crate::model::RopeScaling;
 use crate::model::dense::{Arch, DenseConfig, architecture};
 
 /// How to place a model's weights: everything resident (the default), or routed experts paged
@@ -169,7 +167,7 @@ impl GpuModel {
                     pager: pager.map(Mutex::new),
                 })
             }
-            Arch::Llama | Arch::Qwen2 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                 let cpu = DenseModel::load(file)?;
                 let weights = DenseGpuWeights::upload(&gpu, &cpu, total, progress)?;
                 let mut matrices = vec![&weights.output];
@@ -179,8 +177,7 @@ impl GpuModel {
                 }
                 let kernels = Kernels::new(&gpu, weights.token_embd.ty, &types_of(&matrices))?;
                 let c = &cpu.config;
-                let freqs = rope_freqs(c.n_rot, c.rope_freq_base, &RopeScaling::None);
-                let rope_turns = rope::upload_freqs(&gpu, &freqs)?;
+                let rope_turns = rope::upload_scaled_freqs(&gpu, &cpu.rope_freqs, cpu.rope_mscale)?;
                 let active = weights.token_embd.row_bytes()
                     + matrices.iter().map(|t| t.bytes()).sum::<u64>();
                 Ok(GpuModel {

@@ -1,7 +1,9 @@
-//! The blocks of a dense (llama / qwen2) forward pass, as [`super::plan`] builds them for
+//! The blocks of a dense (llama / qwen2 / qwen3) forward pass, as [`super::plan`] builds them for
 //! deepseek2. Per layer:
 //!   a = rmsnorm(x)      q = mm(Wq, a) (+ bq)   k = mm(Wk, a) (+ bk)   v = mm(Wv, a) (+ bv)
 //!   (for one token the norms fold into the matvecs that read them: no rmsnorm dispatch)
+//!   qwen3: q and k through a per-head rmsnorm (rows of head_dim, one weight vector for all
+//!   heads), the projection written to the free `o` scratch and normed into `q` / `kv`
 //!   K/V cache rows at each token's position = rope(k), v, and rope(q) in place, in one
 //!   kv_append dispatch (adjacent pairs for llama, whose Q/K rows the converter permuted; halves
 //!   for qwen2)
@@ -11,7 +13,7 @@ use wgpu::Buffer;
 
 use super::model::GpuModel;
 use super::plan::{Scratch, Step};
-use super::plan_blocks::{Input, embed, first, mm, swiglu};
+use super::plan_blocks::{Input, embed, first, mm, rmsnorm, swiglu};
 use super::weights::DenseGpuWeights;
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
@@ -44,19 +46,25 @@ pub(super) fn layers(
         let (attn_in, norm) =
             Input::after_norm(model, [&s.x, &layer.attn_norm, &s.a], d, n, c.rms_eps)?;
         push(norm);
-        for (t, bias, y, width) in [
-            (&layer.q, &layer.q_bias, &s.q, q_width),
-            (&layer.k, &layer.k_bias, &s.kv, kv_width),
-            (&layer.v, &layer.v_bias, &s.v, kv_width),
+        for (t, bias, head_norm, y, width) in [
+            (&layer.q, &layer.q_bias, &layer.q_norm, &s.q, q_width),
+            (&layer.k, &layer.k_bias, &layer.k_norm, &s.kv, kv_width),
+            (&layer.v, &layer.v_bias, &None, &s.v, kv_width),
         ] {
-            push(mm(model, t, attn_in, y, n, false)?);
+            // `o` is free until attention writes it, and holds q_width ≥ kv_width per token.
+            let raw = if head_norm.is_some() { &s.o } else { y };
+            push(mm(model, t, attn_in, raw, n, false)?);
             if let Some(b) = bias {
                 push(vec![k.bias_add.bind(
                     gpu,
-                    [b.into(), first(y, n * width)],
+                    [b.into(), first(raw, n * width)],
                     width as u32,
                     t32,
                 )?]);
+            }
+            if let Some(w) = head_norm {
+                let heads = n * width / hd;
+                push(vec![rmsnorm(model, [raw, w, y], hd, heads, c.rms_eps)?]);
             }
         }
 

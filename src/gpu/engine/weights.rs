@@ -605,7 +605,7 @@ impl GpuWeights {
     }
 }
 
-/// One block of a dense (llama/qwen2) model.
+/// One block of a dense (llama/qwen2/qwen3) model.
 #[derive(Debug)]
 pub struct DenseGpuLayer {
     pub attn_norm: Buffer,
@@ -615,6 +615,9 @@ pub struct DenseGpuLayer {
     pub q_bias: Option<Buffer>,
     pub k_bias: Option<Buffer>,
     pub v_bias: Option<Buffer>,
+    /// Per-head RMSNorm weights of q and k (`[hd]`, qwen3).
+    pub q_norm: Option<Buffer>,
+    pub k_norm: Option<Buffer>,
     pub attn_output: GpuTensor,
     pub ffn_norm: Buffer,
     pub ffn: GpuSwiGlu,
@@ -651,13 +654,17 @@ impl DenseGpuWeights {
         let mut layers = Vec::with_capacity(m.layers.len());
         for (il, l) in m.layers.iter().enumerate() {
             let n = |what: &str| format!("blk.{il}.{what}");
-            let mut bias = |what: &str, b: &Option<Vec<f32>>| {
+            let mut vector = |what: &str, b: &Option<Vec<f32>>| {
                 b.as_deref().map(|b| up.vector(&n(what), b)).transpose()
             };
             let (q_bias, k_bias, v_bias) = (
-                bias("attn_q.bias", &l.attn_q_bias)?,
-                bias("attn_k.bias", &l.attn_k_bias)?,
-                bias("attn_v.bias", &l.attn_v_bias)?,
+                vector("attn_q.bias", &l.attn_q_bias)?,
+                vector("attn_k.bias", &l.attn_k_bias)?,
+                vector("attn_v.bias", &l.attn_v_bias)?,
+            );
+            let (q_norm, k_norm) = (
+                vector("attn_q_norm", &l.attn_q_norm)?,
+                vector("attn_k_norm", &l.attn_k_norm)?,
             );
             layers.push(DenseGpuLayer {
                 attn_norm: up.vector(&n("attn_norm"), &l.attn_norm)?,
@@ -667,6 +674,8 @@ impl DenseGpuWeights {
                 q_bias,
                 k_bias,
                 v_bias,
+                q_norm,
+                k_norm,
                 attn_output: up.matrix(&n("attn_output"), &l.attn_output)?,
                 ffn_norm: up.vector(&n("ffn_norm"), &l.ffn_norm)?,
                 ffn: up.swiglu(&n("ffn"), &l.ffn)?,

@@ -90,8 +90,14 @@ impl RopeLayout {
 }
 
 /// The per-pair frequency table for the shader: `τ_i = ω_i / 2π` turns per position, split into
-/// `(τ1, τ2, τ3, 0)` with `τ1`, `τ2` of at most 12 significant bits (see `rope.wgsl`).
+/// `(τ1, τ2, τ3, 1)` with `τ1`, `τ2` of at most 12 significant bits (see `rope.wgsl`); the fourth
+/// value is the magnitude of the rotated values (`common/rope_angle.wgsl`), 1 here.
 pub fn turns_table(freqs: &[f64]) -> Vec<[f32; 4]> {
+    scaled_turns_table(freqs, 1.0)
+}
+
+/// [`turns_table`] with the rotated values multiplied by `mscale`.
+pub fn scaled_turns_table(freqs: &[f64], mscale: f64) -> Vec<[f32; 4]> {
     // Rounds to f32, then clears the low 12 of the 23 stored mantissa bits: 12 significant bits.
     let top12 = |v: f64| f32::from_bits((v as f32).to_bits() & !0xfff);
     freqs
@@ -101,14 +107,19 @@ pub fn turns_table(freqs: &[f64]) -> Vec<[f32; 4]> {
             let t1 = top12(tau);
             let t2 = top12(tau - f64::from(t1));
             let t3 = (tau - f64::from(t1) - f64::from(t2)) as f32;
-            [t1, t2, t3, 0.0]
+            [t1, t2, t3, mscale as f32]
         })
         .collect()
 }
 
 /// Uploads [`turns_table`] of `freqs` as the kernel's frequency buffer.
 pub fn upload_freqs(gpu: &Gpu, freqs: &[f64]) -> Result<Buffer> {
-    let table = turns_table(freqs);
+    upload_scaled_freqs(gpu, freqs, 1.0)
+}
+
+/// Uploads [`scaled_turns_table`] of `freqs` and `mscale` as the kernel's frequency buffer.
+pub fn upload_scaled_freqs(gpu: &Gpu, freqs: &[f64], mscale: f64) -> Result<Buffer> {
+    let table = scaled_turns_table(freqs, mscale);
     let bytes: &[u8] = if table.is_empty() {
         &[0; 16]
     } else {
