@@ -2,7 +2,8 @@
 //! tiny golden V3 model: the endpoints and their errors, a hostile-request corpus, the API key,
 //! 64 concurrent streaming clients with a third disconnecting, the GPU backend, tool calls from a
 //! scripted model (tests/server_common/scripted.rs), and the real `openai` Python client
-//! (tests/openai_client.py, run with the venv scripts/openai-venv.sh makes).
+//! (tests/openai_client.py, run with the venv scripts/openai-venv.sh makes); the Messages and
+//! Responses APIs are in tests/server_agents.rs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,13 +11,11 @@ mod server_common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use server_common::scripted::{self, DEEPSEEK_SCRIPT, HERMES_SCRIPT, HERMES_TEMPLATE};
-use server_common::{Server, exchange, parse_response, request, stream_partially};
+use server_common::{Server, exchange, parse_response, request, send_and_leave, stream_partially};
 
 fn chat_body(content: &str, max_tokens: u64) -> Value {
     json!({
@@ -912,23 +911,8 @@ fn tool_calls_from_a_scripted_model() {
     }
 }
 
-/// The Python with the `openai` package: $LANTERNFISH_OPENAI_PYTHON, or the venv that
-/// scripts/openai-venv.sh makes.
-fn openai_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("LANTERNFISH_OPENAI_PYTHON") {
-        return python.into();
-    }
-    server_common::root().join(".cache/openai-venv/bin/python")
-}
-
 #[test]
 fn openai_python_client() {
-    let python = openai_python();
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/openai-venv.sh (it installs the `openai` package in .cache/openai-venv)",
-        python.display()
-    );
     let server = Server::start(&[]);
     let thinking = Server::start(&["--chat-template", "deepseek-r1", "--api-key", "k"]);
     let model = scripted::write(
@@ -937,19 +921,9 @@ fn openai_python_client() {
         Some(HERMES_TEMPLATE),
     );
     let tools = Server::start_model(&model, 2048, &["--backend", "cpu"], &[]);
-    let script = server_common::root().join("tests/openai_client.py");
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(server.base_url())
-        .arg(thinking.base_url())
-        .arg(tools.base_url())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    server_common::run_client_script(
+        "openai_client.py",
+        &[server.base_url(), thinking.base_url(), tools.base_url()],
     );
 }
 
@@ -968,15 +942,12 @@ fn a_client_that_leaves_cancels_its_generation() {
     let quick = chat_body("Quick", 1);
     // Unhindered, the long request takes seconds; the quick one waits its turn behind it.
     for stream in [false, true] {
-        let body = long(stream).to_string();
-        let raw = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        send_and_leave(
+            server.addr,
+            "/v1/chat/completions",
+            &long(stream),
+            Duration::from_millis(300),
         );
-        let mut client = TcpStream::connect(server.addr).unwrap();
-        client.write_all(raw.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        drop(client);
         let started = Instant::now();
         assert_eq!(server.post("/v1/chat/completions", &quick).status, 200);
         let waited = started.elapsed();

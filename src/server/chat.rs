@@ -16,13 +16,14 @@ use serde_json::{Value as Json, json};
 
 use super::ServerState;
 use super::error::ApiError;
-use super::job::AsyncJob;
+use super::metrics::Endpoint;
 use super::params::{self, MAX_TOP_LOGPROBS};
+use super::reply::{self, Generate, Piece, Pieces, Prepared};
 use super::routes::{check_model, read_json};
-use super::tools::{self, CallGate};
+use super::tools;
 use super::types::{ChatLogprob, ChatRequest, Content, InMessage, OutFunction, OutToolCall, Usage};
-use crate::chat_template::{ChatMessage, RenderOptions, ToolCall};
-use crate::engine::{Channel, Event, GenerateOptions, Generation, Request, prompt_opens_thinking};
+use crate::chat_template::{ChatMessage, ToolCall};
+use crate::engine::Generation;
 
 /// How often an idle stream (still queued, or prefilling) sends an SSE comment, which also
 /// finds out early that a client has gone.
@@ -34,12 +35,6 @@ pub async fn handle(State(state): State<Arc<ServerState>>, body: Body) -> Respon
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
-}
-
-/// A request checked and rendered, ready for the engine.
-struct Prepared {
-    tokens: Vec<u32>,
-    starts_thinking: bool,
 }
 
 async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiError> {
@@ -64,7 +59,8 @@ async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiErr
         (true, n) => Some(n.unwrap_or(0) as usize),
         (false, None) => None,
     };
-    let use_tools = tools_requested(&request)?;
+    let has_tools = request.tools.as_ref().is_some_and(|t| !t.is_empty());
+    let use_tools = reply::tools_requested(has_tools, request.tool_choice.as_ref())?;
     let stream = request.stream.unwrap_or(false);
     let include_usage = request
         .stream_options
@@ -77,58 +73,31 @@ async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiErr
         "max_tokens"
     };
 
-    // Rendering and tokenizing a long conversation is CPU work: keep it off the async threads.
-    let for_render = state.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&for_render, &request, use_tools))
-        .await
-        .map_err(|e| ApiError::server(format!("preparing the prompt failed: {e}")))??;
+    let prepared =
+        reply::render_blocking(&state, move |state| prepare(state, &request, use_tools)).await?;
     let n_ctx = state.engine.info().n_ctx;
     let max_tokens = params::max_tokens(requested_max, max_param, prepared.tokens.len(), n_ctx)?;
-    let options = GenerateOptions {
-        max_tokens,
-        sampler,
-        stop,
-        starts_thinking: prepared.starts_thinking,
-        logprobs,
-    };
-    let job = AsyncJob::submit(
-        &state,
-        Request {
-            tokens: prepared.tokens,
-            options,
-        },
-    )?;
     let reply = Reply {
         id: params::response_id("chatcmpl"),
         created: params::unix_now(),
         model: state.options.model_id.clone(),
-        use_tools,
         logprobs: logprobs.is_some(),
-        log: !state.options.quiet,
-        metrics: state.metrics.clone(),
     };
+    let generate = Generate {
+        max_tokens,
+        sampler,
+        stop,
+        logprobs,
+        use_tools,
+    };
+    let pieces = prepared.submit(&state, generate, (Endpoint::Chat, &reply.id))?;
     if stream {
-        let streamer = Streamer::new(job, reply, include_usage);
+        let streamer = Streamer::new(pieces, reply, include_usage);
         Ok(Sse::new(streamer.into_stream())
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response())
     } else {
-        complete(job, reply).await
-    }
-}
-
-/// Whether the request's tools are offered to the model (`tool_choice: "none"` turns them off).
-fn tools_requested(request: &ChatRequest) -> Result<bool, ApiError> {
-    let has_tools = request.tools.as_ref().is_some_and(|t| !t.is_empty());
-    match &request.tool_choice {
-        None => Ok(has_tools),
-        Some(Json::String(s)) if s == "none" => Ok(false),
-        Some(Json::String(s)) if s == "auto" || s == "required" => Ok(has_tools),
-        Some(Json::Object(_)) => Ok(has_tools),
-        Some(_) => Err(ApiError::invalid_param(
-            "tool_choice",
-            "tool_choice must be \"none\", \"auto\", \"required\" or an object",
-        )),
+        complete(pieces, reply).await
     }
 }
 
@@ -140,19 +109,13 @@ fn prepare(
     request: &ChatRequest,
     use_tools: bool,
 ) -> Result<Prepared, ApiError> {
-    let mut messages = convert_messages(&request.messages)?;
-    let template = state.template();
+    let messages = convert_messages(&request.messages)?;
     let mut instructions = Vec::new();
     let tools = if use_tools {
         request.tools.clone()
     } else {
         None
     };
-    if let Some(tools) = &tools
-        && !template.source().contains("tools")
-    {
-        instructions.push(tools::system_instruction(tools));
-    }
     if let Some(format) = &request.response_format {
         match format.kind.as_str() {
             "text" => {}
@@ -179,46 +142,12 @@ fn prepare(
             }
         }
     }
-    if !instructions.is_empty() {
-        add_system_text(&mut messages, &instructions.join("\n\n"));
-    }
     let extra = params::template_variables(
-        template.source(),
+        state.template().source(),
         request.chat_template_kwargs.as_ref(),
         request.reasoning_effort.as_deref(),
     )?;
-    let options = RenderOptions {
-        add_generation_prompt: true,
-        tools,
-        extra,
-        ..RenderOptions::default()
-    };
-    let text = template.render(&messages, &options)?;
-    let tokens = state.engine.tokenizer().encode_with(&text, false, true)?;
-    if tokens.is_empty() {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "the prompt has no tokens",
-        ));
-    }
-    Ok(Prepared {
-        starts_thinking: prompt_opens_thinking(&text),
-        tokens,
-    })
-}
-
-/// Appends `text` to the first system message, or adds one in front.
-fn add_system_text(messages: &mut Vec<ChatMessage>, text: &str) {
-    match messages.first_mut() {
-        Some(first) if first.role == "system" => {
-            let content = first.content.get_or_insert_with(String::new);
-            if !content.is_empty() {
-                content.push_str("\n\n");
-            }
-            content.push_str(text);
-        }
-        _ => messages.insert(0, ChatMessage::system(text)),
-    }
+    reply::render(state, messages, tools, instructions, extra)
 }
 
 /// The request's messages as the template's dicts; bad roles or content are 400s naming the
@@ -313,12 +242,7 @@ struct Reply {
     id: String,
     created: u64,
     model: String,
-    use_tools: bool,
     logprobs: bool,
-    /// Print one line per finished request on stderr.
-    log: bool,
-    /// Where finished requests are counted.
-    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Reply {
@@ -346,50 +270,23 @@ impl Reply {
 }
 
 /// Waits for the whole generation and answers one `chat.completion` object.
-async fn complete(mut job: AsyncJob, reply: Reply) -> Result<Response, ApiError> {
-    let mut logprobs: Vec<ChatLogprob> = Vec::new();
-    let generation = loop {
-        match job.next().await {
-            Some(Event::Done { generation, .. }) => {
-                params::log_done(
-                    (reply.log, &reply.metrics),
-                    super::metrics::Endpoint::Chat,
-                    &reply.id,
-                    &generation,
-                );
-                break generation;
-            }
-            Some(Event::Error(error)) => return Err(error.into()),
-            Some(Event::Token(t)) if reply.logprobs => logprobs.push(params::chat_logprob(&t)),
-            Some(_) => {}
-            None => {
-                return Err(ApiError::server(
-                    "the engine stopped before finishing the request",
-                ));
-            }
-        }
-    };
-    let parsed = if reply.use_tools {
-        tools::parse(&generation.answer)
-    } else {
-        tools::ParsedReply {
-            content: generation.answer.clone(),
-            calls: Vec::new(),
-        }
-    };
-    let mut message = json!({"role": "assistant", "content": parsed.content});
-    if !generation.thinking.is_empty() {
-        message["reasoning_content"] = Json::from(generation.thinking.clone());
+async fn complete(pieces: Pieces, reply: Reply) -> Result<Response, ApiError> {
+    let whole = pieces.collect().await?;
+    let generation = &whole.generation;
+    let mut message = json!({"role": "assistant", "content": whole.content});
+    if !whole.thinking.is_empty() {
+        message["reasoning_content"] = Json::from(whole.thinking.clone());
     }
-    let finish_reason = if parsed.calls.is_empty() {
+    let finish_reason = if whole.calls.is_empty() {
         params::finish_reason(generation.stop_reason)
     } else {
-        if parsed.content.is_empty() {
+        if whole.content.is_empty() {
             message["content"] = Json::Null;
         }
-        message["tool_calls"] = json!(reply.tool_calls(&parsed.calls, false));
+        message["tool_calls"] = json!(reply.tool_calls(&whole.calls, false));
         "tool_calls"
     };
+    let logprobs: Vec<ChatLogprob> = whole.logprobs.iter().map(params::chat_logprob).collect();
     let body = json!({
         "id": reply.id,
         "object": "chat.completion",
@@ -402,34 +299,30 @@ async fn complete(mut job: AsyncJob, reply: Reply) -> Result<Response, ApiError>
             "logprobs": if reply.logprobs { json!({"content": logprobs}) } else { Json::Null },
             "finish_reason": finish_reason,
         }],
-        "usage": Reply::usage(&generation),
+        "usage": Reply::usage(generation),
     });
     Ok(axum::Json(body).into_response())
 }
 
 /// Turns a job's events into `chat.completion.chunk` events.
 struct Streamer {
-    job: AsyncJob,
+    pieces: Pieces,
     reply: Reply,
     include_usage: bool,
     sent_role: bool,
     finished: bool,
-    /// Answer text, held back where a tool-call block may start.
-    gate: CallGate,
     /// Log-probabilities not yet attached to a chunk.
     logprobs: Vec<ChatLogprob>,
 }
 
 impl Streamer {
-    fn new(job: AsyncJob, reply: Reply, include_usage: bool) -> Streamer {
-        let gate = CallGate::new(reply.use_tools);
+    fn new(pieces: Pieces, reply: Reply, include_usage: bool) -> Streamer {
         Streamer {
-            job,
+            pieces,
             reply,
             include_usage,
             sent_role: false,
             finished: false,
-            gate,
             logprobs: Vec::new(),
         }
     }
@@ -475,63 +368,38 @@ impl Streamer {
             ]);
         }
         loop {
-            let event = self.job.next().await;
-            match event {
-                Some(Event::Text {
-                    channel: Channel::Thinking,
-                    text,
-                }) if !text.is_empty() => {
+            let Some(piece) = self.pieces.next().await else {
+                self.finished = true;
+                return None;
+            };
+            match piece {
+                Piece::Thinking(text) => {
                     return Some(vec![self.chunk(json!({"reasoning_content": text}), None)]);
                 }
-                Some(Event::Text {
-                    channel: Channel::Answer,
-                    text,
-                }) => {
-                    let ready = self.gate.push(&text);
-                    if !ready.is_empty() {
-                        return Some(vec![self.chunk(json!({"content": ready}), None)]);
-                    }
-                }
-                Some(Event::Token(t)) => {
+                Piece::Text(text) => return Some(vec![self.chunk(json!({"content": text}), None)]),
+                Piece::Token(t) => {
                     if self.reply.logprobs {
                         self.logprobs.push(params::chat_logprob(&t));
                     }
                 }
-                Some(Event::Done { generation, .. }) => {
-                    params::log_done(
-                        (self.reply.log, &self.reply.metrics),
-                        super::metrics::Endpoint::Chat,
-                        &self.reply.id,
-                        &generation,
-                    );
+                Piece::Done { generation, calls } => {
                     self.finished = true;
-                    return Some(self.finish(&generation));
+                    return Some(self.finish(&generation, &calls));
                 }
-                Some(Event::Error(error)) => {
+                Piece::Failed(error) => {
                     self.finished = true;
-                    let error = ApiError::from(error);
-                    return Some(vec![sse::Event::default().data(error.body().to_string())]);
-                }
-                Some(_) => {}
-                None => {
-                    self.finished = true;
-                    let error = ApiError::server("the engine stopped before finishing the request");
                     return Some(vec![sse::Event::default().data(error.body().to_string())]);
                 }
             }
         }
     }
 
-    /// The held-back text or tool calls, the finishing chunk, usage and `[DONE]`.
-    fn finish(&mut self, generation: &Generation) -> Vec<sse::Event> {
+    /// The tool calls, the finishing chunk, usage and `[DONE]`.
+    fn finish(&mut self, generation: &Generation, calls: &[tools::ParsedCall]) -> Vec<sse::Event> {
         let mut events = Vec::new();
         let mut finish_reason = params::finish_reason(generation.stop_reason);
-        let (rest, calls) = self.gate.finish();
-        if !rest.is_empty() {
-            events.push(self.chunk(json!({"content": rest}), None));
-        }
         if !calls.is_empty() {
-            let calls = self.reply.tool_calls(&calls, true);
+            let calls = self.reply.tool_calls(calls, true);
             events.push(self.chunk(json!({"tool_calls": calls}), None));
             finish_reason = "tool_calls";
         }
@@ -594,15 +462,5 @@ mod tests {
         let e = messages(r#"[{"role":"user","content":[{"type":"image_url"}]}]"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
         assert!(messages(r#"[{"role":"user"}]"#).is_err());
-    }
-
-    #[test]
-    fn system_text_is_merged_or_added() {
-        let mut m = vec![ChatMessage::user("hi")];
-        add_system_text(&mut m, "x");
-        assert_eq!(m[0].role, "system");
-        add_system_text(&mut m, "y");
-        assert_eq!(m[0].content.as_deref(), Some("x\n\ny"));
-        assert_eq!(m.len(), 2);
     }
 }

@@ -31,13 +31,22 @@ impl AsyncJob {
         let cancel = job.cancel_flag();
         let (tx, events) = mpsc::channel(CHANNEL_EVENTS);
         tokio::task::spawn_blocking(move || {
-            // The slot is free once the engine is done with the job (it drops its sender).
-            let _slot = slot;
-            // Ends after the last event (the engine drops its sender) or when the handler is
-            // gone (`blocking_send` fails); dropping `job` cancels the generation.
+            // The slot is free once the engine is done with the job: at its last event (before
+            // the handler sees it, so a client that reads the answer and then `/metrics` finds
+            // the request finished), or when the engine drops its sender without one.
+            let mut slot = Some(slot);
+            // Ends after the last event or when the handler is gone (`blocking_send` fails);
+            // dropping `job` cancels the generation.
             while let Ok(event) = job.events.recv() {
+                let last = matches!(event, Event::Done { .. } | Event::Error(_));
+                if last {
+                    slot.take();
+                }
                 if tx.blocking_send(event).is_err() {
                     job.cancel();
+                    break;
+                }
+                if last {
                     break;
                 }
             }

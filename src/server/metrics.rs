@@ -19,16 +19,26 @@ pub enum Endpoint {
     Chat,
     Completion,
     Infill,
+    Messages,
+    Responses,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completion, Endpoint::Infill];
+    const ALL: [Endpoint; 5] = [
+        Endpoint::Chat,
+        Endpoint::Completion,
+        Endpoint::Infill,
+        Endpoint::Messages,
+        Endpoint::Responses,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Completion => "completion",
             Endpoint::Infill => "infill",
+            Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 }
@@ -36,7 +46,7 @@ impl Endpoint {
 /// Counters since the server started; updated once per finished request.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 3],
+    requests: [AtomicU64; Endpoint::ALL.len()],
     prompt_tokens: AtomicU64,
     cached_tokens: AtomicU64,
     generated_tokens: AtomicU64,

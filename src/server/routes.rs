@@ -37,6 +37,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/apply-template", post(super::utility::apply_template))
         .route("/metrics", get(super::metrics::handle))
         .route("/infill", post(super::infill::handle))
+        // Anthropic's Messages API and OpenAI's Responses API.
+        .route("/v1/messages", post(super::messages::handle))
+        .route(
+            "/v1/messages/count_tokens",
+            post(super::messages::count_tokens),
+        )
+        .route("/v1/responses", post(super::responses::handle))
+        .route("/responses", post(super::responses::handle))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
@@ -46,21 +54,27 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// Rejects requests without the right `Authorization: Bearer` key (when the server has one).
+/// Rejects requests without the right key (when the server has one): `Authorization: Bearer`,
+/// or `x-api-key` as the Anthropic SDKs send it (the Messages API answers in its own shape).
 async fn authorize(
     State(state): State<Arc<ServerState>>,
     request: Request,
     next: Next,
 ) -> Response {
     if let Some(key) = &state.options.api_key {
-        let given = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let bearer = header(AUTHORIZATION.as_str())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), key.as_bytes())) {
-            return ApiError::unauthorized().into_response();
+        let matches = |given: Option<&str>| {
+            given.is_some_and(|given| constant_time_eq(given.as_bytes(), key.as_bytes()))
+        };
+        if !matches(bearer) && !matches(header("x-api-key").map(str::trim)) {
+            let error = ApiError::unauthorized();
+            if request.uri().path().starts_with("/v1/messages") {
+                return super::messages::error_response(&error);
+            }
+            return error.into_response();
         }
     }
     next.run(request).await

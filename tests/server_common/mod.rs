@@ -271,3 +271,45 @@ pub fn stream_partially(
     }
     stream
 }
+
+/// Sends a request and hangs up after `wait` without reading the answer (a client that leaves).
+pub fn send_and_leave(addr: SocketAddr, path: &str, body: &serde_json::Value, wait: Duration) {
+    let body = body.to_string();
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(raw.as_bytes()).unwrap();
+    std::thread::sleep(wait);
+}
+
+/// The Python with the `openai` and `anthropic` packages: $LANTERNFISH_OPENAI_PYTHON, or the
+/// venv that scripts/openai-venv.sh makes (asserted to exist).
+pub fn client_python() -> PathBuf {
+    let python = match std::env::var_os("LANTERNFISH_OPENAI_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => root().join(".cache/openai-venv/bin/python"),
+    };
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/openai-venv.sh (it installs the `openai` and `anthropic` packages in .cache/openai-venv)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `script` (under tests/) with the client Python and `args`; fails with its output.
+pub fn run_client_script(script: &str, args: &[String]) {
+    let output = Command::new(client_python())
+        .arg(root().join("tests").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
