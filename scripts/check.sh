@@ -4,7 +4,8 @@
 #   scripts/check.sh
 #
 # Steps: formatting, clippy with warnings as errors, the test models (if scripts/fetch-test-models.sh
-# exists), the `openai` Python client for the server tests (scripts/openai-venv.sh), all tests, the
+# exists), the `openai` and `anthropic` Python clients for the server tests (scripts/openai-venv.sh),
+# all tests, the
 # README's first command (scripts/start.sh, one question piped in, the answer checked), the
 # desktop app's smoke test under Xvfb (scripts/app-smoke.sh; needs xvfb, xdotool, imagemagick), and
 # docs with warnings as errors. Each step prints its duration, and a summary follows at the end.

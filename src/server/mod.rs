@@ -1,16 +1,20 @@
 //! The OpenAI-compatible HTTP server behind `lanternfish serve`: `GET /v1/models`,
-//! `POST /v1/chat/completions`, `POST /v1/completions` (with `suffix` as fill-in-the-middle) and
-//! `GET /health`, streamed with server-sent events, over one [`Engine`].
+//! `POST /v1/chat/completions`, `POST /v1/completions` (with `suffix` as fill-in-the-middle),
+//! `POST /v1/responses` (OpenAI's Responses API), `POST /v1/messages` (Anthropic's Messages API)
+//! and `GET /health`, streamed with server-sent events, over one [`Engine`].
 //!
 //! - `routes.rs`: the router, API-key check, request bodies (size limit, read timeout, JSON
-//!   errors) and the small endpoints; `chat.rs` and `completions.rs`: the two generation
-//!   endpoints; `job.rs`: engine jobs bridged to tokio (cancelled when the client goes away);
+//!   errors) and the small endpoints; `chat.rs` and `completions.rs`: the two OpenAI generation
+//!   endpoints; `responses.rs`, `messages.rs` and their `_stream.rs` files: the agent APIs;
+//!   `reply.rs`: what the chat-shaped APIs share (prompt rendering, reply pieces);
+//!   `job.rs`: engine jobs bridged to tokio (cancelled when the client goes away);
 //!   `types.rs`: the wire types; `params.rs`: shared parameter checks; `tools.rs`: DeepSeek
 //!   tool-call parsing; `fim.rs`: fill-in-the-middle prompts; `error.rs`: OpenAI-shaped errors.
 //! - Requests queue in the engine's FIFO and run one at a time (the engine does not batch
 //!   sequences yet); the KV cache of the previous request is reused for a shared prefix.
-//! - Every failure is an HTTP status with `{"error": {"message", "type", "param", "code"}}`;
-//!   an engine error fails its own request only.
+//! - Every failure is an HTTP status with `{"error": {"message", "type", "param", "code"}}`
+//!   (Anthropic's `{"type": "error", "error": {"type", "message"}}` on `/v1/messages`); an
+//!   engine error fails its own request only.
 
 mod chat;
 mod completions;
