@@ -206,7 +206,11 @@ assert streamed == reasoning.content[0].text, (streamed, reasoning)
 # next turn with its output renders.
 caller = openai_client(tools_root)
 tool_model = caller.models.list().data[0].id
-tools = [{"type": "function", "name": "get_weather", "description": "The forecast.", "parameters": SCHEMA}]
+# A hosted tool beside it (Codex may list some) is left out of the prompt, not an error.
+tools = [
+    {"type": "function", "name": "get_weather", "description": "The forecast.", "parameters": SCHEMA},
+    {"type": "web_search"},
+]
 r = caller.responses.create(model=tool_model, input="Weather in Paris?", tools=tools, temperature=0)
 (call,) = [o for o in r.output if o.type == "function_call"]
 assert call.name == "get_weather" and json.loads(call.arguments) == WEATHER_ARGS and call.call_id, call

@@ -321,7 +321,7 @@ fn hostile_bodies_get_each_apis_error_shape() {
         json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}),
         json!({"input": [{"type": "function_call", "name": "f"}]}),
         json!({"input": long}),
-        json!({"tools": [{"type": "web_search"}]}),
+        json!({"tools": [{"type": "teleport"}]}),
         json!({"tools": [{"type": "function"}]}),
         json!({"tool_choice": 7}),
         json!({"max_output_tokens": 0}),

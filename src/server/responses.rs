@@ -1,9 +1,9 @@
 //! OpenAI's Responses API, `POST /v1/responses`, as Codex CLI uses it statelessly (the whole
 //! history in `input` each turn): `input` as a string or items (messages with `input_text` /
 //! `output_text` parts, `function_call` and `function_call_output` items, `reasoning` items),
-//! `instructions`, function `tools` (the flat shape), `tool_choice`, `max_output_tokens`,
-//! `temperature`, `top_p`, `reasoning.effort` (the template's thinking switch), `stream`. The
-//! input is converted to template messages and runs through the chat pipeline (`reply.rs`); the
+//! `instructions`, function `tools` (the flat shape; hosted tools such as `web_search` are left
+//! out), `tool_choice`, `max_output_tokens`, `temperature`, `top_p`, `reasoning.effort` (the
+//! template's thinking switch), `stream`. The input is converted to template messages and runs through the chat pipeline (`reply.rs`); the
 //! answer is a `response` object whose `output` holds `reasoning`, `message` and `function_call`
 //! items, or the streamed events of `responses_stream.rs`.
 //!
@@ -319,7 +319,7 @@ fn prepare(
 ) -> Result<Prepared, ApiError> {
     let messages = convert(request)?;
     let tools = match (&request.tools, use_tools) {
-        (Some(tools), true) => Some(convert_tools(tools)?),
+        (Some(tools), true) => Some(convert_tools(tools)?).filter(|t| !t.is_empty()),
         _ => None,
     };
     let effort = request.reasoning.as_ref().and_then(|r| r.effort.as_deref());
@@ -328,34 +328,50 @@ fn prepare(
     reply::render(state, messages, tools, Vec::new(), extra)
 }
 
+/// OpenAI's hosted tools and Codex's built-in ones, which run on OpenAI's side or need their own
+/// item types: left out of the prompt (the model is not offered them) rather than failing the
+/// request, since Codex CLI may list them beside its function tools.
+const HOSTED_TOOLS: [&str; 8] = [
+    "web_search",
+    "file_search",
+    "code_interpreter",
+    "image_generation",
+    "computer_use",
+    "local_shell",
+    "custom",
+    "mcp",
+];
+
 /// Function tools in the flat shape (`{"type": "function", "name", "description",
-/// "parameters"}`) as the Chat Completions shape the templates know.
+/// "parameters"}`) as the Chat Completions shape the templates know; hosted tools are left out,
+/// other types are 400s.
 fn convert_tools(tools: &[Json]) -> Result<Vec<Json>, ApiError> {
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let param = format!("tools[{i}]");
-            let kind = tool.get("type").and_then(Json::as_str).unwrap_or("");
-            if kind != "function" {
-                return Err(ApiError::invalid_param(
-                    &param,
-                    format!("tool type {kind:?} is not supported (only function tools are)"),
-                ));
-            }
-            let Some(name) = tool.get("name").and_then(Json::as_str) else {
-                return Err(ApiError::invalid_param(
-                    &param,
-                    format!("{param} has no name"),
-                ));
-            };
-            Ok(json!({"type": "function", "function": {
-                "name": name,
-                "description": tool.get("description").cloned().unwrap_or(json!("")),
-                "parameters": tool.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
-            }}))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, tool) in tools.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        let kind = tool.get("type").and_then(Json::as_str).unwrap_or("");
+        if HOSTED_TOOLS.iter().any(|hosted| kind.starts_with(hosted)) {
+            continue;
+        }
+        if kind != "function" {
+            return Err(ApiError::invalid_param(
+                &param,
+                format!("tool type {kind:?} is not supported (function tools are)"),
+            ));
+        }
+        let Some(name) = tool.get("name").and_then(Json::as_str) else {
+            return Err(ApiError::invalid_param(
+                &param,
+                format!("{param} has no name"),
+            ));
+        };
+        out.push(json!({"type": "function", "function": {
+            "name": name,
+            "description": tool.get("description").cloned().unwrap_or(json!("")),
+            "parameters": tool.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
+        }}));
+    }
+    Ok(out)
 }
 
 fn text_of(parts: Parts, param: &str) -> Result<String, ApiError> {
@@ -555,9 +571,16 @@ mod tests {
                 "{input}"
             );
         }
-        assert!(convert_tools(&[json!({"type": "web_search"})]).is_err());
+        assert!(convert_tools(&[json!({"type": "teleport"})]).is_err());
+        assert!(convert_tools(&[json!({"name": "f"})]).is_err());
         assert!(convert_tools(&[json!({"type": "function"})]).is_err());
-        let t = convert_tools(&[json!({"type": "function", "name": "f"})]).unwrap();
+        let t = convert_tools(&[
+            json!({"type": "web_search_preview"}),
+            json!({"type": "function", "name": "f"}),
+            json!({"type": "local_shell"}),
+        ])
+        .unwrap();
+        assert_eq!(t.len(), 1);
         assert_eq!(t[0]["function"]["name"], "f");
     }
 }
