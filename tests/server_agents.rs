@@ -138,6 +138,21 @@ fn messages_api_objects_and_event_sequence() {
         metrics.contains("lanternfish_requests_total{endpoint=\"messages\"} 2"),
         "{metrics}"
     );
+
+    // A stop sequence from the middle of the greedy reply ends it there, and is the one named.
+    let chars: Vec<char> = text.chars().collect();
+    assert!(chars.len() >= 3, "the reply is too short to cut: {text:?}");
+    let cut: String = chars[1..3].iter().collect();
+    let mut body = messages_body("Hello there", 6, false);
+    body["stop_sequences"] = json!(["never in this reply", cut]);
+    let stopped = server.post("/v1/messages", &body).json();
+    assert_eq!(stopped["stop_reason"], "stop_sequence", "{stopped}");
+    assert_eq!(stopped["stop_sequence"], cut.as_str(), "{stopped}");
+    let kept = stopped["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(kept) && kept.len() < text.len(),
+        "{stopped}"
+    );
 }
 
 /// `/v1/responses` whole and streamed: the response object, the numbered event sequence and the

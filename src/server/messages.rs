@@ -219,8 +219,12 @@ impl Reply {
             StopReason::Length | StopReason::ContextFull => ("max_tokens", Json::Null),
             StopReason::Stop => (
                 "stop_sequence",
-                reply::matched_stop(&self.state, generation, &self.stop)
-                    .map_or(Json::Null, Json::from),
+                reply::matched_stop(
+                    &self.state.engine.tokenizer().decode(&generation.tokens),
+                    &generation.answer,
+                    &self.stop,
+                )
+                .map_or(Json::Null, Json::from),
             ),
         }
     }

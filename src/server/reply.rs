@@ -277,16 +277,10 @@ impl Pieces {
     }
 }
 
-/// Which of `stop` ended a generation that stopped on a stop string: the one that follows the
-/// answer in the decoded tokens (the engine cuts the answer before it), the first one if that
-/// cannot be told.
-pub fn matched_stop(
-    state: &ServerState,
-    generation: &Generation,
-    stop: &[String],
-) -> Option<String> {
-    let text = state.engine.tokenizer().decode(&generation.tokens);
-    let answer = generation.answer.as_str();
+/// Which of `stop` ended a generation that stopped on a stop string, given the text of all its
+/// tokens (`decoded`) and its `answer` (which the engine cuts before the stop string): the one
+/// that follows the answer in the text, the first one if that cannot be told.
+pub fn matched_stop(decoded: &str, answer: &str, stop: &[String]) -> Option<String> {
     // The end of the answer is enough to place it (its start may have had newlines trimmed).
     let tail_start = (0..=answer.len().saturating_sub(32))
         .rev()
@@ -294,7 +288,7 @@ pub fn matched_stop(
         .unwrap_or(0);
     let tail = &answer[tail_start..];
     stop.iter()
-        .filter_map(|s| text.find(&format!("{tail}{s}")).map(|at| (at, s)))
+        .filter_map(|s| decoded.find(&format!("{tail}{s}")).map(|at| (at, s)))
         .min_by_key(|(at, _)| *at)
         .map(|(_, s)| s.clone())
         .or_else(|| stop.first().cloned())
@@ -342,6 +336,20 @@ mod tests {
         );
         assert!(tools_requested(true, Some(&Json::from("sometimes"))).is_err());
         assert!(tools_requested(true, Some(&Json::from(3))).is_err());
+    }
+
+    #[test]
+    fn the_stop_string_that_ended_the_answer() {
+        let stop = ["END".to_owned(), "\n\n".to_owned()];
+        let m = |decoded: &str, answer: &str| matched_stop(decoded, answer, &stop);
+        assert_eq!(m("<think>x</think>Hi.\n\nEND", "Hi."), Some("\n\n".into()));
+        assert_eq!(m("Hi. END\n\n", "Hi. "), Some("END".into()));
+        // An END earlier in a long answer is not the one that stopped it.
+        let answer = format!("END {}", "word ".repeat(20));
+        assert_eq!(m(&format!("{answer}\n\nEND"), &answer), Some("\n\n".into()));
+        // Not placeable (a stop string cut in the middle of a token's text): the first one.
+        assert_eq!(m("Hi.", "Hi."), Some("END".into()));
+        assert_eq!(matched_stop("x", "x", &[]), None);
     }
 
     #[test]
