@@ -156,6 +156,10 @@ impl Streamer {
         calls: &[ParsedCall],
         events: &mut Vec<sse::Event>,
     ) {
+        if self.next_index == 0 && calls.is_empty() {
+            // An empty answer is still a text block, as in the non-streamed message.
+            self.open_block(Open::Text, events);
+        }
         self.close_block(events);
         for (i, call) in calls.iter().enumerate() {
             let index = self.next_index;

@@ -170,12 +170,14 @@ impl Reply {
         &self.id[self.id.len().saturating_sub(12)..]
     }
 
-    pub fn message_id(&self) -> String {
-        format!("msg_{}", self.suffix())
+    /// The id of the `message` item at `index` of the output.
+    pub fn message_id(&self, index: usize) -> String {
+        format!("msg_{}_{index}", self.suffix())
     }
 
-    pub fn reasoning_id(&self) -> String {
-        format!("rs_{}", self.suffix())
+    /// The id of the `reasoning` item at `index` of the output.
+    pub fn reasoning_id(&self, index: usize) -> String {
+        format!("rs_{}_{index}", self.suffix())
     }
 
     /// A `function_call` item (`arguments` empty while they stream).
@@ -300,10 +302,13 @@ async fn respond(state: Arc<ServerState>, body: Body) -> Result<Response, ApiErr
 fn response(reply: &Reply, whole: &Collected) -> Json {
     let mut output = Vec::new();
     if !whole.thinking.is_empty() {
-        output.push(reasoning_item(&reply.reasoning_id(), &whole.thinking));
+        output.push(reasoning_item(&reply.reasoning_id(0), &whole.thinking));
     }
     if !whole.content.is_empty() || whole.calls.is_empty() {
-        output.push(message_item(&reply.message_id(), &whole.content));
+        output.push(message_item(
+            &reply.message_id(output.len()),
+            &whole.content,
+        ));
     }
     for (i, call) in whole.calls.iter().enumerate() {
         output.push(reply.function_call(i, call, true));

@@ -116,8 +116,8 @@ impl Streamer {
 
     fn item_id(&self) -> String {
         match self.open {
-            Open::Reasoning => self.reply.reasoning_id(),
-            _ => self.reply.message_id(),
+            Open::Reasoning => self.reply.reasoning_id(self.output.len()),
+            _ => self.reply.message_id(self.output.len()),
         }
     }
 
