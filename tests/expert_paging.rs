@@ -19,7 +19,8 @@ use lanternfish::synth::{Layout, Routing, SynthConfig, SynthOptions, WeightType,
 
 /// A synth model with realistic (skewed, local) routing, written to `dir`.
 fn synth_file(dir: &Path, preset: &str, weights: &str) -> PathBuf {
-    let mut config = SynthConfig::preset(preset).unwrap();
+    let mut config = SynthConfig::preset(preset)
+        .unwrap_or_else(|| panic!("no preset {preset:?} in {:?}", SynthConfig::PRESETS));
     config.routing = Routing::from_name("realistic").unwrap();
     let options = SynthOptions {
         config,
@@ -123,6 +124,15 @@ fn tiny_v2_f32_budgets_are_bit_identical() {
 #[test]
 fn tiny_v3_q4_k_m_budgets_are_bit_identical() {
     check_budgets("tiny-v3", "q4_k_m");
+}
+
+/// The other labs' deepseek2 shapes (issue 18): Kimi-K2's 384 experts and top-8, GLM-4.7-Flash
+/// with its MTP block after the trunk, Mistral Large 3's query temperature and group rule.
+#[test]
+fn other_labs_presets_budgets_are_bit_identical() {
+    for preset in ["kimi-k2", "glm-4.7-flash", "mistral-large-3"] {
+        check_budgets(preset, "q4_k_m");
+    }
 }
 
 #[test]

@@ -388,6 +388,8 @@ fn argmax_matches_cpu_exactly() {
 fn router_model(r: &RouterConfig) -> DeepSeekConfig {
     DeepSeekConfig {
         n_layer: 1,
+        n_nextn: 0,
+        attn_temperature: None,
         n_ctx_train: 4096,
         n_embd: 16,
         n_ff: 0,

@@ -11,7 +11,9 @@
 //   n_head_kv * head_dim); query head h reads cached head g = h / (n_head / n_head_kv).
 // Query i at position p = positions[i] sees the cached positions t = 0 .. p (n_pos = p + 1 rows,
 // which already hold the batch's own rows; clamped to n_ctx). For each query head h:
-//   s[i, h, t]   = kq_scale * (query[i, h] . key[t, g])                (length key_len)
+//   s[i, h, t]   = kq_scale * T(p) * (query[i, h] . key[t, g])         (length key_len)
+// with T(p) = ln(floor(p / temp_length) + 1) * temp_scale + 1 the query temperature of
+// Mistral Large 3 (llama.cpp scales the query by it; 1 when temp_length = 0)
 //   out[i, h, c] = sum_t softmax_t(s[i, h, t]) * value[t, g, c]        c < value_len
 //
 // A workgroup takes HEADS (4) query heads of one cached head, one per vec4 component, so every
@@ -81,9 +83,11 @@ struct Params {
     n_ctx: u32,
     n_chunks: u32,
     min_chunk: u32,
+    // Query temperature: scores of a query at position p scaled by
+    // ln(floor(p / temp_length) + 1) * temp_scale + 1 (temp_length 0: none).
+    temp_scale: f32,
+    temp_length: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -153,6 +157,11 @@ fn main(
         return;
     }
     let t_end = min(t_begin + chunk_len, n_pos);
+    var score_scale = params.kq_scale;
+    if params.temp_length != 0u {
+        let floors = f32(positions[tok] / params.temp_length);
+        score_scale *= log(floors + 1.0) * params.temp_scale + 1.0;
+    }
 
     for (var i = lane; i < HEADS * key_quads; i += WORKGROUP_SIZE) {
         let slot = i / key_quads;
@@ -214,7 +223,7 @@ fn main(
             for (var i = 0u; i < LANES_PER_POS; i++) {
                 s += partial[lane * LANES_PER_POS + i];
             }
-            scores[lane] = params.kq_scale * s;
+            scores[lane] = score_scale * s;
         }
         workgroupBarrier();
         // Online softmax update: lanes t < 32 find the tile's maximum (each the same) and the

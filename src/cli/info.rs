@@ -155,6 +155,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         .get("general.architecture")
         .and_then(|v| v.as_str())
         .unwrap_or("unknown");
+    let family = crate::model::family::describe(&|k| model.get(k), &|t| model.tensor(t).is_some());
     let prefix = format!("{arch}.");
     let hparams: Vec<(&str, Value<'_>)> = first
         .metadata()
@@ -196,6 +197,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "alignment": first.alignment(),
             "file_bytes": file_bytes,
             "architecture": arch,
+            "family": family,
             "name": str_key("general.name"),
             "file_type": file_type.map(|id| json!({"id": id, "name": file_type_name(id)})),
             "hyperparameters": hparams.iter().map(|(k, v)| (k.to_string(), to_json(*v))).collect::<serde_json::Map<_, _>>(),
@@ -245,6 +247,9 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         file_bytes
     );
     println!("architecture:  {arch}");
+    if let Some(family) = &family {
+        println!("family:        {family}");
+    }
     if let Some(name) = str_key("general.name") {
         println!("name:          {name}");
     }

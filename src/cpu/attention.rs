@@ -25,7 +25,8 @@ pub enum MlaForm {
 }
 
 /// Projections of `n_tok` normalised inputs `a` `[n_tok, d]` at positions `pos0..`: returns the
-/// queries `[n_tok, H, dn + dr]` (q_pe rotated) and the latent cache rows `[n_tok, r + dr]`
+/// queries `[n_tok, H, dn + dr]` (q_pe rotated, all of it scaled by the query temperature if the
+/// model has one) and the latent cache rows `[n_tok, r + dr]`
 /// (c_kv normalised, k_pe rotated).
 pub fn project(
     w: &LayerWeights<'_>,
@@ -61,6 +62,11 @@ pub fn project(
         let pos = pos0 + t;
         for head in q_t.chunks_exact_mut(dk) {
             rope(&mut head[dn..], pos, freqs); // q_pe [dr]
+        }
+        if let Some(temperature) = c.attn_temperature {
+            // Mistral Large 3: the whole query (nope and rope parts) scaled by position.
+            let f = temperature.factor(pos);
+            q_t.iter_mut().for_each(|v| *v *= f);
         }
         let (c_kv, k_pe) = kv_t.split_at_mut(r);
         rmsnorm(&mut normed, c_kv, &w.attn_kv_a_norm, c.rms_eps); // c_kv [r]

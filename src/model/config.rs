@@ -9,7 +9,9 @@
 //! file's keys (llama.cpp ignores them for deepseek2 and uses 32 / 1, which is what DeepSeek files
 //! store anyway).
 
-use super::metadata::{Meta, meta_error, read_gating, read_head_dims, read_rope_scaling};
+use super::metadata::{
+    Meta, meta_error, read_gating, read_head_dims, read_rope_scaling, read_temperature,
+};
 use crate::gguf::{GgufModel, Value};
 use crate::{Error, Result};
 
@@ -72,11 +74,34 @@ pub struct YarnConfig {
     pub log_multiplier: f32,
 }
 
+/// Query temperature tuning (Mistral Large 3; llama.cpp `llm_graph_input_attn_temp` with offset
+/// 0): every query at position p is multiplied by `ln(⌊p / length⌋ + 1) · scale + 1`, so only
+/// positions from `length` on are changed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnTemperature {
+    /// `attention.temperature_scale`
+    pub scale: f32,
+    /// `attention.temperature_length`
+    pub length: usize,
+}
+
+impl AttnTemperature {
+    /// The factor on the query at `pos`.
+    pub fn factor(&self, pos: usize) -> f32 {
+        ((((pos / self.length) as f64) + 1.0).ln() * f64::from(self.scale) + 1.0) as f32
+    }
+}
+
 /// Everything the forward pass needs to know about a deepseek2 model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeepSeekConfig {
-    /// L (`block_count`).
+    /// L: the blocks the forward pass runs (`block_count` less `nextn_predict_layers`).
     pub n_layer: usize,
+    /// Multi-token-prediction blocks stored after the trunk (`nextn_predict_layers`, default 0):
+    /// `blk.L ..` hold them; they are validated and counted, not run.
+    pub n_nextn: usize,
+    /// Query temperature tuning, when the file has `attention.temperature_scale` (≠ 0).
+    pub attn_temperature: Option<AttnTemperature>,
     /// n_ctx_train (`context_length`).
     pub n_ctx_train: usize,
     /// d (`embedding_length`).
@@ -128,6 +153,21 @@ pub struct DeepSeekConfig {
     pub n_vocab: usize,
 }
 
+/// How groups of experts are ranked. Sigmoid gating (V3, Kimi, GLM): the sum of each group's two
+/// best biased scores. Softmax gating: DeepSeek-V2's `group_limited_greedy` ranks by the group's
+/// best probability (HF `modeling_deepseek_v2.py`), but Mistral Large 3, also softmax-gated and
+/// stored as `deepseek2`, ranks by the top-2 sum (HF `modeling_mistral4.py`; llama.cpp uses the
+/// top-2 sum for every file). A Mistral file is told by its Tekken tokenizer or its query
+/// temperature keys, which no DeepSeek file has.
+fn group_score<'a>(gating: GatingFunc, get: &dyn Fn(&str) -> Option<Value<'a>>) -> GroupScore {
+    let mistral = get("tokenizer.ggml.pre").and_then(|v| v.as_str()) == Some("tekken")
+        || get(&key("attention.temperature_scale")).is_some();
+    match gating {
+        GatingFunc::Softmax if !mistral => GroupScore::Max,
+        _ => GroupScore::Top2Sum,
+    }
+}
+
 /// Full metadata key name for an architecture key.
 pub fn key(name: &str) -> String {
     format!("{ARCH}.{name}")
@@ -152,7 +192,15 @@ impl DeepSeekConfig {
             }
         }
         let m = Meta { get };
-        let n_layer = m.usize("block_count")?;
+        let n_blocks = m.usize("block_count")?;
+        let n_nextn = m.opt_usize("nextn_predict_layers")?.unwrap_or(0);
+        if n_nextn >= n_blocks {
+            return Err(meta_error(
+                "nextn_predict_layers",
+                format!("{n_nextn} leaves no trunk in block_count {n_blocks}"),
+            ));
+        }
+        let n_layer = n_blocks - n_nextn;
         let n_embd = m.usize("embedding_length")?;
         let n_head = m.usize("attention.head_count")?;
         let n_ctx_train = m.usize("context_length")?;
@@ -166,9 +214,12 @@ impl DeepSeekConfig {
                 .map(|a| a.len())
                 .ok_or_else(|| meta_error("vocab_size", "missing, and no tokenizer.ggml.tokens"))?,
         };
-        let expert_gating_func = read_gating(&m, n_layer, n_vocab)?;
+        // llama.cpp's GLM-4.7 rule looks at the stored block count (47, or 48 with the MTP block).
+        let expert_gating_func = read_gating(&m, n_blocks, n_vocab)?;
         let config = DeepSeekConfig {
             n_layer,
+            n_nextn,
+            attn_temperature: read_temperature(&m)?,
             n_ctx_train,
             n_embd,
             n_ff: m.opt_usize("feed_forward_length")?.unwrap_or(0),
@@ -195,23 +246,9 @@ impl DeepSeekConfig {
             expert_gating_func,
             n_expert_groups: m.opt_usize("expert_group_count")?.unwrap_or(0),
             n_group_used: m.opt_usize("expert_group_used_count")?.unwrap_or(0),
-            group_score: match expert_gating_func {
-                GatingFunc::Softmax => GroupScore::Max,
-                GatingFunc::Sigmoid => GroupScore::Top2Sum,
-            },
+            group_score: group_score(expert_gating_func, get),
             n_vocab,
         };
-        for unsupported in [
-            "attention.temperature_scale",
-            "attention.temperature_length",
-        ] {
-            if get(&key(unsupported)).is_some() {
-                return Err(meta_error(
-                    unsupported,
-                    "query temperature scaling is not supported",
-                ));
-            }
-        }
         config.check()?;
         Ok(config)
     }

@@ -1,7 +1,7 @@
 //! Typed reading of `deepseek2.*` metadata keys for [`DeepSeekConfig`](super::DeepSeekConfig):
 //! a present key of the wrong type, or one that contradicts another, is an error naming it.
 
-use super::config::{GatingFunc, MlaLayout, RopeScaling, YarnConfig, key};
+use super::config::{AttnTemperature, GatingFunc, MlaLayout, RopeScaling, YarnConfig, key};
 use crate::gguf::Value;
 use crate::{Error, Result};
 
@@ -193,6 +193,23 @@ pub(super) fn read_rope_scaling(m: &Meta<'_, '_>, n_ctx_train: usize) -> Result<
         Some(other) => Err(meta_error(
             "rope.scaling.type",
             format!("\"{other}\" is not supported (none, linear, yarn)"),
+        )),
+    }
+}
+
+/// `attention.temperature_scale` / `_length` (Mistral Large 3): absent or a scale of 0 ⇒ none
+/// (llama.cpp applies it when the scale is non-zero); a scale needs a positive length.
+pub(super) fn read_temperature(m: &Meta<'_, '_>) -> Result<Option<AttnTemperature>> {
+    let scale = m.opt_f32("attention.temperature_scale")?.unwrap_or(0.0);
+    let length = m.opt_usize("attention.temperature_length")?;
+    if scale == 0.0 {
+        return Ok(None);
+    }
+    match length {
+        Some(length) if length > 0 => Ok(Some(AttnTemperature { scale, length })),
+        _ => Err(meta_error(
+            "attention.temperature_length",
+            format!("missing or 0, needed by attention.temperature_scale {scale}"),
         )),
     }
 }

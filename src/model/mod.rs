@@ -5,10 +5,13 @@
 pub mod config;
 pub mod dense;
 pub mod dense_rope;
+pub mod family;
 mod metadata;
 pub mod weights;
 
-pub use config::{DeepSeekConfig, GatingFunc, GroupScore, MlaLayout, RopeScaling, YarnConfig};
+pub use config::{
+    AttnTemperature, DeepSeekConfig, GatingFunc, GroupScore, MlaLayout, RopeScaling, YarnConfig,
+};
 pub use weights::{FfnTensors, KvBTensors, LayerTensors, ModelTensors, MoeTensors, QTensors};
 
 #[cfg(test)]

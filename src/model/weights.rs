@@ -18,6 +18,27 @@ pub struct ModelTensors<'m> {
     /// `{d, V}`; `None` when absent: the output head is tied to `token_embd`.
     pub output: Option<&'m TensorInfo>,
     pub layers: Vec<LayerTensors<'m>>,
+    /// The multi-token-prediction blocks after the trunk (`nextn_predict_layers`), validated and
+    /// kept for a later speculative decoder; the forward pass does not run them.
+    pub mtp: Vec<MtpTensors<'m>>,
+}
+
+/// One MTP block `blk.L.` (L ≥ the trunk's layer count): a full transformer block plus the
+/// projection of `[enorm(embedding) ‖ hnorm(hidden)]` into it (llama.cpp `LLM_TENSOR_NEXTN_*`).
+#[derive(Debug)]
+pub struct MtpTensors<'m> {
+    pub block: LayerTensors<'m>,
+    /// `{2d, d}`
+    pub eh_proj: &'m TensorInfo,
+    /// `{d}`
+    pub enorm: &'m TensorInfo,
+    /// `{d}`
+    pub hnorm: &'m TensorInfo,
+    /// `{d}`, optional (else `output_norm`).
+    pub shared_head_norm: Option<&'m TensorInfo>,
+    /// `{d, V}`, optional (else `token_embd` / `output`).
+    pub embed_tokens: Option<&'m TensorInfo>,
+    pub shared_head_head: Option<&'m TensorInfo>,
 }
 
 /// The tensors of one block `blk.N.`.
@@ -148,7 +169,23 @@ impl<'m> ModelTensors<'m> {
         let layers = (0..c.n_layer)
             .map(|il| load_layer(&t, c, il))
             .collect::<Result<Vec<_>>>()?;
+        let (d, v) = (c.n_embd, c.n_vocab);
+        let mtp = (c.n_layer..c.n_layer + c.n_nextn)
+            .map(|il| {
+                let nextn = |s: &str| format!("blk.{il}.nextn.{s}.weight");
+                Ok(MtpTensors {
+                    block: load_layer(&t, c, il)?,
+                    eh_proj: t.required(&nextn("eh_proj"), &[2 * d, d])?,
+                    enorm: t.required(&nextn("enorm"), &[d])?,
+                    hnorm: t.required(&nextn("hnorm"), &[d])?,
+                    shared_head_norm: t.optional(&nextn("shared_head_norm"), &[d])?,
+                    embed_tokens: t.optional(&nextn("embed_tokens"), &[d, v])?,
+                    shared_head_head: t.optional(&nextn("shared_head_head"), &[d, v])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(ModelTensors {
+            mtp,
             token_embd: t.required("token_embd.weight", &[c.n_embd, c.n_vocab])?,
             output_norm: t.required("output_norm.weight", &[c.n_embd])?,
             output: t.optional("output.weight", &[c.n_embd, c.n_vocab])?,

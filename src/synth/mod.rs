@@ -177,7 +177,7 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     );
     w.set("general.file_type", MetaValue::U32(o.weights.file_type()));
     w.set("general.quantization_version", MetaValue::U32(2));
-    w.set(&arch("block_count"), u32v(c.n_layer));
+    w.set(&arch("block_count"), u32v(c.n_layer + c.n_nextn));
     w.set(&arch("context_length"), u32v(163_840));
     w.set(&arch("embedding_length"), u32v(c.n_embd));
     w.set(&arch("feed_forward_length"), u32v(c.n_ff));
@@ -191,7 +191,7 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     );
     w.set(&arch("rope.scaling.yarn_beta_fast"), MetaValue::F32(32.0));
     w.set(&arch("rope.scaling.yarn_beta_slow"), MetaValue::F32(1.0));
-    w.set(&arch("rope.freq_base"), MetaValue::F32(10_000.0));
+    w.set(&arch("rope.freq_base"), MetaValue::F32(c.rope_base));
     w.set(&arch("rope.dimension_count"), u32v(c.qk_rope));
     w.set(
         &arch("attention.layer_norm_rms_epsilon"),
@@ -235,6 +235,14 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
         MetaValue::Bool(c.weights_norm),
     );
     w.set(&arch("leading_dense_block_count"), u32v(c.n_dense_lead));
+    // Written only when present, so older presets keep their bytes.
+    if c.n_nextn > 0 {
+        w.set(&arch("nextn_predict_layers"), u32v(c.n_nextn));
+    }
+    if let Some((scale, length)) = c.temperature {
+        w.set(&arch("attention.temperature_scale"), MetaValue::F32(scale));
+        w.set(&arch("attention.temperature_length"), u32v(length));
+    }
     w.set(&arch("vocab_size"), u32v(n_vocab));
     // Uniform routing writes no key, so those files stay byte-identical to older ones.
     if let Routing::Skewed(p) = c.routing {

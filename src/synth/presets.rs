@@ -41,6 +41,13 @@ pub struct SynthConfig {
     pub weights_norm: bool,
     /// `rope.scaling.yarn_log_multiplier` = 0.1 × mscale_all_dim.
     pub yarn_log_multiplier: f32,
+    /// `rope.freq_base` (θ).
+    pub rope_base: f32,
+    /// Multi-token-prediction blocks after the trunk (`nextn_predict_layers`): a full MoE block
+    /// plus the `nextn.*` tensors each, as GLM-4.7-Flash and DeepSeek-V3.2 files keep them.
+    pub n_nextn: u64,
+    /// `attention.temperature_scale` and `_length` (Mistral Large 3), written when present.
+    pub temperature: Option<(f32, u64)>,
     /// Which bundled tokenizer: the full DeepSeek-V3 vocabulary or its 4096-row cut.
     pub full_vocab: bool,
     /// Expert popularity and locality built into the weights; [`Routing::Uniform`] in every
@@ -51,7 +58,15 @@ pub struct SynthConfig {
 
 impl SynthConfig {
     /// Every preset name.
-    pub const PRESETS: &'static [&'static str] = &["tiny-v2", "tiny-v3", "v2-lite", "v3"];
+    pub const PRESETS: &'static [&'static str] = &[
+        "tiny-v2",
+        "tiny-v3",
+        "v2-lite",
+        "v3",
+        "kimi-k2",
+        "glm-4.7-flash",
+        "mistral-large-3",
+    ];
 
     pub fn preset(name: &str) -> Option<SynthConfig> {
         let tiny = SynthConfig {
@@ -76,6 +91,9 @@ impl SynthConfig {
             weights_scale: 1.0,
             weights_norm: false,
             yarn_log_multiplier: 0.0707,
+            rope_base: 10_000.0,
+            n_nextn: 0,
+            temperature: None,
             full_vocab: false,
             routing: Routing::Uniform,
         };
@@ -135,8 +153,63 @@ impl SynthConfig {
                 weights_scale: 2.5,
                 weights_norm: true,
                 yarn_log_multiplier: 0.1,
+                rope_base: 10_000.0,
+                n_nextn: 0,
+                temperature: None,
                 full_vocab: true,
                 routing: Routing::Uniform,
+            },
+            // Kimi-K2's routing at tiny width: 384 experts (more than V3's 256), top-8, one
+            // group, sigmoid + bias, scale 2.827, one dense lead, θ 50000.
+            "kimi-k2" => SynthConfig {
+                name: "kimi-k2",
+                n_layer: 2,
+                q_lora_rank: 96,
+                v_head: 32,
+                n_expert: 384,
+                n_expert_used: 8,
+                n_expert_shared: 1,
+                expert_ff: 16,
+                n_group: 1,
+                n_group_used: 1,
+                gating: 2,
+                weights_scale: 2.827,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                rope_base: 50_000.0,
+                ..tiny
+            },
+            // GLM-4.7-Flash's attention shape at tiny width: key and value heads of the same size
+            // (dn + dr = dv, 192 + 64 = 256 there), q-LoRA, sigmoid gating, θ 1e6, and its MTP
+            // block kept after the trunk.
+            "glm-4.7-flash" => SynthConfig {
+                name: "glm-4.7-flash",
+                n_layer: 3,
+                q_lora_rank: 96,
+                qk_nope: 48,
+                qk_rope: 16,
+                v_head: 64,
+                n_expert_shared: 1,
+                gating: 2,
+                weights_scale: 1.8,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                rope_base: 1_000_000.0,
+                n_nextn: 1,
+                ..tiny
+            },
+            // Mistral Large 3's query temperature (here from position 16 on, so short prompts
+            // reach it) and softmax gating with expert groups.
+            "mistral-large-3" => SynthConfig {
+                name: "mistral-large-3",
+                n_layer: 3,
+                q_lora_rank: 96,
+                n_group: 4,
+                n_group_used: 2,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                temperature: Some((0.1, 16)),
+                ..tiny
             },
             _ => return None,
         })

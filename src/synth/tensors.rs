@@ -57,71 +57,21 @@ fn linear(name: String, shape: &[u64]) -> TensorSpec {
 pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<TensorSpec> {
     let d = c.n_embd;
     let head_std = 2.0 / (d as f32).sqrt();
-    let q_width = c.n_head * (c.qk_nope + c.qk_rope);
     let mut specs = vec![spec(
         "token_embd.weight".into(),
         &[d, n_vocab],
         Init::Normal(1.0),
     )];
-    for il in 0..c.n_layer {
-        let blk = |t: &str| format!("blk.{il}.{t}.weight");
-        specs.push(spec(blk("attn_norm"), &[d], Init::NormWeight));
-        if c.q_lora_rank > 0 {
-            specs.push(linear(blk("attn_q_a"), &[d, c.q_lora_rank]));
-            specs.push(spec(
-                blk("attn_q_a_norm"),
-                &[c.q_lora_rank],
-                Init::NormWeight,
-            ));
-            specs.push(linear(blk("attn_q_b"), &[c.q_lora_rank, q_width]));
-        } else {
-            specs.push(linear(blk("attn_q"), &[d, q_width]));
+    for il in 0..c.n_layer + c.n_nextn {
+        layer_specs(c, il, layout, &mut specs);
+        if il >= c.n_layer {
+            // The MTP block's own tensors (llama.cpp `LLM_TENSOR_NEXTN_*`).
+            let nextn = |t: &str| format!("blk.{il}.nextn.{t}.weight");
+            specs.push(linear(nextn("eh_proj"), &[2 * d, d]));
+            specs.push(spec(nextn("enorm"), &[d], Init::NormWeight));
+            specs.push(spec(nextn("hnorm"), &[d], Init::NormWeight));
+            specs.push(spec(nextn("shared_head_norm"), &[d], Init::NormWeight));
         }
-        specs.push(linear(
-            blk("attn_kv_a_mqa"),
-            &[d, c.kv_lora_rank + c.qk_rope],
-        ));
-        specs.push(spec(
-            blk("attn_kv_a_norm"),
-            &[c.kv_lora_rank],
-            Init::NormWeight,
-        ));
-        match layout {
-            Layout::Mla => {
-                let k_b = [c.qk_nope, c.kv_lora_rank, c.n_head];
-                specs.push(spec(blk("attn_k_b"), &k_b, Init::KvB));
-                let v_b = [c.kv_lora_rank, c.v_head, c.n_head];
-                specs.push(spec(blk("attn_v_b"), &v_b, Init::KvB));
-            }
-            Layout::Legacy => {
-                let kv_b = [c.kv_lora_rank, c.n_head * (c.qk_nope + c.v_head)];
-                specs.push(spec(blk("attn_kv_b"), &kv_b, Init::KvB));
-            }
-        }
-        specs.push(linear(blk("attn_output"), &[c.n_head * c.v_head, d]));
-        specs.push(spec(blk("ffn_norm"), &[d], Init::NormWeight));
-        if il < c.n_dense_lead {
-            specs.push(linear(blk("ffn_gate"), &[d, c.n_ff]));
-            specs.push(linear(blk("ffn_up"), &[d, c.n_ff]));
-            specs.push(linear(blk("ffn_down"), &[c.n_ff, d]));
-            continue;
-        }
-        let (e, f) = (c.n_expert, c.expert_ff);
-        specs.push(spec(blk("ffn_gate_inp"), &[d, e], Init::Normal(head_std)));
-        if c.gating == 2 {
-            specs.push(spec(
-                format!("blk.{il}.exp_probs_b.bias"),
-                &[e],
-                Init::Normal(0.25),
-            ));
-        }
-        specs.push(linear(blk("ffn_gate_exps"), &[d, f, e]));
-        specs.push(linear(blk("ffn_up_exps"), &[d, f, e]));
-        specs.push(linear(blk("ffn_down_exps"), &[f, d, e]));
-        let shared = f * c.n_expert_shared;
-        specs.push(linear(blk("ffn_gate_shexp"), &[d, shared]));
-        specs.push(linear(blk("ffn_up_shexp"), &[d, shared]));
-        specs.push(linear(blk("ffn_down_shexp"), &[shared, d]));
     }
     specs.push(spec("output_norm.weight".into(), &[d], Init::NormWeight));
     specs.push(spec(
@@ -130,6 +80,71 @@ pub fn tensor_specs(c: &SynthConfig, n_vocab: u64, layout: Layout) -> Vec<Tensor
         Init::Normal(head_std),
     ));
     specs
+}
+
+/// The tensors of block `il` (a trunk layer, or an MTP block's transformer part).
+fn layer_specs(c: &SynthConfig, il: u64, layout: Layout, specs: &mut Vec<TensorSpec>) {
+    let d = c.n_embd;
+    let head_std = 2.0 / (d as f32).sqrt();
+    let q_width = c.n_head * (c.qk_nope + c.qk_rope);
+    let blk = |t: &str| format!("blk.{il}.{t}.weight");
+    specs.push(spec(blk("attn_norm"), &[d], Init::NormWeight));
+    if c.q_lora_rank > 0 {
+        specs.push(linear(blk("attn_q_a"), &[d, c.q_lora_rank]));
+        specs.push(spec(
+            blk("attn_q_a_norm"),
+            &[c.q_lora_rank],
+            Init::NormWeight,
+        ));
+        specs.push(linear(blk("attn_q_b"), &[c.q_lora_rank, q_width]));
+    } else {
+        specs.push(linear(blk("attn_q"), &[d, q_width]));
+    }
+    specs.push(linear(
+        blk("attn_kv_a_mqa"),
+        &[d, c.kv_lora_rank + c.qk_rope],
+    ));
+    specs.push(spec(
+        blk("attn_kv_a_norm"),
+        &[c.kv_lora_rank],
+        Init::NormWeight,
+    ));
+    match layout {
+        Layout::Mla => {
+            let k_b = [c.qk_nope, c.kv_lora_rank, c.n_head];
+            specs.push(spec(blk("attn_k_b"), &k_b, Init::KvB));
+            let v_b = [c.kv_lora_rank, c.v_head, c.n_head];
+            specs.push(spec(blk("attn_v_b"), &v_b, Init::KvB));
+        }
+        Layout::Legacy => {
+            let kv_b = [c.kv_lora_rank, c.n_head * (c.qk_nope + c.v_head)];
+            specs.push(spec(blk("attn_kv_b"), &kv_b, Init::KvB));
+        }
+    }
+    specs.push(linear(blk("attn_output"), &[c.n_head * c.v_head, d]));
+    specs.push(spec(blk("ffn_norm"), &[d], Init::NormWeight));
+    if il < c.n_dense_lead {
+        specs.push(linear(blk("ffn_gate"), &[d, c.n_ff]));
+        specs.push(linear(blk("ffn_up"), &[d, c.n_ff]));
+        specs.push(linear(blk("ffn_down"), &[c.n_ff, d]));
+        return;
+    }
+    let (e, f) = (c.n_expert, c.expert_ff);
+    specs.push(spec(blk("ffn_gate_inp"), &[d, e], Init::Normal(head_std)));
+    if c.gating == 2 {
+        specs.push(spec(
+            format!("blk.{il}.exp_probs_b.bias"),
+            &[e],
+            Init::Normal(0.25),
+        ));
+    }
+    specs.push(linear(blk("ffn_gate_exps"), &[d, f, e]));
+    specs.push(linear(blk("ffn_up_exps"), &[d, f, e]));
+    specs.push(linear(blk("ffn_down_exps"), &[f, d, e]));
+    let shared = f * c.n_expert_shared;
+    specs.push(linear(blk("ffn_gate_shexp"), &[d, shared]));
+    specs.push(linear(blk("ffn_up_shexp"), &[d, shared]));
+    specs.push(linear(blk("ffn_down_shexp"), &[shared, d]));
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use super::plan_blocks::{Input, embed, first, mm, swiglu};
 use super::weights::{ExpertGateUp, GpuFfn, GpuMoe, GpuQ, GpuSwiGlu, GpuTensor, GpuWeights};
 use crate::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::ops::attention::{QPeLayout, Split, target_workgroups};
+use crate::gpu::ops::attention::{QPeLayout, ScoreScale, Split, target_workgroups};
 use crate::gpu::ops::cache_type::CacheType;
 use crate::gpu::ops::elementwise::ElementwiseOp;
 use crate::gpu::ops::kv_store::QRope;
@@ -435,7 +435,10 @@ fn deepseek_layers<'a>(
             },
             t32,
             n_ctx as u32,
-            c.kq_scale(),
+            ScoreScale {
+                kq_scale: c.kq_scale(),
+                temperature: c.attn_temperature,
+            },
             s.cache_type,
             split,
         )?);

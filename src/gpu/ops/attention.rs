@@ -22,6 +22,7 @@ use super::elementwise::{
 use crate::Result;
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
+use crate::model::AttnTemperature;
 
 /// The kernel's name: the WGSL file stem.
 pub const LABEL: &str = "attention";
@@ -73,7 +74,10 @@ struct AttentionParams {
     n_ctx: u32,
     n_chunks: u32,
     min_chunk: u32,
-    _pad: [u32; 3],
+    /// Query temperature (`temp_length` 0: none).
+    temp_scale: f32,
+    temp_length: u32,
+    _pad: u32,
 }
 
 /// Mirrors the WGSL `Params` struct of attention_merge.wgsl (32 bytes).
@@ -97,6 +101,24 @@ pub enum KvLayout {
     Latent,
     /// Separate K and V caches of `n_head_kv` heads per position (row `[n_head_kv, key_len]`).
     Separate,
+}
+
+/// The factor on a query's scores: `kq_scale`, times the query temperature at the query's
+/// position when the model has one (Mistral Large 3; [`AttnTemperature`]). An `f32` is a plain
+/// `kq_scale`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreScale {
+    pub kq_scale: f32,
+    pub temperature: Option<AttnTemperature>,
+}
+
+impl From<f32> for ScoreScale {
+    fn from(kq_scale: f32) -> ScoreScale {
+        ScoreScale {
+            kq_scale,
+            temperature: None,
+        }
+    }
 }
 
 /// Head counts and widths of one attention call.
@@ -276,11 +298,20 @@ impl Attention {
         pe: QPeLayout,
         n_tok: u32,
         n_ctx: u32,
-        kq_scale: f32,
+        scale: impl Into<ScoreScale>,
         cache_type: CacheType,
         split: Split,
     ) -> Result<Vec<Dispatch>> {
         shape.check()?;
+        let scale = scale.into();
+        let (temp_scale, temp_length) = match scale.temperature {
+            Some(t) => (
+                t.scale,
+                u32::try_from(t.length)
+                    .map_err(|_| gpu_error(LABEL, format!("temperature length {}", t.length)))?,
+            ),
+            None => (0.0, 0),
+        };
         if n_tok == 0 || n_ctx == 0 || split.n_chunks == 0 || split.min_chunk == 0 {
             return Err(gpu_error(
                 LABEL,
@@ -332,7 +363,7 @@ impl Attention {
             n_tok,
             n_head: shape.n_head,
             n_head_kv: shape.n_head_kv,
-            kq_scale,
+            kq_scale: scale.kq_scale,
             key_len: shape.key_len,
             value_len: shape.value_len,
             q_pe_stride: pe.stride,
@@ -342,7 +373,9 @@ impl Attention {
             n_ctx,
             n_chunks: split.n_chunks,
             min_chunk: split.min_chunk,
-            _pad: [0; 3],
+            temp_scale,
+            temp_length,
+            _pad: 0,
         };
         let chunks_out = if split.n_chunks == 1 { out } else { acc };
         let family = &self.chunks[cache_type.index()];
@@ -387,7 +420,7 @@ impl Attention {
         (k, v): (&[f32], &[f32]),
         positions: &[u32],
         shape: AttentionShape,
-        kq_scale: f32,
+        scale: impl Into<ScoreScale>,
         cache_type: CacheType,
         split: Split,
     ) -> Result<Vec<f32>> {
@@ -473,7 +506,7 @@ impl Attention {
             },
             n_tok as u32,
             n_ctx as u32,
-            kq_scale,
+            scale,
             cache_type,
             split,
         )?;

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Records llama.cpp's teacher-forcing goldens for the synthetic R1-distill presets (issue 18).
+"""Records llama.cpp's teacher-forcing goldens for the synthetic presets of the DeepSeek family
+as other labs and the R1 distills ship it (issue 18).
 
-Run once by hand (never at test time); writes tests/golden/dense/<preset>.json, read by
-tests/dense_families.rs. llama.cpp's llama-server (the peer of tools/peer/README.md) is the
-independent implementation of the `qwen3` and `llama` (llama3 RoPE) architectures.
+Run once by hand (never at test time); writes tests/golden/families/<preset>.json, read by
+tests/model_families.rs. llama.cpp's llama-server (the peer of tools/peer/README.md) is the
+independent implementation of `qwen3`, `llama` with llama3 RoPE, and the `deepseek2` files of
+Kimi-K2 (384 experts, top-8), GLM-4.7-Flash (dn + dr = dv, an MTP block after the trunk) and
+Mistral Large 3 (query temperature, softmax gating with top-2-sum groups).
 
     cargo build --bin lanternfish
-    python3 tools/record_dense_goldens.py --lanternfish target/debug/lanternfish \
+    python3 tools/record_family_goldens.py --lanternfish target/debug/lanternfish \
         --server /tmp/lanternfish-peer/llama-server-bin
 
-For each preset (r1-qwen3, r1-llama): `lanternfish synth --preset P --type f32 --seed 7` (the
+For each preset: `lanternfish synth --preset P --type f32 --seed 7` (the
 test writes the same file with the library), then llama-server on the CPU with F32 weights and an
 f32 K/V cache, flash attention off (`-ctk f32 -ctv f32 -fa off`): nothing is quantized, so both
 sides compute the same f32 function. Two cases per preset:
@@ -35,7 +38,7 @@ import tempfile
 import time
 import urllib.request
 
-PRESETS = ["r1-qwen3", "r1-llama"]
+PRESETS = ["r1-qwen3", "r1-llama", "kimi-k2", "glm-4.7-flash", "mistral-large-3"]
 SEED = 7
 TOP = 8
 
@@ -148,11 +151,12 @@ def main():
     ap.add_argument("--server", default="/tmp/lanternfish-peer/llama-server-bin")
     ap.add_argument(
         "--out",
-        default=os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "dense"),
+        default=os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "families"),
     )
+    ap.add_argument("presets", nargs="*", default=PRESETS)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for preset in PRESETS:
+    for preset in args.presets:
         record(preset, os.path.abspath(args.lanternfish), args.server, args.out)
 
 
