@@ -390,6 +390,7 @@ fn router_model(r: &RouterConfig) -> DeepSeekConfig {
         n_layer: 1,
         n_nextn: 0,
         attn_temperature: None,
+        indexer: None,
         n_ctx_train: 4096,
         n_embd: 16,
         n_ff: 0,

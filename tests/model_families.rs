@@ -350,3 +350,54 @@ fn every_preset_on_the_gpu_matches_llama_cpp() {
         assert!(a.disagreements.is_empty(), "{:?}", a.disagreements);
     }
 }
+
+/// DeepSeek-V3.2 (`deepseek32`): no llama.cpp recording (the peer build aborts on the tiny
+/// preset's shapes, `GGML_ASSERT` in `ggml_view_3d` while reserving its graph), so the two
+/// properties the math fixes are checked instead. Up to `top_k` (64) positions the indexer keeps
+/// every position: the logits equal the same file run with the indexer switched off, bit for bit.
+/// Past it, MLA sees only 64 positions: the logits move away from dense attention, the absorbed
+/// and naive MLA forms agree on the same selection, and the GPU (dense, exact up to `top_k`)
+/// matches the CPU within `top_k` and refuses a longer context with a clear error.
+#[test]
+fn v3_2_indexer_is_dense_within_top_k_and_sparse_past_it() {
+    let (_dir, path) = synth("v3.2");
+    let gguf = GgufModel::open(&path).unwrap();
+    let mut model = CpuModel::load(&gguf).unwrap();
+    let ix = model.config.indexer.unwrap();
+    assert_eq!((ix.n_head, ix.head_dim, ix.top_k), (4, 128, 64));
+    assert_eq!((model.config.n_layer, model.config.n_nextn), (3, 1));
+    let tokens: Vec<u32> = (0..200).map(|i| 100 + (i * 37 % 3000)).collect();
+    let v = model.config.n_vocab;
+    let sparse = model.session().forward(&tokens).unwrap();
+    let mut naive = model.session();
+    naive.mla_form = lanternfish::cpu::MlaForm::Naive;
+    let naive = naive.forward(&tokens).unwrap();
+    model.config.indexer = None;
+    let dense = model.session().forward(&tokens).unwrap();
+    let within = ix.top_k * v;
+    assert_eq!(&sparse[..within], &dense[..within], "dense within top_k");
+    let max_rel = |a: &[f32], b: &[f32]| {
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    };
+    let past = max_rel(&sparse[within..], &dense[within..]);
+    eprintln!("v3.2 sparse vs dense past top_k: max rel {past:.3}");
+    assert!(past > 1e-2, "the selection changed nothing: {past}");
+    // Absorbed and naive MLA differ only in association (the bound of tests/cpu_reference.rs).
+    let forms = max_rel(&naive, &sparse);
+    assert!(forms < 1e-4, "naive vs absorbed on the selection: {forms}");
+
+    let gpu = Arc::new(GpuModel::load(shared_gpu().clone(), &gguf, None).unwrap());
+    let mut session = exact_session(gpu.clone(), ix.top_k, 16);
+    let on_gpu = session.forward_all(&tokens[..ix.top_k]).unwrap();
+    let r = max_rel(&on_gpu, &sparse[..within]);
+    assert!(r <= 1e-4, "GPU vs CPU within top_k: {r}");
+    let err = GpuSession::new(gpu, ix.top_k + 1, 16)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("top_k") && err.contains("--backend cpu"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use crate::model::dense::{Arch, architecture};
 
 /// Prints the plan of `model` under `budget` (text or JSON).
 pub fn print(model: &GgufModel, budget: Option<Budget>, n_ctx: usize, as_json: bool) -> Result<()> {
-    if architecture(model)? != Arch::DeepSeek2 {
+    if !matches!(architecture(model)?, Arch::DeepSeek2 | Arch::DeepSeek32) {
         bail!("--memory plans deepseek2 (MoE) models; dense models are always fully resident");
     }
     let config = DeepSeekConfig::from_gguf(model)?;

@@ -187,8 +187,9 @@ pub fn attend_naive(c: &DeepSeekConfig, q: &[f32], kv: &ExpandedKv, n_ctx: usize
 }
 
 /// Attention for `n_tok` new tokens whose latent rows are the last `n_tok` rows of `cache`
-/// (layer `layer`), causal: token t sees positions `..= n_past + t`. `q` `[n_tok, H, dn + dr]`;
-/// returns `[n_tok, H·dv]`, before `attn_output`.
+/// (layer `layer`), causal: token t sees positions `..= n_past + t`, or only `selected[t]` of
+/// them (DeepSeek-V3.2's indexer). `q` `[n_tok, H, dn + dr]`; returns `[n_tok, H·dv]`, before
+/// `attn_output`.
 pub fn attention(
     w: &LayerWeights<'_>,
     c: &DeepSeekConfig,
@@ -196,6 +197,7 @@ pub fn attention(
     q: &[f32],
     cache: &LatentCache,
     layer: usize,
+    selected: Option<&[Vec<usize>]>,
 ) -> Vec<f32> {
     let (dk, dv) = (c.n_embd_head_qk(), c.n_embd_head_v);
     let n_tok = q.len() / (c.n_head * dk);
@@ -210,6 +212,20 @@ pub fn attention(
         .enumerate()
     {
         let n_ctx = n_past + t + 1;
+        if let Some(positions) = selected.map(|s| &s[t]).filter(|p| p.len() < n_ctx) {
+            // Sparse: the selected latent rows, gathered in position order.
+            let rows: Vec<f32> = positions
+                .iter()
+                .flat_map(|&p| rows[p * row_len..][..row_len].iter().copied())
+                .collect();
+            match form {
+                MlaForm::Naive => {
+                    attend_naive(c, q_t, &expand_kv(w, c, &rows), positions.len(), out_t)
+                }
+                MlaForm::Absorbed => attend_absorbed(w, c, q_t, &rows, out_t),
+            }
+            continue;
+        }
         match &expanded {
             Some(kv) => attend_naive(c, q_t, kv, n_ctx, out_t),
             None => attend_absorbed(w, c, q_t, &rows[..n_ctx * row_len], out_t),

@@ -4,10 +4,11 @@
 //! runs a batch of tokens layer by layer, `step` one token, and both continue the same sequence.
 
 use super::attention::{MlaForm, attention, project};
+use super::indexer;
 use super::kv_cache::LatentCache;
 use super::moe::{Routing, moe_ffn, swiglu};
 use super::ops::{matmul, rmsnorm_rows, rope_freqs};
-use super::weights::{FfnWeights, Weights};
+use super::weights::{FfnWeights, LayerWeights, QWeights, Weights};
 use crate::gguf::GgufModel;
 use crate::model::DeepSeekConfig;
 use crate::{Error, Result};
@@ -50,6 +51,7 @@ impl<'a> CpuModel<'a> {
         Session {
             model: self,
             cache: LatentCache::new(c.n_layer, c.n_lora_kv, c.n_rot),
+            index_keys: vec![Vec::new(); c.n_layer],
             n_past: 0,
             mla_form: MlaForm::default(),
         }
@@ -61,6 +63,8 @@ impl<'a> CpuModel<'a> {
 pub struct Session<'m, 'a> {
     model: &'m CpuModel<'a>,
     cache: LatentCache,
+    /// DeepSeek-V3.2: per layer the index keys `[n_past, dk]` (empty without an indexer).
+    index_keys: Vec<Vec<f32>>,
     n_past: usize,
     /// The form of attention used by the next calls.
     pub mla_form: MlaForm,
@@ -76,6 +80,10 @@ impl Session<'_, '_> {
     pub fn truncate(&mut self, n: usize) {
         self.n_past = self.n_past.min(n);
         self.cache.truncate(self.n_past);
+        let dk = self.model.config.indexer.map_or(0, |ix| ix.head_dim);
+        for keys in &mut self.index_keys {
+            keys.truncate(self.n_past * dk);
+        }
     }
 
     pub fn cache(&self) -> &LatentCache {
@@ -97,6 +105,41 @@ impl Session<'_, '_> {
         self.run(&[token], None)
     }
 
+    /// DeepSeek-V3.2: appends the new tokens' index keys of layer `il` and returns, for each new
+    /// token, the positions its MLA attends to (`None` for models without an indexer).
+    fn select(
+        &mut self,
+        il: usize,
+        layer: &LayerWeights<'_>,
+        normed: &[f32],
+    ) -> Option<Vec<Vec<usize>>> {
+        let (model, c) = (self.model, &self.model.config);
+        let (ix, top_k) = (layer.indexer.as_ref()?, c.indexer?.top_k);
+        let QWeights::Lora {
+            attn_q_a,
+            attn_q_a_norm,
+            ..
+        } = &layer.q
+        else {
+            return None; // the config check requires q-LoRA with an indexer
+        };
+        let keys = indexer::keys(ix, &model.rope_freqs, c.n_rot, normed, self.n_past);
+        self.index_keys[il].extend_from_slice(&keys);
+        let qr = indexer::q_latent(attn_q_a, attn_q_a_norm, c.rms_eps, normed);
+        let freqs = &model.rope_freqs;
+        let keys = &self.index_keys[il];
+        Some(indexer::select(
+            ix,
+            c,
+            freqs,
+            &qr,
+            normed,
+            keys,
+            self.n_past,
+            top_k,
+        ))
+    }
+
     fn run(&mut self, tokens: &[u32], mut trace: Option<&mut Trace>) -> Result<Vec<f32>> {
         let (model, c) = (self.model, &self.model.config);
         let w = &model.weights;
@@ -114,7 +157,16 @@ impl Session<'_, '_> {
             rmsnorm_rows(&mut normed, &layer.attn_norm, c.rms_eps);
             let (q, latent) = project(layer, c, &model.rope_freqs, &normed, self.n_past); // [n_tok, H, dn+dr], [n_tok, r+dr]
             self.cache.push(il, &latent);
-            let o = attention(layer, c, self.mla_form, &q, &self.cache, il); // [n_tok, H·dv]
+            let selected = self.select(il, layer, &normed); // V3.2: the positions MLA may use
+            let o = attention(
+                layer,
+                c,
+                self.mla_form,
+                &q,
+                &self.cache,
+                il,
+                selected.as_deref(),
+            ); // [n_tok, H·dv]
             matmul(&mut delta, &layer.attn_output, &o); // [n_tok, d]
             x.iter_mut().zip(&delta).for_each(|(x, v)| *x += v);
             // Feed-forward block.

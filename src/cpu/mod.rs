@@ -15,6 +15,7 @@ pub mod attention;
 pub mod dense;
 pub mod dense_rope;
 pub mod forward;
+pub mod indexer;
 pub mod kv_cache;
 pub mod matrix;
 pub mod moe;

@@ -2,6 +2,7 @@
 //! norms and biases as f32, routed experts and MLA heads as row slices of their 3-D tensors.
 //! Legacy files get their per-head `k_b`/`v_b` derived from `attn_kv_b` here (spec §3.4).
 
+use super::indexer::IndexerWeights;
 use super::matrix::Matrix;
 use crate::Result;
 use crate::gguf::{GgufModel, TensorInfo};
@@ -40,6 +41,8 @@ pub struct LayerWeights<'a> {
     /// `[d]`
     pub ffn_norm: Vec<f32>,
     pub ffn: FfnWeights<'a>,
+    /// DeepSeek-V3.2's lightning indexer.
+    pub indexer: Option<IndexerWeights<'a>>,
 }
 
 /// Query projection.
@@ -153,7 +156,18 @@ fn load_layer<'a>(
         }),
         FfnTensors::Moe(moe) => FfnWeights::Moe(Box::new(load_moe(model, c, moe)?)),
     };
+    let indexer = match &t.indexer {
+        Some(ix) => Some(IndexerWeights {
+            attn_q_b: m(ix.attn_q_b)?,
+            attn_k: m(ix.attn_k)?,
+            k_norm: m(ix.k_norm)?.to_vec(),
+            k_norm_b: m(ix.k_norm_b)?.to_vec(),
+            proj: m(ix.proj)?,
+        }),
+        None => None,
+    };
     Ok(LayerWeights {
+        indexer,
         attn_norm: m(t.attn_norm)?.to_vec(),
         q,
         attn_kv_a_mqa: m(t.attn_kv_a_mqa)?,

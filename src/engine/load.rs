@@ -37,7 +37,7 @@ pub fn load_advice(model: &GgufModel, placement: &PlacementOptions) -> String {
         .sum();
     let weights = human_bytes(weights);
     let file = model.metadata().path().display();
-    let moe = architecture(model).ok() == Some(Arch::DeepSeek2)
+    let moe = matches!(architecture(model), Ok(Arch::DeepSeek2 | Arch::DeepSeek32))
         && DeepSeekConfig::from_gguf(model).is_ok_and(|c| c.n_expert > 0);
     match (moe, placement.budget.is_some()) {
         (true, false) => format!(
@@ -75,7 +75,9 @@ impl<'a> Loaded<'a> {
     ) -> Result<Loaded<'a>> {
         match backend {
             Backend::Cpu => match architecture(model)? {
-                Arch::DeepSeek2 => Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?))),
+                Arch::DeepSeek2 | Arch::DeepSeek32 => {
+                    Ok(Loaded::Cpu(Box::new(CpuModel::load(model)?)))
+                }
                 Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                     Ok(Loaded::CpuDense(Box::new(DenseModel::load(model)?)))
                 }
@@ -148,13 +150,16 @@ impl<'a> Loaded<'a> {
         }
     }
 
-    /// The context the model was trained for (`context_length`).
+    /// The context the model was trained for (`context_length`); on the GPU, DeepSeek-V3.2's
+    /// `top_k` when that is smaller (the GPU runs its MLA dense, exact up to `top_k` positions).
     pub fn n_ctx_train(&self) -> usize {
         match self {
             Loaded::Cpu(model) => model.config.n_ctx_train,
             Loaded::CpuDense(model) => model.config.n_ctx_train,
             Loaded::Gpu(model) => match &model.arch {
-                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => config.n_ctx_train,
+                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => config
+                    .indexer
+                    .map_or(config.n_ctx_train, |ix| ix.top_k.min(config.n_ctx_train)),
                 crate::gpu::engine::model::GpuArch::Dense { config, .. } => config.n_ctx_train,
             },
         }

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 
 /// The architecture name and key prefix.
 pub const ARCH: &str = "deepseek2";
+/// DeepSeek-V3.2: deepseek2 with the lightning indexer.
+pub const ARCH_V32: &str = "deepseek32";
 
 /// Which tensors carry MLA's K/V up-projection (spec §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +94,17 @@ impl AttnTemperature {
     }
 }
 
+/// DeepSeek-V3.2's lightning indexer (`deepseek32.attention.indexer.*`, coverage §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexerConfig {
+    /// `head_count`
+    pub n_head: usize,
+    /// `key_length`: values per indexer query head and per cached index key.
+    pub head_dim: usize,
+    /// `top_k`: positions each query's MLA attends to once the context is longer.
+    pub top_k: usize,
+}
+
 /// Everything the forward pass needs to know about a deepseek2 model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeepSeekConfig {
@@ -102,6 +115,8 @@ pub struct DeepSeekConfig {
     pub n_nextn: usize,
     /// Query temperature tuning, when the file has `attention.temperature_scale` (≠ 0).
     pub attn_temperature: Option<AttnTemperature>,
+    /// DeepSeek-V3.2 (`deepseek32`): the sparse-attention indexer.
+    pub indexer: Option<IndexerConfig>,
     /// n_ctx_train (`context_length`).
     pub n_ctx_train: usize,
     /// d (`embedding_length`).
@@ -179,19 +194,35 @@ impl DeepSeekConfig {
         Self::from_metadata(&|k| model.get(k))
     }
 
-    /// Reads and checks the config from any metadata lookup (full key → value).
+    /// Reads and checks the config from any metadata lookup (full key → value). A `deepseek32`
+    /// file (DeepSeek-V3.2) has the same keys under its own prefix, plus the indexer's.
     pub fn from_metadata<'a>(get: &dyn Fn(&str) -> Option<Value<'a>>) -> Result<DeepSeekConfig> {
         let arch_key = "general.architecture";
         match get(arch_key).and_then(|v| v.as_str()) {
-            Some(ARCH) => {}
-            other => {
-                return Err(Error::Metadata {
-                    key: arch_key.into(),
-                    what: format!("expected \"{ARCH}\", found {other:?}"),
-                });
+            Some(ARCH) => Self::read(get),
+            Some(ARCH_V32) => {
+                let renamed = |k: &str| match k.strip_prefix("deepseek2.") {
+                    Some(rest) => get(&format!("{ARCH_V32}.{rest}")),
+                    None => get(k),
+                };
+                Self::read(&renamed).map_err(|e| match e {
+                    Error::Metadata { key, what } => Error::Metadata {
+                        key: key.replacen("deepseek2.", "deepseek32.", 1),
+                        what,
+                    },
+                    other => other,
+                })
             }
+            other => Err(Error::Metadata {
+                key: arch_key.into(),
+                what: format!("expected \"{ARCH}\" or \"{ARCH_V32}\", found {other:?}"),
+            }),
         }
+    }
+
+    fn read<'a>(get: &dyn Fn(&str) -> Option<Value<'a>>) -> Result<DeepSeekConfig> {
         let m = Meta { get };
+        let v32 = get("general.architecture").and_then(|v| v.as_str()) == Some(ARCH_V32);
         let n_blocks = m.usize("block_count")?;
         let n_nextn = m.opt_usize("nextn_predict_layers")?.unwrap_or(0);
         if n_nextn >= n_blocks {
@@ -220,6 +251,15 @@ impl DeepSeekConfig {
             n_layer,
             n_nextn,
             attn_temperature: read_temperature(&m)?,
+            indexer: if v32 {
+                Some(IndexerConfig {
+                    n_head: m.usize("attention.indexer.head_count")?,
+                    head_dim: m.usize("attention.indexer.key_length")?,
+                    top_k: m.usize("attention.indexer.top_k")?,
+                })
+            } else {
+                None
+            },
             n_ctx_train,
             n_embd,
             n_ff: m.opt_usize("feed_forward_length")?.unwrap_or(0),
@@ -338,6 +378,26 @@ impl DeepSeekConfig {
         }
         if self.n_layer_dense_lead < self.n_layer {
             self.check_moe()?;
+        }
+        if let Some(ix) = self.indexer {
+            if ix.n_head == 0 || ix.top_k == 0 {
+                return fail(
+                    "attention.indexer.head_count",
+                    format!("{ix:?}: heads and top_k must be positive"),
+                );
+            }
+            if ix.head_dim < self.n_rot {
+                return fail(
+                    "attention.indexer.key_length",
+                    format!("{} is below the rotary part {}", ix.head_dim, self.n_rot),
+                );
+            }
+            if self.n_lora_q == 0 || self.layout != MlaLayout::Split {
+                return fail(
+                    "attention.q_lora_rank",
+                    "the indexer needs q-LoRA and the split MLA layout".into(),
+                );
+            }
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     DeepSeek2,
+    /// DeepSeek-V3.2: deepseek2 with the lightning indexer (same engines, `DeepSeekConfig`).
+    DeepSeek32,
     Llama,
     Qwen2,
     Qwen3,
@@ -25,6 +27,7 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::DeepSeek2 => "deepseek2",
+            Arch::DeepSeek32 => "deepseek32",
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
@@ -46,11 +49,12 @@ fn architecture_from<'a>(get: &dyn Fn(&str) -> Option<Value<'a>>) -> Result<Arch
     let value = get(key).ok_or_else(|| fail("missing".into()))?;
     match value.as_str() {
         Some("deepseek2") => Ok(Arch::DeepSeek2),
+        Some("deepseek32") => Ok(Arch::DeepSeek32),
         Some("llama") => Ok(Arch::Llama),
         Some("qwen2") => Ok(Arch::Qwen2),
         Some("qwen3") => Ok(Arch::Qwen3),
         Some(other) => Err(fail(format!(
-            "architecture \"{other}\" is not supported (supported: deepseek2, llama, qwen2, qwen3)"
+            "architecture \"{other}\" is not supported (supported: deepseek2, deepseek32, llama, qwen2, qwen3)"
         ))),
         None => Err(fail(format!("expected a string, found {value}"))),
     }
@@ -103,7 +107,7 @@ impl DenseConfig {
         let rope_style = match arch {
             Arch::Llama => RopeStyle::Normal,
             Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Neox,
-            Arch::DeepSeek2 => {
+            Arch::DeepSeek2 | Arch::DeepSeek32 => {
                 return Err(Error::Metadata {
                     key: "general.architecture".into(),
                     what: "deepseek2 is not a dense architecture (use DeepSeekConfig)".into(),

@@ -57,6 +57,23 @@ pub struct LayerTensors<'m> {
     /// `{d}`
     pub ffn_norm: &'m TensorInfo,
     pub ffn: FfnTensors<'m>,
+    /// DeepSeek-V3.2's lightning indexer (`deepseek32`).
+    pub indexer: Option<IndexerTensors<'m>>,
+}
+
+/// `blk.N.indexer.*` (llama.cpp `LLM_TENSOR_INDEXER_*`; dk = `indexer.key_length`, n =
+/// `indexer.head_count`).
+#[derive(Debug)]
+pub struct IndexerTensors<'m> {
+    /// `{rq, n·dk}`
+    pub attn_q_b: &'m TensorInfo,
+    /// `{d, dk}`
+    pub attn_k: &'m TensorInfo,
+    /// `{dk}` LayerNorm weight and bias.
+    pub k_norm: &'m TensorInfo,
+    pub k_norm_b: &'m TensorInfo,
+    /// `{d, n}`
+    pub proj: &'m TensorInfo,
 }
 
 /// The query projection, with or without q compression.
@@ -259,7 +276,24 @@ fn load_layer<'m>(t: &Lookup<'m>, c: &DeepSeekConfig, il: usize) -> Result<Layer
             ffn_down: t.required(&name("ffn_down"), &[c.n_ff, d])?,
         }
     };
+    let indexer = match c.indexer {
+        Some(ix) => {
+            let n = |s: &str| format!("blk.{il}.indexer.{s}");
+            Some(IndexerTensors {
+                attn_q_b: t.required(
+                    &n("attn_q_b.weight"),
+                    &[c.n_lora_q, ix.n_head * ix.head_dim],
+                )?,
+                attn_k: t.required(&n("attn_k.weight"), &[d, ix.head_dim])?,
+                k_norm: t.required(&n("k_norm.weight"), &[ix.head_dim])?,
+                k_norm_b: t.required(&n("k_norm.bias"), &[ix.head_dim])?,
+                proj: t.required(&n("proj.weight"), &[d, ix.n_head])?,
+            })
+        }
+        None => None,
+    };
     Ok(LayerTensors {
+        indexer,
         attn_norm: t.required(&name("attn_norm"), &[d])?,
         q,
         attn_kv_a_mqa: t.required(&name("attn_kv_a_mqa"), &[d, r + c.n_rot])?,

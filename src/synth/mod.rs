@@ -165,11 +165,13 @@ pub fn write_model<W: Write>(
 fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     let c = &o.config;
     let u32v = |v: u64| MetaValue::U32(v as u32);
-    let arch = |k: &str| format!("deepseek2.{k}");
-    w.set(
-        "general.architecture",
-        MetaValue::String("deepseek2".into()),
-    );
+    let name = if c.indexer.is_some() {
+        "deepseek32"
+    } else {
+        "deepseek2"
+    };
+    let arch = |k: &str| format!("{name}.{k}");
+    w.set("general.architecture", MetaValue::String(name.into()));
     w.set("general.type", MetaValue::String("model".into()));
     w.set(
         "general.name",
@@ -238,6 +240,11 @@ fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
     // Written only when present, so older presets keep their bytes.
     if c.n_nextn > 0 {
         w.set(&arch("nextn_predict_layers"), u32v(c.n_nextn));
+    }
+    if let Some((heads, key_length, top_k)) = c.indexer {
+        w.set(&arch("attention.indexer.head_count"), u32v(heads));
+        w.set(&arch("attention.indexer.key_length"), u32v(key_length));
+        w.set(&arch("attention.indexer.top_k"), u32v(top_k));
     }
     if let Some((scale, length)) = c.temperature {
         w.set(&arch("attention.temperature_scale"), MetaValue::F32(scale));

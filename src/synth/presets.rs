@@ -48,6 +48,8 @@ pub struct SynthConfig {
     pub n_nextn: u64,
     /// `attention.temperature_scale` and `_length` (Mistral Large 3), written when present.
     pub temperature: Option<(f32, u64)>,
+    /// DeepSeek-V3.2's lightning indexer (heads, key length, top_k): the file is `deepseek32`.
+    pub indexer: Option<(u64, u64, u64)>,
     /// Which bundled tokenizer: the full DeepSeek-V3 vocabulary or its 4096-row cut.
     pub full_vocab: bool,
     /// Expert popularity and locality built into the weights; [`Routing::Uniform`] in every
@@ -66,6 +68,7 @@ impl SynthConfig {
         "kimi-k2",
         "glm-4.7-flash",
         "mistral-large-3",
+        "v3.2",
     ];
 
     pub fn preset(name: &str) -> Option<SynthConfig> {
@@ -94,6 +97,7 @@ impl SynthConfig {
             rope_base: 10_000.0,
             n_nextn: 0,
             temperature: None,
+            indexer: None,
             full_vocab: false,
             routing: Routing::Uniform,
         };
@@ -156,6 +160,7 @@ impl SynthConfig {
                 rope_base: 10_000.0,
                 n_nextn: 0,
                 temperature: None,
+                indexer: None,
                 full_vocab: true,
                 routing: Routing::Uniform,
             },
@@ -209,6 +214,24 @@ impl SynthConfig {
                 weights_norm: true,
                 yarn_log_multiplier: 0.1,
                 temperature: Some((0.1, 16)),
+                ..tiny
+            },
+            // DeepSeek-V3.2 at tiny width: V3's routing, the lightning indexer (4 heads of 128,
+            // top 64 positions, so a longer prompt is sparse) and the MTP block kept.
+            "v3.2" => SynthConfig {
+                name: "v3.2",
+                n_layer: 3,
+                q_lora_rank: 96,
+                v_head: 48,
+                n_expert_shared: 1,
+                n_group: 4,
+                n_group_used: 2,
+                gating: 2,
+                weights_scale: 2.5,
+                weights_norm: true,
+                yarn_log_multiplier: 0.1,
+                n_nextn: 1,
+                indexer: Some((4, 128, 64)),
                 ..tiny
             },
             _ => return None,

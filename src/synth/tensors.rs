@@ -97,6 +97,14 @@ fn layer_specs(c: &SynthConfig, il: u64, layout: Layout, specs: &mut Vec<TensorS
             Init::NormWeight,
         ));
         specs.push(linear(blk("attn_q_b"), &[c.q_lora_rank, q_width]));
+        if let Some((heads, dk, _)) = c.indexer {
+            let ix = |t: &str| format!("blk.{il}.indexer.{t}");
+            specs.push(linear(ix("attn_q_b.weight"), &[c.q_lora_rank, heads * dk]));
+            specs.push(linear(ix("attn_k.weight"), &[d, dk]));
+            specs.push(spec(ix("k_norm.weight"), &[dk], Init::NormWeight));
+            specs.push(spec(ix("k_norm.bias"), &[dk], Init::Normal(0.1)));
+            specs.push(linear(ix("proj.weight"), &[d, heads]));
+        }
     } else {
         specs.push(linear(blk("attn_q"), &[d, q_width]));
     }

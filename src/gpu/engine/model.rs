@@ -112,7 +112,7 @@ impl GpuModel {
             .map(|t| file.tensor_data(t).len() as u64)
             .sum();
         match architecture(file)? {
-            Arch::DeepSeek2 => {
+            Arch::DeepSeek2 | Arch::DeepSeek32 => {
                 let cpu = CpuModel::load(file)?;
                 let memory = MemoryPlan::new(file, &cpu.config, placement.budget)?;
                 let pager = match shared {

@@ -108,6 +108,18 @@ impl GpuSession {
                 what: format!("a context of {n_ctx} tokens is not supported"),
             });
         }
+        if let GpuArch::DeepSeek { config: c, .. } = &model.arch
+            && let Some(ix) = c.indexer.filter(|ix| n_ctx > ix.top_k)
+        {
+            // Up to top_k positions the indexer selects every position: dense MLA is exact.
+            return Err(Error::ContextFull {
+                what: format!(
+                    "DeepSeek-V3.2's sparse attention past {} tokens (its indexer's top_k) runs on \
+                     the CPU backend only so far: use --ctx {} or less on the GPU, or --backend cpu",
+                    ix.top_k, ix.top_k
+                ),
+            });
+        }
         // deepseek2: the latent rows `[n_ctx, r + dr]` per layer; dense: K and V
         // `[n_ctx, H_kv·hd]` per layer.
         let caches: Vec<(String, u64)> = match &model.arch {
