@@ -44,6 +44,19 @@ pub struct InfoArgs {
     ctx: usize,
 }
 
+/// What lanternfish can do with tensors of type `ty`: decode on the CPU, quantize into it, run
+/// it on the GPU.
+fn type_support(ty: GgmlType) -> &'static str {
+    let gpu = crate::gpu::shader::QUANT_TYPES.contains(&ty);
+    match (ty.is_supported(), ty.can_quantize(), gpu) {
+        (false, _, _) => "not supported",
+        (true, true, true) => "CPU + GPU",
+        (true, true, false) => "CPU only (no GPU decoder)",
+        (true, false, true) => "CPU + GPU, dequantize only (no quantizer)",
+        (true, false, false) => "CPU only, dequantize only (no quantizer, no GPU decoder)",
+    }
+}
+
 /// `general.file_type` names (llama.cpp `llama_ftype`).
 fn file_type_name(id: u64) -> &'static str {
     match id {
@@ -213,6 +226,8 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "tensor_bytes": n_bytes,
             "types": per_type.iter().map(|(t, (count, elems, bytes))| json!({
                 "type": t.name(), "tensors": count, "elements": elems, "bytes": bytes,
+                "decode": t.is_supported(), "quantize": t.can_quantize(),
+                "gpu": crate::gpu::shader::QUANT_TYPES.contains(t),
             })).collect::<Vec<_>>(),
         });
         if args.tensors {
@@ -281,10 +296,11 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     );
     for (t, (count, elems, bytes)) in &per_type {
         println!(
-            "  {:<8} {count:>6} tensors {:>16} elements {:>12}",
+            "  {:<8} {count:>6} tensors {:>16} elements {:>12}  {}",
             t.name(),
             elems,
-            super::human_bytes(*bytes)
+            super::human_bytes(*bytes),
+            type_support(*t)
         );
     }
     if args.metadata {

@@ -10,6 +10,7 @@ mod checked;
 pub mod context;
 pub mod dispatch;
 pub mod engine;
+mod iq_tables;
 pub mod ops;
 pub mod paging;
 mod readback;

@@ -5,6 +5,8 @@
 //! 1. the layout constants `BLOCK_BYTES` and `BLOCK_ELEMS`, written here from
 //!    [`GgmlType::block_bytes`] and [`GgmlType::block_elems`] (the one table of block geometry,
 //!    so no WGSL file types them by hand), and `SEGMENT` (32);
+//!    For IQ4_NL and IQ4_XS their level table follows as a WGSL `const` array
+//!    ([`crate::gpu::iq_tables`], written from `lanternfish_quant::grids`);
 //! 2. `shaders/common/bytes.wgsl` and `k_scales.wgsl`: byte, u16, u32 and f16 reads from the raw
 //!    block bytes, exact small-integer conversion and the K-quant scale unpacking;
 //! 3. `shaders/quant/<type>.wgsl`: the format's segment decoder, `struct Segment`,
@@ -108,7 +110,7 @@ impl Kernel {
 }
 
 /// The weight types that have a `shaders/quant/` file, in GGML id order.
-pub const QUANT_TYPES: [GgmlType; 13] = [
+pub const QUANT_TYPES: [GgmlType; 15] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Q4_0,
@@ -121,6 +123,8 @@ pub const QUANT_TYPES: [GgmlType; 13] = [
     GgmlType::Q4K,
     GgmlType::Q5K,
     GgmlType::Q6K,
+    GgmlType::Iq4Nl,
+    GgmlType::Iq4Xs,
     GgmlType::Bf16,
 ];
 
@@ -196,6 +200,8 @@ fn quant_source(ty: GgmlType) -> Option<&'static str> {
         GgmlType::Q4K => include_str!("../../shaders/quant/q4_k.wgsl"),
         GgmlType::Q5K => include_str!("../../shaders/quant/q5_k.wgsl"),
         GgmlType::Q6K => include_str!("../../shaders/quant/q6_k.wgsl"),
+        GgmlType::Iq4Nl => include_str!("../../shaders/quant/iq4_nl.wgsl"),
+        GgmlType::Iq4Xs => include_str!("../../shaders/quant/iq4_xs.wgsl"),
         _ => return None,
     })
 }
@@ -225,6 +231,7 @@ pub fn compose(kernel: Kernel, ty: GgmlType, reduction: Reduction) -> Result<Str
         bytes = ty.block_bytes(),
         elems = ty.block_elems(),
     ));
+    source.push_str(&crate::gpu::iq_tables::wgsl_tables(ty));
     let mut parts: Vec<&str> = COMMON.to_vec();
     parts.extend([quant, ELEMENT]);
     if kernel.reduces() {

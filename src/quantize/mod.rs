@@ -20,10 +20,11 @@ pub fn convert_rows(
     dst_type: GgmlType,
     row_len: usize,
 ) -> Result<Vec<u8>, UnsupportedType> {
-    for ty in [src_type, dst_type] {
-        if !ty.is_supported() {
-            return Err(UnsupportedType(ty));
-        }
+    if !src_type.is_supported() {
+        return Err(UnsupportedType(src_type));
+    }
+    if !dst_type.can_quantize() {
+        return Err(UnsupportedType(dst_type));
     }
     let src_row_bytes = row_len / src_type.block_elems() * src_type.block_bytes();
     let dst_row_bytes = row_len / dst_type.block_elems() * dst_type.block_bytes();
@@ -44,7 +45,7 @@ pub fn convert_rows(
                     .chunks_exact(src_row_bytes)
                     .zip(dst_chunk.chunks_exact_mut(dst_row_bytes));
                 for (src_row, dst_row) in rows {
-                    // Both types were checked as supported above, so neither call can fail.
+                    // Both types were checked above (decodable, quantizable), so neither call fails.
                     let _ = dequantize_row(src_type, src_row, &mut row);
                     let _ = quantize_row(dst_type, &row, dst_row);
                 }

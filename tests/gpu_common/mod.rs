@@ -55,14 +55,47 @@ pub fn values(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `n_elems` random values quantized to `ty`, and their CPU decoding.
+/// `n_elems` random values quantized to `ty`, and their CPU decoding. Types without a quantizer
+/// (the 1–3-bit IQ ones) get [`random_blocks`] instead.
 pub fn quantized(ty: GgmlType, seed: u64, n_elems: usize) -> (Vec<u8>, Vec<f32>) {
-    let src = values(seed, n_elems);
     let mut bytes = vec![0u8; n_elems / ty.block_elems() * ty.block_bytes()];
-    quantize_row(ty, &src, &mut bytes).unwrap();
+    if ty.can_quantize() {
+        quantize_row(ty, &values(seed, n_elems), &mut bytes).unwrap();
+    } else {
+        bytes = random_blocks(ty, seed, n_elems);
+    }
     let mut decoded = vec![0f32; n_elems];
     dequantize_row(ty, &bytes, &mut decoded).unwrap();
     (bytes, decoded)
+}
+
+/// Random valid blocks of a dequantize-only type for `n_elems` values: every byte random except
+/// the f16 super-block scale, a finite value of magnitude 2⁻¹⁰..2⁻⁴ (with either sign), which
+/// keeps the decoded weights of order 1. IQ1_M stores that f16 in the top nibbles of its four
+/// u16 scale words (bytes 48..56); the other IQ types at byte 0.
+pub fn random_blocks(ty: GgmlType, seed: u64, n_elems: usize) -> Vec<u8> {
+    let n_blocks = n_elems / ty.block_elems();
+    let noise = values(seed ^ 0x5EED, n_blocks * ty.block_bytes() + n_blocks);
+    let byte = |v: f32| ((v.abs() * 1e4) as u32 & 0xFF) as u8;
+    let mut bytes: Vec<u8> = noise[..n_blocks * ty.block_bytes()]
+        .iter()
+        .map(|&v| byte(v))
+        .collect();
+    for (b, block) in bytes.chunks_exact_mut(ty.block_bytes()).enumerate() {
+        let r = noise[n_blocks * ty.block_bytes() + b];
+        let magnitude = 2f32.powi(-10 + (b % 7) as i32);
+        let d = half::f16::from_f32(if r < 0.0 { -magnitude } else { magnitude }).to_bits();
+        if ty == GgmlType::Iq1M {
+            for i in 0..4 {
+                let word = u16::from_le_bytes([block[48 + 2 * i], block[49 + 2 * i]]);
+                let word = (word & 0x0FFF) | (((d >> (4 * i)) & 0xF) << 12);
+                block[48 + 2 * i..50 + 2 * i].copy_from_slice(&word.to_le_bytes());
+            }
+        } else {
+            block[..2].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+    bytes
 }
 
 /// Roundings a term of a GPU dot product passes through, from the prefill kernel's summation
