@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     fn describe_keys(keys: &[(&str, Value<'static>)], tensors: &[&str]) -> String {
-        let get = |k: &str| keys.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let get = |k: &str| keys.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
         describe(&get, &|t| tensors.contains(&t)).unwrap()
     }
 
