@@ -17,10 +17,24 @@ pub fn print(model: &GgufModel, budget: Option<Budget>, n_ctx: usize, as_json: b
     }
     let config = DeepSeekConfig::from_gguf(model)?;
     let plan = MemoryPlan::new(model, &config, budget)?;
-    let kv_bytes = (config.n_layer * (config.n_lora_kv + config.n_rot) * 4 * n_ctx) as u64;
+    // The default cache type (f16: 2 bytes per value).
+    let kv_bytes = (config.n_layer * (config.n_lora_kv + config.n_rot) * 2 * n_ctx) as u64;
+    // Multi-token-prediction blocks after the trunk: in the file, never uploaded (the forward pass
+    // does not run them; a speculative decoder will).
+    let mtp_bytes: u64 = (config.n_layer..config.n_layer + config.n_nextn)
+        .map(|il| {
+            let prefix = format!("blk.{il}.");
+            model
+                .tensors()
+                .filter(|t| t.name.starts_with(&prefix))
+                .map(|t| t.n_bytes)
+                .sum::<u64>()
+        })
+        .sum();
     if as_json {
         let mut out = serde_json::to_value(&plan)?;
         out["kv_cache_bytes"] = json!(kv_bytes);
+        out["mtp_bytes"] = json!(mtp_bytes);
         out["n_ctx"] = json!(n_ctx);
         out["gpu_weight_bytes"] = json!(plan.gpu_weight_bytes());
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -42,7 +56,7 @@ pub fn print(model: &GgufModel, budget: Option<Budget>, n_ctx: usize, as_json: b
         100.0 * plan.pool_bytes as f64 / plan.expert_bytes.max(1) as f64
     );
     println!(
-        "KV cache             {:>12}  (latent, f32, {n_ctx} tokens; plus scratch per session)",
+        "KV cache             {:>12}  (latent, f16, {n_ctx} tokens; plus scratch per session)",
         human_bytes(kv_bytes)
     );
     println!(
@@ -53,6 +67,13 @@ pub fn print(model: &GgufModel, budget: Option<Budget>, n_ctx: usize, as_json: b
         "smallest budget      {:>12}  (resident weights + {k} experts per MoE layer)",
         human_bytes(plan.min_bytes)
     );
+    if config.n_nextn > 0 {
+        println!(
+            "MTP blocks           {:>12}  ({} in the file, not uploaded: the forward pass does not run them)",
+            human_bytes(mtp_bytes),
+            config.n_nextn
+        );
+    }
     if plan.paged {
         println!(
             "paged from the file  {:>12}  (the map stays on disk / in the page cache)",
