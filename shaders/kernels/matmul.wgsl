@@ -1,28 +1,41 @@
 // matmul: Y[t, r] = sum_c W[r, c] * X[t, c] (+ Y[t, r] when accumulate = 1) for t in 0..n_tok,
 // r in 0..n_rows, c in 0..n_cols, with W in raw GGUF blocks of one type (rows contiguous, row r
 // starting at byte r * row_bytes, row_bytes = n_cols / BLOCK_ELEMS * BLOCK_BYTES), X
-// [n_tok, n_cols] and Y [n_tok, n_rows] in f32 (row strides n_cols and n_rows), accumulation in
-// f32. The batched product of prompt prefill: each weight is decoded once per tile of TILE_T
-// tokens instead of once per token.
+// [n_tok, n_cols] and Y [n_tok, n_rows] in f32 (row strides n_cols and y_stride), accumulation
+// in f32: the tiled GEMM of prompt prefill.
 //
 // Composed by src/gpu/shader.rs after the injected layout constants (BLOCK_BYTES, BLOCK_ELEMS
 // from lanternfish_quant::GgmlType), shaders/common/*.wgsl and shaders/quant/<type>.wgsl, the
 // format's segment decoder; W[r, c] is dequantized exactly as the dequantize and matvec kernels
-// do it.
+// do it (`segment_at` once per (row, segment) per thread that decodes it, then `segment_quad`).
 //
-// Dispatch: one workgroup of WORKGROUP_SIZE (64) threads per (group of 64 / lanes rows, tile of
-// TILE_T = 8 tokens), `lanes` threads per row (a power of two up to 64, one per 32-element
-// segment of the row: the host picks it so short rows leave no lane idle), ceil(n_rows / rows per
-// group) * n_tiles workgroups (n_tiles = ceil(n_tok / 8)) numbered g = y * num_workgroups.x + x
-// on a (min(total, max_per_dim), ceil(total / that), 1) grid so more than 65535 fit; workgroup g
-// takes row group g / n_tiles and tile g % n_tiles, so the tiles of one row run next to each
-// other and find its blocks in cache. Lane l of a row decodes the row's 32-element segments
-// l, l + lanes, ... once each (`segment_at` once, then its 8 quads, no local array) and
-// multiplies them into 8 accumulators, two vec4s, one component per token of the tile (a segment
-// sum first, in column order, then the lane sum). A tree of
-// log2(lanes) steps in workgroup memory adds the row's lane vec4 pairs; the row's lane 0 writes
-// its 8 tokens. In the last tile, tokens past n_tok read the last token's X (so every load is in
-// bounds) and are not written.
+// Tile geometry: one workgroup of 256 threads computes an output tile of TILE_R = 64 rows x
+// TILE_T = 64 tokens, walking the columns in K-steps of one 32-element segment. Per K-step:
+//   1. staging (all 256 threads): the 64 rows' segment is decoded once into `ws` (thread i
+//      decodes quads 2 (i % 4) and 2 (i % 4) + 1 of row i / 4), and the 64 tokens' 32 X values
+//      are copied into `xs` (thread i loads column i % 32 of tokens i / 32 + 8 j, j < 8:
+//      consecutive threads read consecutive words); both are stored column-major by vec4 of 4
+//      rows / 4 tokens, `ws[k * 16 + r / 4][r % 4]`, `xs[k * 16 + t / 4][t % 4]`: 2 x 8 KiB,
+//      exactly the 16 KiB of workgroup memory WebGPU guarantees (no f16: not every adapter,
+//      lavapipe among them, has SHADER_F16);
+//   2. barrier; each thread multiplies its 4 x 4 micro-tile (rows 4 (i % 16) .. + 4, tokens
+//      4 (i / 16) .. + 4): per column k one vec4 load of ws and one of xs, 4 vec4 FMAs;
+//   3. barrier.
+// Summation order of each output: the 32 products of a segment (column order) into a fresh
+// segment sum; 16 segment sums (512 columns) into a chunk sum; the chunk sums into the total;
+// then `y +` when accumulating. A term is rounded at most min(n_cols, 32) times by its product
+// and the segment sum (a fused multiply-add or not), min(n_seg, 16) - 1 by the chunk sum,
+// ceil(n_cols / 512) - 1 by the total and once by `y +` (n_seg = ceil(n_cols / 32);
+// tests/gpu_common's `summation_depth` derives the tests' bound from this).
+// Columns past n_cols (the last segment of a float row that is not whole segments) are staged as
+// zeros in both ws and xs; rows past n_rows and tokens past n_tok are staged as zeros and never
+// written, and a thread whose micro-tile holds no such row or token skips the multiply (so a
+// batch of a few tokens costs a few token groups of FMAs, not 64).
+//
+// Dispatch: ceil(n_rows / 64) * ceil(n_tok / 64) workgroups numbered g = y * num_workgroups.x + x
+// on a (min(total, max_per_dim), ceil(total / that), 1) grid; workgroup g takes row tile
+// g / n_tok_tiles and token tile g % n_tok_tiles, so the token tiles of one row tile run next to
+// each other and find its blocks in cache.
 // `row0` lets the host bind only a window of W and run large tensors in several dispatches:
 // row r of this dispatch is global row row0 + r, at byte r * row_bytes + base_byte of the window.
 //
@@ -31,13 +44,16 @@
 //   1  x        array<f32>  [n_tok, n_cols]
 //   2  y        array<f32>  [n_tok, y_stride] (y_stride = rows of the whole tensor)
 //   3  params   Params      uniform { n_rows, n_cols, row_bytes, row0, base_byte, n_tok,
-//                                     accumulate, y_stride, lanes }
+//                                     accumulate, y_stride }
 //
-// Driven by src/gpu/ops/matmul.rs, whose MatmulParams mirrors Params (48 bytes).
+// Driven by src/gpu/ops/matmul.rs, whose MatmulParams mirrors Params (32 bytes).
 
-const WORKGROUP_SIZE: u32 = 64u;
-// Tokens per workgroup: the accumulators are two vec4s, so changing this changes the kernel.
-const TILE_T: u32 = 8u;
+const WORKGROUP_SIZE: u32 = 256u;
+// Rows and tokens of the output tile; the thread mappings above assume 64 x 64 and 256 threads.
+const TILE_R: u32 = 64u;
+const TILE_T: u32 = 64u;
+// Segments per chunk sum.
+const CHUNK: u32 = 16u;
 
 struct Params {
     // Rows in this dispatch.
@@ -54,11 +70,6 @@ struct Params {
     accumulate: u32,
     // Row stride of Y: the rows of the whole tensor, not of this window.
     y_stride: u32,
-    // Threads per row: a power of two, 1 to 64.
-    lanes: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -66,91 +77,145 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// Tokens 0..4 and 4..8 of the tile, per lane.
-var<workgroup> partial_lo: array<vec4<f32>, WORKGROUP_SIZE>;
-var<workgroup> partial_hi: array<vec4<f32>, WORKGROUP_SIZE>;
+// The K-step's weights and activations: [column][group of 4 rows / tokens].
+var<workgroup> ws: array<vec4<f32>, 512>;
+var<workgroup> xs: array<vec4<f32>, 512>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(num_workgroups) n_groups: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
+    @builtin(local_invocation_index) i: u32,
 ) {
-    // Workgroup-uniform: every lane of a workgroup takes the same branch.
-    let n_tiles = (params.n_tok + TILE_T - 1u) / TILE_T;
+    // Workgroup-uniform: every thread of a workgroup takes the same branch.
+    let n_tok_tiles = (params.n_tok + TILE_T - 1u) / TILE_T;
     let g = group.y * n_groups.x + group.x;
-    let lanes = params.lanes;
-    let rows_per_group = WORKGROUP_SIZE / lanes;
-    let first_row = (g / n_tiles) * rows_per_group;
-    if first_row >= params.n_rows {
+    let r0 = (g / n_tok_tiles) * TILE_R;
+    if r0 >= params.n_rows {
         return;
     }
-    let sub = lane % lanes;
-    let r = first_row + lane / lanes;
-    let row_ok = r < params.n_rows;
-    let t0 = (g % n_tiles) * TILE_T;
-    // Offsets in X of the tile's token rows, clamped to the last token.
-    let last = vec4<u32>(params.n_tok - 1u);
-    let lo = min(vec4<u32>(t0) + vec4<u32>(0u, 1u, 2u, 3u), last) * params.n_cols;
-    let hi = min(vec4<u32>(t0) + vec4<u32>(4u, 5u, 6u, 7u), last) * params.n_cols;
+    let t0 = (g % n_tok_tiles) * TILE_T;
+    let n_cols = params.n_cols;
+    let n_seg = (n_cols + SEGMENT - 1u) / SEGMENT;
 
-    let row_base = params.base_byte + r * params.row_bytes;
-    // A row past the end runs no column (its lanes still join the barriers).
-    let n_cols = select(0u, params.n_cols, row_ok);
-    var sum_lo = vec4<f32>(0.0);
-    var sum_hi = vec4<f32>(0.0);
-    // Whole 32-element segments, decoded once each (scales read once), then the tail columns
-    // of a partial segment (float types only) one by one.
-    let n_seg = n_cols / SEGMENT;
-    for (var s = sub; s < n_seg; s += lanes) {
-        let seg = segment_at(row_base, s);
-        var seg_lo = vec4<f32>(0.0);
-        var seg_hi = vec4<f32>(0.0);
-        for (var q = 0u; q < SEGMENT / 4u; q++) {
-            let w = segment_quad(seg, q);
-            let c = s * SEGMENT + 4u * q;
-            // The quad's 4 columns in order, each into the 8 token sums (no dynamic indexing).
-            seg_lo += w.x * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
-            seg_hi += w.x * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
-            let c1 = c + 1u;
-            seg_lo += w.y * vec4<f32>(x[lo.x + c1], x[lo.y + c1], x[lo.z + c1], x[lo.w + c1]);
-            seg_hi += w.y * vec4<f32>(x[hi.x + c1], x[hi.y + c1], x[hi.z + c1], x[hi.w + c1]);
-            let c2 = c + 2u;
-            seg_lo += w.z * vec4<f32>(x[lo.x + c2], x[lo.y + c2], x[lo.z + c2], x[lo.w + c2]);
-            seg_hi += w.z * vec4<f32>(x[hi.x + c2], x[hi.y + c2], x[hi.z + c2], x[hi.w + c2]);
-            let c3 = c + 3u;
-            seg_lo += w.w * vec4<f32>(x[lo.x + c3], x[lo.y + c3], x[lo.z + c3], x[lo.w + c3]);
-            seg_hi += w.w * vec4<f32>(x[hi.x + c3], x[hi.y + c3], x[hi.z + c3], x[hi.w + c3]);
+    // Staging roles.
+    let dec_row = r0 + i / 4u;
+    let dec_ok = dec_row < params.n_rows;
+    let dec_base = params.base_byte + dec_row * params.row_bytes;
+    let dec_q = 2u * (i % 4u);
+    let dec_slot = (i / 4u) / 4u;
+    let dec_lane = (i / 4u) % 4u;
+    let ld_k = i % 32u;
+    let ld_tok = i / 32u;
+
+    // Micro-tile: rows r0 + 4 mr .. + 4, tokens t0 + 4 mt .. + 4.
+    let mr = i % 16u;
+    let mt = i / 16u;
+    let busy = r0 + 4u * mr < params.n_rows && t0 + 4u * mt < params.n_tok;
+
+    // One vec4 of 4 rows per token of the micro-tile.
+    var total0 = vec4<f32>(0.0);
+    var total1 = vec4<f32>(0.0);
+    var total2 = vec4<f32>(0.0);
+    var total3 = vec4<f32>(0.0);
+    var chunk0 = vec4<f32>(0.0);
+    var chunk1 = vec4<f32>(0.0);
+    var chunk2 = vec4<f32>(0.0);
+    var chunk3 = vec4<f32>(0.0);
+
+    for (var s = 0u; s < n_seg; s++) {
+        let c0 = s * SEGMENT;
+        // 1. Stage the segment of the tile's rows, decoded once.
+        if dec_ok {
+            let seg = segment_at(dec_base, s);
+            for (var h = 0u; h < 2u; h++) {
+                let q = dec_q + h;
+                let c = c0 + 4u * q;
+                let in_row = vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n_cols);
+                let w = select(vec4<f32>(0.0), segment_quad(seg, q), in_row);
+                let k = 4u * q;
+                ws[(k + 0u) * 16u + dec_slot][dec_lane] = w.x;
+                ws[(k + 1u) * 16u + dec_slot][dec_lane] = w.y;
+                ws[(k + 2u) * 16u + dec_slot][dec_lane] = w.z;
+                ws[(k + 3u) * 16u + dec_slot][dec_lane] = w.w;
+            }
+        } else {
+            for (var k = 4u * dec_q; k < 4u * dec_q + 8u; k++) {
+                ws[k * 16u + dec_slot][dec_lane] = 0.0;
+            }
         }
-        sum_lo += seg_lo;
-        sum_hi += seg_hi;
-    }
-    for (var c = n_seg * SEGMENT + sub; c < n_cols; c += lanes) {
-        let v = dequantize_element(row_base, c);
-        sum_lo += v * vec4<f32>(x[lo.x + c], x[lo.y + c], x[lo.z + c], x[lo.w + c]);
-        sum_hi += v * vec4<f32>(x[hi.x + c], x[hi.y + c], x[hi.z + c], x[hi.w + c]);
-    }
-    partial_lo[lane] = sum_lo;
-    partial_hi[lane] = sum_hi;
-    workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if sub < stride {
-            partial_lo[lane] += partial_lo[lane + stride];
-            partial_hi[lane] += partial_hi[lane + stride];
+        // ... and the tile's tokens' X values.
+        let c = c0 + ld_k;
+        for (var j = 0u; j < 8u; j++) {
+            let tok = ld_tok + 8u * j;
+            let t = t0 + tok;
+            var v = 0.0;
+            if t < params.n_tok && c < n_cols {
+                v = x[t * n_cols + c];
+            }
+            xs[ld_k * 16u + tok / 4u][tok % 4u] = v;
         }
         workgroupBarrier();
+
+        // 2. The micro-tile's products, one segment sum per (token, row).
+        if busy {
+            var seg0 = vec4<f32>(0.0);
+            var seg1 = vec4<f32>(0.0);
+            var seg2 = vec4<f32>(0.0);
+            var seg3 = vec4<f32>(0.0);
+            for (var k = 0u; k < SEGMENT; k++) {
+                let w = ws[k * 16u + mr];
+                let a = xs[k * 16u + mt];
+                seg0 += w * a.x;
+                seg1 += w * a.y;
+                seg2 += w * a.z;
+                seg3 += w * a.w;
+            }
+            chunk0 += seg0;
+            chunk1 += seg1;
+            chunk2 += seg2;
+            chunk3 += seg3;
+            if s % CHUNK == CHUNK - 1u || s + 1u == n_seg {
+                total0 += chunk0;
+                total1 += chunk1;
+                total2 += chunk2;
+                total3 += chunk3;
+                chunk0 = vec4<f32>(0.0);
+                chunk1 = vec4<f32>(0.0);
+                chunk2 = vec4<f32>(0.0);
+                chunk3 = vec4<f32>(0.0);
+            }
+        }
+        // 3. Nobody restages until every thread is done with this segment.
+        workgroupBarrier();
     }
-    if sub == 0u && row_ok {
-        for (var j = 0u; j < TILE_T; j++) {
-            let t = t0 + j;
-            if t < params.n_tok {
-                let sums = select(partial_hi[lane], partial_lo[lane], j < 4u);
-                let i = t * params.y_stride + params.row0 + r;
-                var value = sums[j % 4u];
+
+    if !busy {
+        return;
+    }
+    let row = 4u * mr;
+    for (var j = 0u; j < 4u; j++) {
+        let t = t0 + 4u * mt + j;
+        if t >= params.n_tok {
+            break;
+        }
+        var sums = total0;
+        if j == 1u {
+            sums = total1;
+        } else if j == 2u {
+            sums = total2;
+        } else if j == 3u {
+            sums = total3;
+        }
+        for (var l = 0u; l < 4u; l++) {
+            let r = r0 + row + l;
+            if r < params.n_rows {
+                let o = t * params.y_stride + params.row0 + r;
+                var value = sums[l];
                 if params.accumulate != 0u {
-                    value = y[i] + value;
+                    value = y[o] + value;
                 }
-                y[i] = value;
+                y[o] = value;
             }
         }
     }

@@ -99,15 +99,14 @@ pub fn random_blocks(ty: GgmlType, seed: u64, n_elems: usize) -> Vec<u8> {
 }
 
 /// Roundings a term of a GPU dot product passes through, from the prefill kernel's summation
-/// order (matmul): a lane adds the 32 products of a segment into a segment sum
-/// (at most min(n_cols, 32) deep), adds its segment sums into its lane sum (a lane takes every
-/// 16th or 64th segment: at most ceil(n_cols / 512) of them) plus at most 2 tail columns of a
-/// partial segment, then a tree of at most 6 steps adds the lanes; one more for the product
-/// itself and one for an accumulated `y +=`. The standard bound is then
-/// `|error| <= k u / (1 - k u) * sum |w x|` with `u = f32::EPSILON / 2`; the tests allow
-/// `(k + 1) * EPSILON * sum |w x|`, twice that with margin.
+/// order (the tiled `matmul`, `shaders/kernels/matmul.wgsl`): the product and the segment sum of
+/// at most 32 products (min(n_cols, 32), whether or not the driver fuses the multiply-add), the
+/// chunk sum of at most 16 segment sums (min(n_seg, 16) - 1 with n_seg = ceil(n_cols / 32)), the
+/// total over the ceil(n_cols / 512) chunks (that - 1), and one for an accumulated `y +=`. The
+/// standard bound is then `|error| <= k u / (1 - k u) * sum |w x|` with `u = f32::EPSILON / 2`;
+/// the tests allow `(k + 1) * EPSILON * sum |w x|`, twice that with margin.
 pub fn summation_depth(n_cols: usize) -> usize {
-    n_cols.min(32) + n_cols.div_ceil(512) + 10
+    (n_cols.min(32) + n_cols.div_ceil(32).min(16) + n_cols.div_ceil(512)).saturating_sub(1)
 }
 
 /// Roundings a term of a GPU dot product passes through in the decode matvecs (matvec,

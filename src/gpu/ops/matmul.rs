@@ -1,11 +1,12 @@
 //! `matmul`: `Y = W X` (or `Y += W X`) with W `[n_rows, n_cols]` in raw GGUF blocks of any
-//! supported type and X `[n_tok, n_cols]`, Y `[n_tok, n_rows]` in f32: the batched product of
-//! prompt prefill; see `shaders/kernels/matmul.wgsl`.
+//! supported type and X `[n_tok, n_cols]`, Y `[n_tok, n_rows]` in f32: the tiled GEMM of prompt
+//! prefill; see `shaders/kernels/matmul.wgsl`.
 //!
-//! Each (row, tile of [`TILE_T`] tokens) is one workgroup of 64 threads that dequantize each
-//! weight once with `shaders/quant/<type>.wgsl` and multiply it into one accumulator per token,
-//! then reduce in workgroup memory, so W is read once per tile of tokens rather than once per
-//! token. Workgroups beyond 65535 go into the second grid dimension. A weight tensor larger than
+//! Each output tile of [`TILE_R`] rows × [`TILE_T`] tokens is one workgroup of 256 threads that
+//! walk the columns one 32-element segment at a time: the tile's rows' segment is dequantized
+//! once with `shaders/quant/<type>.wgsl` into workgroup memory, the tokens' X values staged next
+//! to it, and each thread multiplies a 4 × 4 register micro-tile, so W is decoded once per 64
+//! tokens. Workgroups beyond 65535 go into the second grid dimension. A weight tensor larger than
 //! the device's largest storage binding is bound as several windows of whole rows, one dispatch
 //! each, exactly as for `matvec` (the same `windows` split). The whole tensor must still fit one
 //! buffer (`max_buffer_size`), and X and Y one binding each.
@@ -23,8 +24,10 @@ use crate::gpu::dispatch::{Binding, Dispatch};
 use crate::gpu::ops::elementwise::submit_all;
 use crate::gpu::shader::{self, Kernel, QuantKernel, Reduction};
 
-/// Tokens per workgroup; must equal `TILE_T` in the WGSL file.
-pub const TILE_T: usize = 8;
+/// Tokens per workgroup's output tile; must equal `TILE_T` in the WGSL file.
+pub const TILE_T: usize = 64;
+/// Rows per workgroup's output tile; must equal `TILE_R` in the WGSL file.
+pub const TILE_R: usize = 64;
 
 /// Mirrors the WGSL `Params` struct (32 bytes).
 #[repr(C)]
@@ -38,8 +41,6 @@ struct MatmulParams {
     n_tok: u32,
     accumulate: u32,
     y_stride: u32,
-    lanes: u32,
-    _pad: [u32; 3],
 }
 
 /// A compiled `matmul` pipeline for one weight type.
@@ -227,16 +228,12 @@ impl Matmul {
             .kernel
             .windows(gpu, n_rows64, row_bytes, weights.size(), max_binding)?;
         let n_tiles = n_tok64.div_ceil(TILE_T as u64);
-        // Threads per row: one per 32-element segment up to 64, a power of two; 64 / lanes rows
-        // share a workgroup.
-        let lanes = (n_cols64.div_ceil(32).clamp(1, 64) as u32).next_power_of_two();
-        let rows_per_group = u64::from(64 / lanes);
         let max_per_dim = gpu.limits.max_compute_workgroups_per_dimension;
         let mut dispatches = Vec::with_capacity(windows.len());
         for window in &windows {
             let groups = window
                 .n_rows
-                .div_ceil(rows_per_group)
+                .div_ceil(TILE_R as u64)
                 .checked_mul(n_tiles)
                 .and_then(|n| u32::try_from(n).ok())
                 .and_then(|n| shader::grid(n, max_per_dim))
@@ -258,8 +255,6 @@ impl Matmul {
                 n_tok: to_u32(n_tok64),
                 accumulate: u32::from(accumulate),
                 y_stride: to_u32(n_rows64),
-                lanes,
-                _pad: [0; 3],
             };
             let storage = [window.binding(weights), x, y];
             let params = bytemuck::bytes_of(&params);
@@ -290,8 +285,9 @@ mod tests {
     fn params_match_the_wgsl_struct() {
         let source = shader::compose(Kernel::Matmul, GgmlType::Q4K, shader::Reduction::Workgroup)
             .unwrap_or_default();
-        assert_eq!(size_of::<MatmulParams>(), 48);
+        assert_eq!(size_of::<MatmulParams>(), 32);
         assert!(source.contains(&format!("const TILE_T: u32 = {TILE_T}u;")));
+        assert!(source.contains(&format!("const TILE_R: u32 = {TILE_R}u;")));
         for field in [
             "n_rows: u32",
             "n_cols: u32",
@@ -301,8 +297,6 @@ mod tests {
             "n_tok: u32",
             "accumulate: u32",
             "y_stride: u32",
-            "lanes: u32",
-            "_pad2: u32",
         ] {
             assert!(source.contains(field), "{field}");
         }
