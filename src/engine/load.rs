@@ -150,16 +150,13 @@ impl<'a> Loaded<'a> {
         }
     }
 
-    /// The context the model was trained for (`context_length`); on the GPU, DeepSeek-V3.2's
-    /// `top_k` when that is smaller (the GPU runs its MLA dense, exact up to `top_k` positions).
+    /// The context the model was trained for (`context_length`).
     pub fn n_ctx_train(&self) -> usize {
         match self {
             Loaded::Cpu(model) => model.config.n_ctx_train,
             Loaded::CpuDense(model) => model.config.n_ctx_train,
             Loaded::Gpu(model) => match &model.arch {
-                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => config
-                    .indexer
-                    .map_or(config.n_ctx_train, |ix| ix.top_k.min(config.n_ctx_train)),
+                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => config.n_ctx_train,
                 crate::gpu::engine::model::GpuArch::Dense { config, .. } => config.n_ctx_train,
             },
         }
@@ -177,10 +174,34 @@ impl<'a> Loaded<'a> {
         trace: &dyn Fn() -> Result<Option<Box<dyn std::io::Write + Send>>>,
     ) -> Result<(Box<dyn Sequence + '_>, Option<String>)> {
         let n_ctx_train = self.n_ctx_train();
-        let (seq, n_ctx) = super::context::first_that_fits(ctx, n_ctx_train, |n_ctx| {
+        // DeepSeek-V3.2 on the GPU: its attention runs dense, exact up to the indexer's top_k.
+        let cap = self.gpu_dense_limit().filter(|&k| k < n_ctx_train);
+        let limit = cap.unwrap_or(n_ctx_train);
+        let (seq, n_ctx) = super::context::first_that_fits(ctx, limit, |n_ctx| {
             self.sequence_traced(n_ctx, batch, cache_type, trace()?)
         })?;
-        Ok((seq, ctx.describe_choice(n_ctx, n_ctx_train)))
+        let line = match (ctx, cap) {
+            (ContextSize::Auto, Some(k)) => Some(format!(
+                "context: {n_ctx} tokens (auto: DeepSeek-V3.2's sparse attention runs on the GPU up \
+                 to its indexer's top_k of {k} positions; --backend cpu for longer contexts)"
+            )),
+            _ => ctx.describe_choice(n_ctx, n_ctx_train),
+        };
+        Ok((seq, line))
+    }
+
+    /// DeepSeek-V3.2 on the GPU: the indexer's top_k, the longest context its dense attention
+    /// computes exactly.
+    fn gpu_dense_limit(&self) -> Option<usize> {
+        match self {
+            Loaded::Gpu(model) => match &model.arch {
+                crate::gpu::engine::model::GpuArch::DeepSeek { config, .. } => {
+                    config.indexer.map(|ix| ix.top_k)
+                }
+                crate::gpu::engine::model::GpuArch::Dense { .. } => None,
+            },
+            Loaded::Cpu(_) | Loaded::CpuDense(_) => None,
+        }
     }
 
     /// Bytes of weights resident on the GPU (0 on the CPU).
