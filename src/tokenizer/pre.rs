@@ -89,6 +89,14 @@ const LLAMA3: &[Step] = &[Step::Split(
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 )];
 
+// Mistral's Tekken (Mistral Large 3 and the other Mistral files): the tiktoken `pat_str` of
+// `tekken.json` (mistral-common's `data/tekken_240911.json`, `config.pattern`): words split at
+// lower-to-upper case changes, single digits, `/` kept after punctuation runs. llama.cpp rewrote it
+// for its engine (`[^a-z]` for the upper-case classes), which differs on non-ASCII letters.
+const TEKKEN: &[Step] = &[Step::Split(
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+)];
+
 const SMOLLM: &[Step] = &[Step::Digits, Step::Gpt2Regex];
 
 const GPT2: &[Step] = &[Step::Gpt2Regex];
@@ -128,6 +136,24 @@ pub(crate) const TABLE: &[PreSpec] = &[
     PreSpec {
         names: &["llama-bpe", "llama3", "llama-v3"],
         steps: LLAMA3,
+        nfc: false,
+        ignore_merges: true,
+        add_bos: true,
+    },
+    // GLM-4.5/4.7 (GLM-4.7-Flash): llama.cpp's CHATGLM4 regex is Llama-3's (contractions spelled
+    // case by case); no BOS of its own (the template writes `[gMASK]<sop>`).
+    PreSpec {
+        names: &["glm4", "chatglm-bpe"],
+        steps: LLAMA3,
+        nfc: false,
+        ignore_merges: false,
+        add_bos: false,
+    },
+    // Tekken: a piece that is a vocabulary entry is taken whole, and BOS is added (llama.cpp's
+    // `tokenizer_pre == "tekken"` flags; tiktoken's encoding does the same).
+    PreSpec {
+        names: &["tekken"],
+        steps: TEKKEN,
         nfc: false,
         ignore_merges: true,
         add_bos: true,
@@ -210,6 +236,50 @@ mod tests {
             .into_iter()
             .map(|(piece, _, _)| piece.to_owned())
             .collect()
+    }
+
+    /// The pieces of `text` as substrings of it (before the byte-level mapping).
+    fn text_pieces(pre: &str, text: &str) -> Vec<String> {
+        let spec = lookup(pre).unwrap();
+        let pre_tokenizer = build(spec).unwrap();
+        let mut s = PreTokenizedString::from(text);
+        pre_tokenizer.pre_tokenize(&mut s).unwrap();
+        let chars: Vec<char> = text.chars().collect();
+        s.get_splits(OffsetReferential::Original, OffsetType::Char)
+            .into_iter()
+            .map(|(_, (start, end), _)| chars[start..end].iter().collect())
+            .collect()
+    }
+
+    /// Tekken's pattern splits a corpus (camel case, contractions, paths, digits, accents, Greek,
+    /// Cyrillic, CJK, code, whitespace runs, emoji) exactly as Python's `regex` module splits it
+    /// with the pattern of mistral-common's tekken.json (tools/make_tekken_pieces.py).
+    #[test]
+    fn tekken_splits_as_the_reference_pattern() {
+        let golden: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/golden/tokenizer/tekken-pieces.json"
+        ))
+        .unwrap();
+        let pattern = golden["pattern"].as_str().unwrap();
+        assert!(
+            matches!(TEKKEN, [Step::Split(p)] if *p == pattern),
+            "the pattern itself"
+        );
+        for case in golden["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want: Vec<&str> = case["pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            assert_eq!(text_pieces("tekken", text), want, "{text:?}");
+        }
+        assert!(lookup("tekken").unwrap().add_bos);
+        assert_eq!(
+            text_pieces("glm4", "DON'T 12345"),
+            ["DON", "'T", " ", "123", "45"]
+        );
     }
 
     #[test]
