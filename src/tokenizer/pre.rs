@@ -97,6 +97,13 @@ const TEKKEN: &[Step] = &[Step::Split(
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 )];
 
+// Moonshot's Kimi-K2 (and Moonlight): the tiktoken `pat_str` of its `tokenization_kimi.py`:
+// runs of Han characters apart, the letter classes of the other alternatives intersected with
+// "not Han", digits in threes. (llama.cpp implements it with a hand-written matcher.)
+const KIMI_K2: &[Step] = &[Step::Split(
+    "[\\p{Han}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+)];
+
 const SMOLLM: &[Step] = &[Step::Digits, Step::Gpt2Regex];
 
 const GPT2: &[Step] = &[Step::Gpt2Regex];
@@ -157,6 +164,14 @@ pub(crate) const TABLE: &[PreSpec] = &[
         nfc: false,
         ignore_merges: true,
         add_bos: true,
+    },
+    // Kimi-K2: tiktoken takes a piece that is a vocabulary entry whole.
+    PreSpec {
+        names: &["kimi-k2"],
+        steps: KIMI_K2,
+        nfc: false,
+        ignore_merges: true,
+        add_bos: false,
     },
     PreSpec {
         names: &["smollm", "starcoder"],
@@ -251,29 +266,33 @@ mod tests {
             .collect()
     }
 
-    /// Tekken's pattern splits a corpus (camel case, contractions, paths, digits, accents, Greek,
-    /// Cyrillic, CJK, code, whitespace runs, emoji) exactly as Python's `regex` module splits it
-    /// with the pattern of mistral-common's tekken.json (tools/make_tekken_pieces.py).
+    /// The tiktoken-style patterns (Mistral's Tekken, Kimi-K2's) split a corpus (camel case,
+    /// contractions, paths, digits, accents, Greek, Cyrillic, CJK mixed with Latin, code,
+    /// whitespace runs, emoji) exactly as Python's `regex` module splits it with the reference
+    /// pattern (tools/make_pretokenizer_pieces.py).
     #[test]
-    fn tekken_splits_as_the_reference_pattern() {
+    fn tiktoken_patterns_split_as_the_reference() {
         let golden: serde_json::Value = serde_json::from_str(include_str!(
-            "../../tests/golden/tokenizer/tekken-pieces.json"
+            "../../tests/golden/tokenizer/pretokenizer-pieces.json"
         ))
         .unwrap();
-        let pattern = golden["pattern"].as_str().unwrap();
-        assert!(
-            matches!(TEKKEN, [Step::Split(p)] if *p == pattern),
-            "the pattern itself"
-        );
-        for case in golden["cases"].as_array().unwrap() {
-            let text = case["text"].as_str().unwrap();
-            let want: Vec<&str> = case["pieces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap())
-                .collect();
-            assert_eq!(text_pieces("tekken", text), want, "{text:?}");
+        for (name, steps) in [("tekken", TEKKEN), ("kimi-k2", KIMI_K2)] {
+            let reference = &golden[name];
+            let pattern = reference["pattern"].as_str().unwrap();
+            assert!(
+                matches!(steps, [Step::Split(p)] if *p == pattern),
+                "{name}: the pattern itself"
+            );
+            for case in reference["cases"].as_array().unwrap() {
+                let text = case["text"].as_str().unwrap();
+                let want: Vec<&str> = case["pieces"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_str().unwrap())
+                    .collect();
+                assert_eq!(text_pieces(name, text), want, "{name}: {text:?}");
+            }
         }
         assert!(lookup("tekken").unwrap().add_bos);
         assert_eq!(
@@ -291,8 +310,8 @@ mod tests {
 
     #[test]
     fn unknown_name_is_named_in_the_error() {
-        let err = lookup("kimi-k2").unwrap_err().to_string();
-        assert!(err.contains("\"kimi-k2\""), "{err}");
+        let err = lookup("tiktoken-x").unwrap_err().to_string();
+        assert!(err.contains("\"tiktoken-x\""), "{err}");
         assert!(err.contains("deepseek-v3"), "{err}");
     }
 
