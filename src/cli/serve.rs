@@ -35,6 +35,14 @@ pub struct ServeArgs {
     /// time in arrival order whatever N is; N is accepted for compatibility with llama-server.
     #[arg(long, default_value_t = 1)]
     parallel: usize,
+    /// Prompt caches kept for requests with different prefixes (chat turns and autocomplete
+    /// between them, a title request beside an agent's turns): each request runs on the slot
+    /// that shares the longest prefix with its prompt (at least half of it), else a free one,
+    /// else the least recently used. Each slot costs one KV cache of the context size (see
+    /// `info --memory`); slots are created as requests need them, and when the GPU has no
+    /// memory for another the server keeps the ones it has.
+    #[arg(long, default_value_t = DEFAULT_SLOTS)]
+    slots: usize,
     /// The model id clients name (default: the file name without .gguf).
     #[arg(long)]
     alias: Option<String>,
@@ -56,9 +64,15 @@ pub struct ServeArgs {
     read_timeout: u64,
 }
 
+/// `--slots` when not given.
+pub const DEFAULT_SLOTS: usize = 4;
+
 pub fn run(args: &ServeArgs) -> Result<()> {
     if args.parallel == 0 {
         bail!("--parallel must be at least 1");
+    }
+    if args.slots == 0 {
+        bail!("--slots must be at least 1");
     }
     let addr: SocketAddr = (args.host.as_str(), args.port)
         .to_socket_addrs()
@@ -84,7 +98,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         );
     }
     let path = crate::hub::resolve_model_path(&args.model)?;
-    let config = args.backend.engine_config(&path);
+    let config = crate::engine::EngineConfig {
+        slots: args.slots,
+        ..args.backend.engine_config(&path)
+    };
     // indicatif hides the bar when stderr is not a terminal.
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -136,10 +153,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         eprintln!(
-            "serving {} ({}, context {}, {}) as model \"{}\"{}",
+            "serving {} ({}, context {}, {} slot{}, {}) as model \"{}\"{}",
             info.path.display(),
             info.arch,
             info.n_ctx,
+            info.slots,
+            if info.slots == 1 { "" } else { "s" },
             info.device,
             state.options.model_id,
             if state.fim.is_some() {

@@ -124,6 +124,11 @@ impl<'t> Generator<'t> {
         }
     }
 
+    /// The tokens the sequence's cache holds (the last prompt and what was generated after it).
+    pub fn cached(&self) -> &[u32] {
+        &self.cached
+    }
+
     /// Forgets the cache contents (the next call prefills from scratch).
     pub fn reset(&mut self, seq: &mut dyn Sequence) {
         seq.truncate(0);

@@ -6,6 +6,7 @@ pub mod context;
 pub mod generate;
 pub mod load;
 pub mod sequence;
+pub mod slots;
 pub mod think;
 pub mod worker;
 
@@ -16,5 +17,6 @@ pub use generate::{
 };
 pub use load::{Backend, Loaded};
 pub use sequence::{CpuDenseSequence, CpuSequence, Sequence};
+pub use slots::{Pick, SlotTable, SlotView};
 pub use think::{Channel, ThinkSplitter, prompt_opens_thinking};
 pub use worker::{Engine, EngineConfig, Event, Job, ModelInfo, RenderedPrompt, Request};

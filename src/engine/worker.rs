@@ -1,7 +1,9 @@
 //! [`Engine`]: a loaded model on its own worker thread, the API the app and the server (and the
 //! CLI's `chat`) drive. Loading reports progress and can be cancelled; requests queue first in,
-//! first out, and each streams [`Event`]s over a channel. The worker keeps one sequence and one
-//! [`Generator`], so a request that extends the previous one's tokens reuses its KV cache.
+//! first out, and each streams [`Event`]s over a channel. The worker keeps up to
+//! [`EngineConfig::slots`] sequences, each with its [`Generator`], in a [`SlotTable`]: a request
+//! runs on the slot whose cached tokens share the longest prefix with its prompt (see
+//! [`super::slots`]) and reuses that KV cache.
 //!
 //! Only plain data crosses threads: the GGUF map and the tokenizer are shared read-only, and the
 //! backend (GPU buffers, CPU caches) lives and dies on the worker thread.
@@ -16,6 +18,8 @@ use std::time::Duration;
 use super::context::ContextSize;
 use super::generate::{GenEvent, GenerateOptions, Generation, Generator, TokenLogprob};
 use super::load::{Backend, Loaded};
+use super::sequence::Sequence;
+use super::slots::{Pick, SlotTable};
 use super::think::{Channel, prompt_opens_thinking};
 use crate::chat_template::{ChatMessage, ChatTemplate, RenderOptions};
 use crate::gguf::GgufModel;
@@ -44,6 +48,9 @@ pub struct EngineConfig {
     pub prefetch: Prefetch,
     /// How the GPU caches store keys and values.
     pub cache_type: CacheType,
+    /// Sequences (KV caches of `n_ctx` tokens each) kept for requests with different prefixes;
+    /// created as requests need them, fewer when the GPU has no memory for more.
+    pub slots: usize,
 }
 
 impl EngineConfig {
@@ -58,6 +65,7 @@ impl EngineConfig {
             expert_cache: None,
             prefetch: Prefetch::Router,
             cache_type: CacheType::default(),
+            slots: 1,
         }
     }
 }
@@ -77,8 +85,10 @@ pub struct ModelInfo {
     pub device: String,
     /// Bytes of the GGUF file(s).
     pub file_bytes: u64,
-    /// Weights, KV cache and scratch held on the GPU (0 on the CPU).
+    /// Weights, KV cache and scratch held on the GPU at load, with the first slot (0 on the CPU).
     pub gpu_bytes: u64,
+    /// The most sequences (KV caches) kept ([`EngineConfig::slots`]).
+    pub slots: usize,
 }
 
 /// A conversation rendered with the chat template and tokenized.
@@ -283,6 +293,7 @@ impl Engine {
                 device,
                 file_bytes,
                 gpu_bytes,
+                slots: config.slots.max(1),
             },
             tokenizer,
             template,
@@ -355,7 +366,8 @@ impl Engine {
         }
     }
 
-    /// Queues a generation; never blocks. Requests run one at a time in arrival order.
+    /// Queues a generation; never blocks. Requests run one at a time in arrival order, each on
+    /// the slot that has the most of its prompt cached.
     pub fn submit(&self, request: Request) -> Job {
         let (events_tx, events) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -431,7 +443,7 @@ fn run_worker(
         }
     };
     let sized = loaded.sequence_sized(config.n_ctx, config.batch, config.cache_type, &|| Ok(None));
-    let mut seq = match sized {
+    let seq = match sized {
         Ok((seq, choice)) => {
             if let Some(choice) = choice {
                 tracing::info!("{choice}");
@@ -443,20 +455,33 @@ fn run_worker(
             return;
         }
     };
+    let n_ctx = seq.n_ctx();
     let _ = load.send(LoadMessage::Ready {
         device: loaded.device(),
         gpu_bytes: loaded.gpu_weight_bytes() + seq.gpu_bytes(),
-        n_ctx: seq.n_ctx(),
+        n_ctx,
     });
 
-    let mut generator = Generator::new(tokenizer);
+    let first = Slot {
+        seq,
+        generator: Generator::new(tokenizer),
+    };
+    let mut slots = SlotTable::new(config.slots, first);
     for job in queue {
         if job.cancel.load(Ordering::SeqCst) || job.events.send(Event::Started).is_err() {
             continue;
         }
+        let index = choose_slot(&mut slots, &loaded, config, n_ctx, tokenizer, &job.request);
+        let Some(slot) = slots.claim(index) else {
+            let _ = job.events.send(Event::Error(Error::Gpu {
+                what: "running the request".to_owned(),
+                message: format!("the engine has no slot {index}"),
+            }));
+            continue;
+        };
         *running.lock().unwrap_or_else(PoisonError::into_inner) = Some(job.cancel.clone());
-        let result = generator.generate_events(
-            &mut *seq,
+        let result = slot.generator.generate_events(
+            &mut *slot.seq,
             &job.request.tokens,
             &job.request.options,
             &job.cancel,
@@ -478,10 +503,76 @@ fn run_worker(
         let _ = job.events.send(match result {
             Ok(generation) => Event::Done {
                 generation,
-                n_past: seq.n_past(),
-                session: seq.stats(),
+                n_past: slot.seq.n_past(),
+                session: slot.seq.stats(),
             },
             Err(error) => Event::Error(error),
         });
+        slots.release(index);
+    }
+}
+
+/// One slot of the worker: a sequence and the generator that knows which tokens it holds.
+struct Slot<'m, 't> {
+    seq: Box<dyn Sequence + 'm>,
+    generator: Generator<'t>,
+}
+
+/// The slot `request` runs on: [`SlotTable::pick`]'s choice, creating a sequence of `n_ctx`
+/// tokens when it asks for a new one. When that fails (the GPU has no memory for another KV
+/// cache), the table stops growing, which is logged once, and the least recently used slot is
+/// reused from then on.
+fn choose_slot<'m, 't>(
+    slots: &mut SlotTable<Slot<'m, 't>>,
+    loaded: &'m Loaded,
+    config: &EngineConfig,
+    n_ctx: usize,
+    tokenizer: &'t Tokenizer,
+    request: &Request,
+) -> usize {
+    loop {
+        match slots.pick(&request.tokens, |slot| slot.generator.cached()) {
+            Pick::Slot { index, .. } => return index,
+            // Serial: the one running slot is released before the next job is picked.
+            Pick::Wait => return 0,
+            Pick::New => {
+                match loaded.sequence_traced(n_ctx, config.batch, config.cache_type, None) {
+                    Ok(seq) => {
+                        let bytes = seq.gpu_bytes();
+                        let slot = Slot {
+                            seq,
+                            generator: Generator::new(tokenizer),
+                        };
+                        if let Some(index) = slots.push(slot) {
+                            tracing::info!(
+                                "slot {} of {} created ({} MiB of GPU memory)",
+                                index + 1,
+                                slots.limit(),
+                                bytes >> 20
+                            );
+                            return index;
+                        }
+                        slots.stop_growing();
+                    }
+                    Err(Error::GpuOutOfMemory { .. }) => {
+                        tracing::warn!(
+                            "the GPU has no memory for another KV cache of {n_ctx} tokens: keeping \
+                             {} of the {} slots asked for, reusing the least recently used",
+                            slots.len(),
+                            slots.limit()
+                        );
+                        slots.stop_growing();
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            "cannot create another slot ({error}): keeping {} of the {} asked for",
+                            slots.len(),
+                            slots.limit()
+                        );
+                        slots.stop_growing();
+                    }
+                }
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ pub async fn props(State(state): State<Arc<ServerState>>) -> Response {
             "model": state.options.model_id,
         },
         "n_ctx": info.n_ctx,
-        "total_slots": 1,
+        "total_slots": info.slots,
         "model_path": info.path.display().to_string(),
         "model_alias": state.options.model_id,
         "chat_template": state.template().source(),
