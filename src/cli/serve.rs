@@ -100,6 +100,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let path = crate::hub::resolve_model_path(&args.model)?;
     let config = crate::engine::EngineConfig {
         slots: args.slots,
+        notes: Some(|line| eprintln!("note: {line}")),
         ..args.backend.engine_config(&path)
     };
     // indicatif hides the bar when stderr is not a terminal.

@@ -51,6 +51,9 @@ pub struct EngineConfig {
     /// Sequences (KV caches of `n_ctx` tokens each) kept for requests with different prefixes;
     /// created as requests need them, fewer when the GPU has no memory for more.
     pub slots: usize,
+    /// Where the worker's one-time notices go besides `tracing` (e.g. that the GPU had no memory
+    /// for another slot); `serve` prints them on stderr.
+    pub notes: Option<fn(&str)>,
 }
 
 impl EngineConfig {
@@ -66,6 +69,7 @@ impl EngineConfig {
             prefetch: Prefetch::Router,
             cache_type: CacheType::default(),
             slots: 1,
+            notes: None,
         }
     }
 }
@@ -554,25 +558,34 @@ fn choose_slot<'m, 't>(
                         }
                         slots.stop_growing();
                     }
-                    Err(Error::GpuOutOfMemory { .. }) => {
-                        tracing::warn!(
-                            "the GPU has no memory for another KV cache of {n_ctx} tokens: keeping \
-                             {} of the {} slots asked for, reusing the least recently used",
-                            slots.len(),
-                            slots.limit()
-                        );
-                        slots.stop_growing();
-                    }
                     Err(error) => {
-                        tracing::warn!(
-                            "cannot create another slot ({error}): keeping {} of the {} asked for",
-                            slots.len(),
-                            slots.limit()
+                        let why = match error {
+                            Error::GpuOutOfMemory { .. } => format!(
+                                "the GPU has no memory for another KV cache of {n_ctx} tokens"
+                            ),
+                            error => format!("cannot create another slot ({error})"),
+                        };
+                        note(
+                            config,
+                            &format!(
+                                "{why}: keeping {} of the {} slots asked for, the least recently \
+                                 used one is reused",
+                                slots.len(),
+                                slots.limit()
+                            ),
                         );
                         slots.stop_growing();
                     }
                 }
             }
         }
+    }
+}
+
+/// A one-time notice: to `tracing`, and to [`EngineConfig::notes`] when set.
+fn note(config: &EngineConfig, line: &str) {
+    tracing::warn!("{line}");
+    if let Some(notes) = config.notes {
+        notes(line);
     }
 }
