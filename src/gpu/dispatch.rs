@@ -63,6 +63,8 @@ pub struct Dispatch {
     pub(crate) label: String,
     pub(crate) pipeline: ComputePipeline,
     pub(crate) bind_group: BindGroup,
+    /// Group 1: an IQ type's grid (`crate::gpu::iq_tables`); `None` for every other kernel.
+    pub(crate) tables: Option<BindGroup>,
     /// Workgroups in x and y.
     pub(crate) groups: (u32, u32),
 }
@@ -77,6 +79,9 @@ impl Dispatch {
     pub fn record(&self, pass: &mut ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
+        if let Some(tables) = &self.tables {
+            pass.set_bind_group(1, tables, &[]);
+        }
         pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
     }
 

@@ -5,10 +5,13 @@
 //! 1. the layout constants `BLOCK_BYTES` and `BLOCK_ELEMS`, written here from
 //!    [`GgmlType::block_bytes`] and [`GgmlType::block_elems`] (the one table of block geometry,
 //!    so no WGSL file types them by hand), and `SEGMENT` (32);
-//!    For IQ4_NL and IQ4_XS their level table follows as a WGSL `const` array
-//!    ([`crate::gpu::iq_tables`], written from `lanternfish_quant::grids`);
-//! 2. `shaders/common/bytes.wgsl` and `k_scales.wgsl`: byte, u16, u32 and f16 reads from the raw
-//!    block bytes, exact small-integer conversion and the K-quant scale unpacking;
+//!    for the IQ types their tables follow ([`crate::gpu::iq_tables`], written from
+//!    `lanternfish_quant::grids`): IQ4's levels as a WGSL `const` array, the other IQ types'
+//!    grid as a storage buffer at `@group(1) @binding(0)`, which [`QuantKernel`] uploads and
+//!    binds;
+//! 2. `shaders/common/bytes.wgsl`, `k_scales.wgsl` and `iq.wgsl`: byte, u16, u32 and f16 reads
+//!    from the raw block bytes, exact small-integer conversion, the K-quant scale unpacking and
+//!    the IQ sign helpers;
 //! 3. `shaders/quant/<type>.wgsl`: the format's segment decoder, `struct Segment`,
 //!    `segment_at(row_base, seg)` and `segment_quad(segment, q)` (elements `4q .. 4q + 4` of the
 //!    32-element segment `seg` of the row at byte `row_base` of `weights`);
@@ -26,7 +29,7 @@
 //! storage-binding windows of whole rows.
 
 use lanternfish_quant::GgmlType;
-use wgpu::{BindGroupLayout, Buffer, BufferUsages, ComputePipeline, ShaderStages};
+use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePipeline, ShaderStages};
 
 use crate::gpu::Gpu;
 use crate::gpu::dispatch::{Binding, Dispatch};
@@ -110,7 +113,7 @@ impl Kernel {
 }
 
 /// The weight types that have a `shaders/quant/` file, in GGML id order.
-pub const QUANT_TYPES: [GgmlType; 15] = [
+pub const QUANT_TYPES: [GgmlType; 22] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Q4_0,
@@ -123,14 +126,22 @@ pub const QUANT_TYPES: [GgmlType; 15] = [
     GgmlType::Q4K,
     GgmlType::Q5K,
     GgmlType::Q6K,
+    GgmlType::Iq2Xxs,
+    GgmlType::Iq2Xs,
+    GgmlType::Iq3Xxs,
+    GgmlType::Iq1S,
     GgmlType::Iq4Nl,
+    GgmlType::Iq3S,
+    GgmlType::Iq2S,
     GgmlType::Iq4Xs,
+    GgmlType::Iq1M,
     GgmlType::Bf16,
 ];
 
-const COMMON: [&str; 2] = [
+const COMMON: [&str; 3] = [
     include_str!("../../shaders/common/bytes.wgsl"),
     include_str!("../../shaders/common/k_scales.wgsl"),
+    include_str!("../../shaders/common/iq.wgsl"),
 ];
 
 const ELEMENT: &str = include_str!("../../shaders/common/element.wgsl");
@@ -200,8 +211,15 @@ fn quant_source(ty: GgmlType) -> Option<&'static str> {
         GgmlType::Q4K => include_str!("../../shaders/quant/q4_k.wgsl"),
         GgmlType::Q5K => include_str!("../../shaders/quant/q5_k.wgsl"),
         GgmlType::Q6K => include_str!("../../shaders/quant/q6_k.wgsl"),
+        GgmlType::Iq2Xxs => include_str!("../../shaders/quant/iq2_xxs.wgsl"),
+        GgmlType::Iq2Xs => include_str!("../../shaders/quant/iq2_xs.wgsl"),
+        GgmlType::Iq3Xxs => include_str!("../../shaders/quant/iq3_xxs.wgsl"),
+        GgmlType::Iq1S => include_str!("../../shaders/quant/iq1_s.wgsl"),
         GgmlType::Iq4Nl => include_str!("../../shaders/quant/iq4_nl.wgsl"),
+        GgmlType::Iq3S => include_str!("../../shaders/quant/iq3_s.wgsl"),
+        GgmlType::Iq2S => include_str!("../../shaders/quant/iq2_s.wgsl"),
         GgmlType::Iq4Xs => include_str!("../../shaders/quant/iq4_xs.wgsl"),
+        GgmlType::Iq1M => include_str!("../../shaders/quant/iq1_m.wgsl"),
         _ => return None,
     })
 }
@@ -248,10 +266,12 @@ pub fn compose(kernel: Kernel, ty: GgmlType, reduction: Reduction) -> Result<Str
     Ok(source)
 }
 
-/// A compiled pipeline with its bind group layout.
+/// A compiled pipeline with its bind group layout, and for an IQ grid type the bind group of
+/// its grid (group 1, see [`crate::gpu::iq_tables`]), which every dispatch binds beside its own.
 pub(crate) struct Pipeline {
     pub pipeline: ComputePipeline,
     pub layout: BindGroupLayout,
+    pub tables: Option<BindGroup>,
 }
 
 impl Pipeline {
@@ -283,6 +303,7 @@ impl Pipeline {
                 label: label.to_owned(),
                 pipeline: self.pipeline.clone(),
                 bind_group,
+                tables: self.tables.clone(),
                 groups,
             }
         })
@@ -301,10 +322,19 @@ pub(crate) fn build_pipeline(
     uniform_size: u64,
 ) -> Result<Pipeline> {
     let module = gpu.create_shader_module(label, source)?;
-    pipeline_for_module(gpu, label, &module, entry_point, bindings, uniform_size)
+    pipeline_for_module(
+        gpu,
+        label,
+        &module,
+        entry_point,
+        bindings,
+        uniform_size,
+        None,
+    )
 }
 
-/// [`build_pipeline`] for a compiled module.
+/// [`build_pipeline`] for a compiled module; with `tables`, group 1 binds that buffer read-only
+/// at binding 0 (an IQ grid).
 fn pipeline_for_module(
     gpu: &Gpu,
     label: &str,
@@ -312,6 +342,7 @@ fn pipeline_for_module(
     entry_point: &str,
     bindings: &[Option<bool>],
     uniform_size: u64,
+    tables: Option<&Buffer>,
 ) -> Result<Pipeline> {
     gpu.checked(&format!("creating pipeline {label}"), |device| {
         let entries: Vec<_> = bindings
@@ -340,9 +371,33 @@ fn pipeline_for_module(
             label: Some(label),
             entries: &entries,
         });
+        let tables = tables.map(|buffer| {
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &[wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: true },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }],
+            });
+            let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &layout,
+                entries: &[Binding::from(buffer).entry(0)],
+            });
+            (layout, group)
+        });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
-            bind_group_layouts: &[Some(&layout)],
+            bind_group_layouts: &match &tables {
+                Some((tables_layout, _)) => vec![Some(&layout), Some(tables_layout)],
+                None => vec![Some(&layout)],
+            },
             immediate_size: 0,
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -353,7 +408,11 @@ fn pipeline_for_module(
             compilation_options: Default::default(),
             cache: None,
         });
-        Pipeline { pipeline, layout }
+        Pipeline {
+            pipeline,
+            layout,
+            tables: tables.map(|t| t.1),
+        }
     })
 }
 
@@ -383,7 +442,21 @@ impl QuantKernel {
         let label = format!("{}.{}", kernel.name(), ty.name());
         let source = compose(kernel, ty, reduction)?;
         let module = gpu.create_trusted_shader_module(&label, &source)?;
-        let pipeline = pipeline_for_module(gpu, &label, &module, "main", bindings, params_size)?;
+        let grid = crate::gpu::iq_tables::grid(ty)
+            .map(|(_, words)| {
+                let bytes = bytemuck::cast_slice(&words);
+                gpu.upload(&format!("{label}.grid"), bytes, BufferUsages::STORAGE)
+            })
+            .transpose()?;
+        let pipeline = pipeline_for_module(
+            gpu,
+            &label,
+            &module,
+            "main",
+            bindings,
+            params_size,
+            grid.as_ref(),
+        )?;
         Ok(QuantKernel {
             ty,
             label,
