@@ -6,7 +6,8 @@ Run once by hand (never at test time); writes tests/golden/families/<preset>.jso
 tests/model_families.rs. llama.cpp's llama-server (the peer of tools/peer/README.md) is the
 independent implementation of `qwen3`, `llama` with llama3 RoPE, and the `deepseek2` files of
 Kimi-K2 (384 experts, top-8), GLM-4.7-Flash (dn + dr = dv, an MTP block after the trunk) and
-Mistral Large 3 (query temperature, softmax gating with top-2-sum groups).
+Mistral Large 3 (query temperature, softmax gating with top-2-sum groups), and `deepseek32`
+(DeepSeek-V3.2: the lightning indexer; its top_k of 64 makes the 700-id case sparse).
 
     cargo build --bin lanternfish
     python3 tools/record_family_goldens.py --lanternfish target/debug/lanternfish \
@@ -38,7 +39,7 @@ import tempfile
 import time
 import urllib.request
 
-PRESETS = ["r1-qwen3", "r1-llama", "kimi-k2", "glm-4.7-flash", "mistral-large-3"]
+PRESETS = ["r1-qwen3", "r1-llama", "kimi-k2", "glm-4.7-flash", "mistral-large-3", "v3.2"]
 SEED = 7
 TOP = 8
 

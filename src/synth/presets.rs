@@ -217,7 +217,8 @@ impl SynthConfig {
                 ..tiny
             },
             // DeepSeek-V3.2 at tiny width: V3's routing, the lightning indexer (4 heads of 128,
-            // top 64 positions, so a longer prompt is sparse) and the MTP block kept.
+            // top 64 positions, so a longer prompt is sparse), V3.2's 64 rotary dims and the MTP
+            // block kept.
             "v3.2" => SynthConfig {
                 name: "v3.2",
                 n_layer: 3,
@@ -232,6 +233,9 @@ impl SynthConfig {
                 yarn_log_multiplier: 0.1,
                 n_nextn: 1,
                 indexer: Some((4, 128, 64)),
+                // llama.cpp's deepseek32 graph needs the real 64 rotary dims (with 16 it aborts
+                // reserving its graph).
+                qk_rope: 64,
                 ..tiny
             },
             _ => return None,
