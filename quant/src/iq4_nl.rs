@@ -42,7 +42,7 @@ impl BlockFormat for BlockIq4Nl {
 
 impl Quantize for BlockIq4Nl {
     /// ggml's `quantize_iq4_nl` without an importance matrix: the best least-squares scale of the
-    /// group (see [`group_scale`]), stored as f16, and each element's level nearest to
+    /// group (see `group_scale`), stored as f16, and each element's level nearest to
     /// `x / scale` (the f32 scale, as ggml).
     fn quantize(x: &[f32]) -> Self {
         let x = &x[..32];

@@ -61,7 +61,7 @@ impl BlockFormat for BlockIq4Xs {
 
 impl Quantize for BlockIq4Xs {
     /// ggml's `quantize_iq4_xs` without an importance matrix: each group's best least-squares
-    /// scale (see [`group_scale`]); the one of largest magnitude maps to −32 (`d = −max / 32`),
+    /// scale (see `group_scale`); the one of largest magnitude maps to −32 (`d = −max / 32`),
     /// the others round to nearest in −32..=31; then each element's level nearest to
     /// `x / (d · l)` (f32 `d`, as ggml).
     fn quantize(x: &[f32]) -> Self {

@@ -3,11 +3,15 @@
 //!
 //! Per token at position p, from the attention input `a` (after `attn_norm`) and the normalised
 //! q-LoRA latent `qr = RMSNorm(W_q_a a)` that MLA shares:
-//!   q_h = (W_idx_q_b qr)_h                       [n_idx_head, dk], rope part FIRST (dr values)
-//!   k_p = LayerNorm(W_idx_k a) (weight, bias)    [dk], cached per position (the index cache)
-//!   q_h and k_p rotated on their first dr values with MLA's frequencies in NeoX pairing
-//!   w   = W_idx_proj a                           [n_idx_head]
-//!   score(t, s) = Σ_h w_h · ReLU(q_h · k_s) / sqrt(dk · n_idx_head)     for s ≤ p
+//!
+//! ```text
+//! q_h = (W_idx_q_b qr)_h                       [n_idx_head, dk], rope part FIRST (dr values)
+//! k_p = LayerNorm(W_idx_k a) (weight, bias)    [dk], cached per position (the index cache)
+//! q_h and k_p rotated on their first dr values with MLA's frequencies in NeoX pairing
+//! w   = W_idx_proj a                           [n_idx_head]
+//! score(t, s) = Σ_h w_h · ReLU(q_h · k_s) / sqrt(dk · n_idx_head)     for s ≤ p
+//! ```
+//!
 //! and MLA attends only to the `min(top_k, p + 1)` positions of highest score: every position
 //! while the context is at most `top_k` (then this is dense MLA).
 //!

@@ -5,9 +5,9 @@
 //! 1. the layout constants `BLOCK_BYTES` and `BLOCK_ELEMS`, written here from
 //!    [`GgmlType::block_bytes`] and [`GgmlType::block_elems`] (the one table of block geometry,
 //!    so no WGSL file types them by hand), and `SEGMENT` (32);
-//!    for the IQ types their tables follow ([`crate::gpu::iq_tables`], written from
+//!    for the IQ types their tables follow (`gpu::iq_tables`, written from
 //!    `lanternfish_quant::grids`): IQ4's levels as a WGSL `const` array, the other IQ types'
-//!    grid as a storage buffer at `@group(1) @binding(0)`, which [`QuantKernel`] uploads and
+//!    grid as a storage buffer at `@group(1) @binding(0)`, which `QuantKernel` uploads and
 //!    binds;
 //! 2. `shaders/common/bytes.wgsl`, `k_scales.wgsl` and `iq.wgsl`: byte, u16, u32 and f16 reads
 //!    from the raw block bytes, exact small-integer conversion, the K-quant scale unpacking and
