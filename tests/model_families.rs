@@ -306,9 +306,10 @@ fn mistral_large_3_cpu_matches_llama_cpp() {
 /// the indexer keeps every position. The 700-id case, where each step attends to 64 selected
 /// positions, does not match llama.cpp yet (measured: mean |Δ| 0.088 nats, argmax differs on 2
 /// confident steps, while dense attention is off by 3-8 nats): the selections differ. Not
-/// explained by the f16 index-key cache llama.cpp keeps (rounding our keys to f16 changes
-/// nothing); its Hadamard rotation before that rounding and its LayerNorm ε are the next
-/// suspects. That case is left out until it is understood.
+/// precision: emulating llama.cpp's Hadamard rotation changes none of our logits, and rounding
+/// the rotated keys to f16 as its index cache stores them leaves the gap. Its LayerNorm ε and how
+/// its sparse attention applies the top-k are the next suspects; that case is left out until
+/// it is understood.
 #[test]
 fn v3_2_cpu_matches_llama_cpp_within_top_k() {
     let (_dir, path) = synth("v3.2");
