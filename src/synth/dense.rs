@@ -10,14 +10,10 @@
 
 use std::io::Write;
 
-use lanternfish_quant::GgmlType;
-
-use super::{Init, TensorSpec, WeightType, encode_rows, tokenizer_bytes};
+use super::{Init, TensorSpec, WeightType, bundled_tokenizer, encode_rows, write_file};
+use crate::Result;
 use crate::cpu::dense_rope::llama3_factors;
-use crate::gguf::{GgufFile, GgufWriter, MetaValue};
-use crate::quantize::mix::is_quantizable;
-use crate::quantize::target_type;
-use crate::{Error, Result};
+use crate::gguf::{GgufWriter, MetaValue};
 
 /// The RoPE a dense preset records.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -202,54 +198,24 @@ pub fn write_dense_model<W: Write>(
     sink: W,
     progress: &dyn Fn(usize, usize),
 ) -> Result<()> {
-    let (name, bytes) = tokenizer_bytes(c.full_vocab);
-    let tokenizer = GgufFile::from_bytes(name.as_ref(), bytes.to_vec())?;
-    let n_vocab = tokenizer
-        .get("tokenizer.ggml.tokens")
-        .and_then(|v| v.as_array())
-        .map(|a| a.len() as u64)
-        .ok_or_else(|| Error::Metadata {
-            key: "tokenizer.ggml.tokens".into(),
-            what: "missing from the bundled tokenizer".into(),
-        })?;
+    let (tokenizer, n_vocab) = bundled_tokenizer(c.full_vocab)?;
     let mut w = GgufWriter::new();
     write_metadata(&mut w, c, weights, seed, n_vocab);
-    for (key, value) in tokenizer.metadata() {
-        if key.starts_with("tokenizer.") {
-            w.set(key, MetaValue::from(value));
-        }
-    }
     let specs = c.tensor_specs(n_vocab);
-    let types: Vec<GgmlType> = specs
-        .iter()
-        .map(|s| match weights {
-            _ if !is_quantizable(&s.name, &s.shape) => GgmlType::F32,
-            WeightType::Float(ty) => ty,
-            WeightType::Quant(mix) => {
-                target_type(mix, &s.name, &s.shape, c.n_layer, true).unwrap_or(GgmlType::F32)
-            }
-        })
-        .collect();
-    let invalid = |e: crate::gguf::WriteError| Error::Tensor {
-        name: "synthetic model".into(),
-        what: e.to_string(),
-    };
-    for (s, ty) in specs.iter().zip(&types) {
-        w.add_tensor_info(&s.name, *ty, &s.shape).map_err(invalid)?;
-    }
     let factors = c.rope_factors();
-    let mut stream = w.start(sink).map_err(invalid)?;
-    for (i, (s, ty)) in specs.iter().zip(&types).enumerate() {
-        progress(i, specs.len());
-        let data = match (&factors, s.name.as_str()) {
+    let kinds = (weights, c.n_layer);
+    write_file(
+        w,
+        &tokenizer,
+        &specs,
+        kinds,
+        sink,
+        progress,
+        &|s, ty| match (&factors, s.name.as_str()) {
             (Some(f), "rope_freqs.weight") => bytemuck::cast_slice::<f32, u8>(f).to_vec(),
-            _ => encode_rows(seed, s, *ty, &|_, _| {}),
-        };
-        stream.write_tensor(&data).map_err(invalid)?;
-    }
-    stream.finish().map_err(invalid)?;
-    progress(specs.len(), specs.len());
-    Ok(())
+            _ => encode_rows(seed, s, ty, &|_, _| {}),
+        },
+    )
 }
 
 fn write_metadata(

@@ -81,8 +81,7 @@ pub struct SynthOptions {
 
 /// The bundled tokenizer a preset uses (a vocab-only GGUF).
 pub fn tokenizer_gguf(config: &SynthConfig) -> Result<GgufFile> {
-    let (name, bytes) = tokenizer_bytes(config.full_vocab);
-    GgufFile::from_bytes(name.as_ref(), bytes.to_vec())
+    bundled_tokenizer(config.full_vocab).map(|(tokenizer, _)| tokenizer)
 }
 
 /// The name and bytes of the full DeepSeek-V3 tokenizer or its 4096-row cut.
@@ -94,26 +93,24 @@ fn tokenizer_bytes(full_vocab: bool) -> (&'static str, &'static [u8]) {
     }
 }
 
-/// The type each tensor is stored in.
-fn tensor_type(options: &SynthOptions, spec: &TensorSpec) -> GgmlType {
+/// The type each tensor is stored in: F32 where the mix rules never quantize, else the float
+/// type or the mix's choice for a model of `n_layer` blocks.
+fn tensor_type(weights: WeightType, n_layer: u64, spec: &TensorSpec) -> GgmlType {
     let name = spec.name.as_str();
     let quantizable = crate::quantize::mix::is_quantizable(name, &spec.shape);
-    match options.weights {
+    match weights {
         _ if !quantizable => GgmlType::F32,
         WeightType::Float(ty) => ty,
-        WeightType::Quant(mix) => target_type(mix, name, &spec.shape, options.config.n_layer, true)
-            .unwrap_or(GgmlType::F32),
+        WeightType::Quant(mix) => {
+            target_type(mix, name, &spec.shape, n_layer, true).unwrap_or(GgmlType::F32)
+        }
     }
 }
 
-/// Writes the model to `sink`; `progress` is called with (tensor index, tensor count).
-pub fn write_model<W: Write>(
-    options: &SynthOptions,
-    sink: W,
-    progress: &dyn Fn(usize, usize),
-) -> Result<()> {
-    let c = &options.config;
-    let tokenizer = tokenizer_gguf(c)?;
+/// The bundled tokenizer and its vocabulary size.
+fn bundled_tokenizer(full_vocab: bool) -> Result<(GgufFile, u64)> {
+    let (name, bytes) = tokenizer_bytes(full_vocab);
+    let tokenizer = GgufFile::from_bytes(name.as_ref(), bytes.to_vec())?;
     let n_vocab = tokenizer
         .get("tokenizer.ggml.tokens")
         .and_then(|v| v.as_array())
@@ -122,26 +119,29 @@ pub fn write_model<W: Write>(
             key: "tokenizer.ggml.tokens".into(),
             what: "missing from the bundled tokenizer".into(),
         })?;
-    let mut writer = GgufWriter::new();
-    write_metadata(&mut writer, options, n_vocab);
+    Ok((tokenizer, n_vocab))
+}
+
+/// Copies the `tokenizer.*` keys, then writes every tensor of `specs` (its type from
+/// [`tensor_type`], its bytes from `data`) to `sink`; `progress` gets (tensor index, count).
+fn write_file<W: Write>(
+    mut writer: GgufWriter,
+    tokenizer: &GgufFile,
+    specs: &[TensorSpec],
+    (weights, n_layer): (WeightType, u64),
+    sink: W,
+    progress: &dyn Fn(usize, usize),
+    data: &dyn Fn(&TensorSpec, GgmlType) -> Vec<u8>,
+) -> Result<()> {
     for (key, value) in tokenizer.metadata() {
         if key.starts_with("tokenizer.") {
             writer.set(key, MetaValue::from(value));
         }
     }
-    let specs = tensor_specs(c, n_vocab, options.layout);
-    let skew = match c.routing {
-        Routing::Uniform => None,
-        Routing::Skewed(params) => Some(Skew::new(
-            params,
-            options.seed,
-            c.n_embd as usize,
-            n_vocab,
-            c.n_expert as usize,
-            c.n_expert_used as usize,
-        )),
-    };
-    let types: Vec<GgmlType> = specs.iter().map(|s| tensor_type(options, s)).collect();
+    let types: Vec<GgmlType> = specs
+        .iter()
+        .map(|s| tensor_type(weights, n_layer, s))
+        .collect();
     let invalid = |e: crate::gguf::WriteError| Error::Tensor {
         name: "synthetic model".into(),
         what: e.to_string(),
@@ -154,12 +154,45 @@ pub fn write_model<W: Write>(
     let mut stream = writer.start(sink).map_err(invalid)?;
     for (i, (s, ty)) in specs.iter().zip(&types).enumerate() {
         progress(i, specs.len());
-        let data = generate(options, s, *ty, skew.as_ref());
-        stream.write_tensor(&data).map_err(invalid)?;
+        stream.write_tensor(&data(s, *ty)).map_err(invalid)?;
     }
     stream.finish().map_err(invalid)?;
     progress(specs.len(), specs.len());
     Ok(())
+}
+
+/// Writes the model to `sink`; `progress` is called with (tensor index, tensor count).
+pub fn write_model<W: Write>(
+    options: &SynthOptions,
+    sink: W,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
+    let c = &options.config;
+    let (tokenizer, n_vocab) = bundled_tokenizer(c.full_vocab)?;
+    let mut writer = GgufWriter::new();
+    write_metadata(&mut writer, options, n_vocab);
+    let specs = tensor_specs(c, n_vocab, options.layout);
+    let skew = match c.routing {
+        Routing::Uniform => None,
+        Routing::Skewed(params) => Some(Skew::new(
+            params,
+            options.seed,
+            c.n_embd as usize,
+            n_vocab,
+            c.n_expert as usize,
+            c.n_expert_used as usize,
+        )),
+    };
+    let kinds = (options.weights, c.n_layer);
+    write_file(
+        writer,
+        &tokenizer,
+        &specs,
+        kinds,
+        sink,
+        progress,
+        &|s, ty| generate(options, s, ty, skew.as_ref()),
+    )
 }
 
 fn write_metadata(w: &mut GgufWriter, o: &SynthOptions, n_vocab: u64) {
