@@ -6,8 +6,8 @@
 //! `LLM_ARCH_LLAMA` / `LLM_ARCH_QWEN2` / `LLM_ARCH_QWEN3`). Shapes in comments are GGUF `ne` order (contiguous
 //! dimension first), as in `weights.rs`.
 
-use super::config::{RopeScaling, YarnConfig};
 use super::dense_rope::DenseRope;
+use super::metadata::{ScalingKeys, rope_scaling};
 use crate::gguf::{GgufModel, TensorInfo, Value};
 use crate::{Error, Result};
 
@@ -296,17 +296,9 @@ impl Meta<'_> {
     }
 }
 
-/// `rope.freq_base` and `rope.scaling.*` as llama.cpp reads them for these architectures: no
-/// type key means linear scaling by the factor (none when it is absent, 0 or 1); YaRN takes its
-/// original context (default `context_length`), betas, extrapolation factor and log multiplier;
-/// any other type is an error naming it.
+/// `rope.freq_base`, `rope.scaling.*` ([`rope_scaling`], shared with deepseek2) and
+/// `rope.scaling.attn_factor` (a factor on the rotated values here, positive).
 fn read_rope(m: &Meta<'_>, n_ctx_train: usize) -> Result<DenseRope> {
-    let factor = m.opt_f32("rope.scaling.factor")?;
-    if factor.is_some_and(|f| f < 0.0) {
-        return Err(m.error("rope.scaling.factor", "must not be negative".into()));
-    }
-    // llama.cpp: a factor of 0 means "no scaling" (freq_scale 1).
-    let factor = factor.filter(|&f| f != 0.0).unwrap_or(1.0);
     let attn_factor = m.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
     if attn_factor <= 0.0 {
         return Err(m.error(
@@ -314,39 +306,26 @@ fn read_rope(m: &Meta<'_>, n_ctx_train: usize) -> Result<DenseRope> {
             format!("{attn_factor} must be positive"),
         ));
     }
-    let scaling = match m.opt_str("rope.scaling.type")?.as_deref() {
-        Some("none") => RopeScaling::None,
-        None | Some("linear") if factor == 1.0 => RopeScaling::None,
-        None | Some("linear") => RopeScaling::Linear { factor },
-        Some("yarn") => RopeScaling::Yarn(YarnConfig {
-            factor,
-            n_ctx_orig: m
-                .opt_usize("rope.scaling.original_context_length")?
-                .filter(|&n| n != 0)
-                .unwrap_or(n_ctx_train),
-            beta_fast: m.opt_f32("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
-            beta_slow: m.opt_f32("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
-            // llama.cpp: a negative ext_factor means "the default", 1 for YaRN.
-            ext_factor: m
-                .opt_f32("rope.scaling.yarn_ext_factor")?
-                .filter(|&v| v >= 0.0)
-                .unwrap_or(1.0),
-            log_multiplier: m
-                .opt_f32("rope.scaling.yarn_log_multiplier")?
-                .unwrap_or(0.0),
-        }),
-        Some(other) => {
-            return Err(m.error(
-                "rope.scaling.type",
-                format!("\"{other}\" is not supported (none, linear, yarn)"),
-            ));
-        }
-    };
     Ok(DenseRope {
         freq_base: m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
-        scaling,
+        scaling: rope_scaling(m, n_ctx_train)?,
         attn_factor,
     })
+}
+
+impl ScalingKeys for Meta<'_> {
+    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
+        Meta::opt_usize(self, name)
+    }
+    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
+        Meta::opt_f32(self, name)
+    }
+    fn opt_str(&self, name: &str) -> Result<Option<String>> {
+        Meta::opt_str(self, name)
+    }
+    fn error(&self, name: &str, what: String) -> Error {
+        Meta::error(self, name, what)
+    }
 }
 
 /// Every tensor of a dense model, validated.

@@ -153,24 +153,42 @@ pub(super) fn read_gating(m: &Meta<'_, '_>, n_layer: usize, n_vocab: usize) -> R
     }
 }
 
-/// `rope.scaling.*` (spec §2, §4.4). Without a type key llama.cpp uses linear scaling with the
-/// factor (1 when absent, i.e. none).
-pub(super) fn read_rope_scaling(m: &Meta<'_, '_>, n_ctx_train: usize) -> Result<RopeScaling> {
+/// The typed lookups [`rope_scaling`] needs: the deepseek2 and the dense metadata readers (whose
+/// keys have different prefixes) both provide them.
+pub(super) trait ScalingKeys {
+    fn opt_usize(&self, name: &str) -> Result<Option<usize>>;
+    fn opt_f32(&self, name: &str) -> Result<Option<f32>>;
+    fn opt_str(&self, name: &str) -> Result<Option<String>>;
+    fn error(&self, name: &str, what: String) -> Error;
+}
+
+impl ScalingKeys for Meta<'_, '_> {
+    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
+        Meta::opt_usize(self, name)
+    }
+    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
+        Meta::opt_f32(self, name)
+    }
+    fn opt_str(&self, name: &str) -> Result<Option<String>> {
+        Meta::opt_str(self, name)
+    }
+    fn error(&self, name: &str, what: String) -> Error {
+        meta_error(name, what)
+    }
+}
+
+/// `rope.scaling.*` (spec §2, §4.4) as llama.cpp reads it for every architecture. Without a type
+/// key llama.cpp uses linear scaling with the factor (none when it is absent, 0 or 1); YaRN takes
+/// its original context (default `context_length`, also for 0), betas, extrapolation factor and
+/// log multiplier; any other type is an error naming it.
+pub(super) fn rope_scaling(m: &dyn ScalingKeys, n_ctx_train: usize) -> Result<RopeScaling> {
     let factor = m.opt_f32("rope.scaling.factor")?;
     if factor.is_some_and(|f| f < 0.0) {
-        return Err(meta_error("rope.scaling.factor", "must not be negative"));
+        return Err(m.error("rope.scaling.factor", "must not be negative".into()));
     }
     // llama.cpp: a factor of 0 means "no scaling" (freq_scale 1).
     let factor = factor.filter(|&f| f != 0.0).unwrap_or(1.0);
-    for name in ["rope.scaling.attn_factor", "rope.scaling.yarn_attn_factor"] {
-        if let Some(v) = m.opt_f32(name)?
-            && v != 1.0
-        {
-            return Err(meta_error(name, format!("{v} is not supported (only 1)")));
-        }
-    }
-    let kind = m.opt_str("rope.scaling.type")?;
-    match kind.as_deref() {
+    match m.opt_str("rope.scaling.type")?.as_deref() {
         Some("none") => Ok(RopeScaling::None),
         None | Some("linear") if factor == 1.0 => Ok(RopeScaling::None),
         None | Some("linear") => Ok(RopeScaling::Linear { factor }),
@@ -178,6 +196,7 @@ pub(super) fn read_rope_scaling(m: &Meta<'_, '_>, n_ctx_train: usize) -> Result<
             factor,
             n_ctx_orig: m
                 .opt_usize("rope.scaling.original_context_length")?
+                .filter(|&n| n != 0)
                 .unwrap_or(n_ctx_train),
             beta_fast: m.opt_f32("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
             beta_slow: m.opt_f32("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
@@ -190,11 +209,23 @@ pub(super) fn read_rope_scaling(m: &Meta<'_, '_>, n_ctx_train: usize) -> Result<
                 .opt_f32("rope.scaling.yarn_log_multiplier")?
                 .unwrap_or(0.0),
         })),
-        Some(other) => Err(meta_error(
+        Some(other) => Err(m.error(
             "rope.scaling.type",
             format!("\"{other}\" is not supported (none, linear, yarn)"),
         )),
     }
+}
+
+/// deepseek2's `rope.scaling.*`: [`rope_scaling`], with an attention factor other than 1 refused.
+pub(super) fn read_rope_scaling(m: &Meta<'_, '_>, n_ctx_train: usize) -> Result<RopeScaling> {
+    for name in ["rope.scaling.attn_factor", "rope.scaling.yarn_attn_factor"] {
+        if let Some(v) = m.opt_f32(name)?
+            && v != 1.0
+        {
+            return Err(meta_error(name, format!("{v} is not supported (only 1)")));
+        }
+    }
+    rope_scaling(m, n_ctx_train)
 }
 
 /// `attention.temperature_scale` / `_length` (Mistral Large 3): absent or a scale of 0 ⇒ none
