@@ -17,7 +17,10 @@ use lanternfish::model::dense::{Arch, DenseConfig, RopeStyle, architecture};
 use serde_json::Value as Json;
 use tiny_qwen2::{BASE, D, EPS, FF, H, HD, HKV, L, Tiny, V, tiny_gguf, tiny_weights};
 
+mod golden_json;
 mod tiny_qwen2;
+
+use golden_json::{ids, log_softmax};
 
 const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
 
@@ -45,29 +48,7 @@ fn smollm2() -> GgufModel {
 }
 
 fn goldens(name: &str) -> Json {
-    let path = repo().join("tests/golden/smollm2").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn log_softmax(row: &[f32]) -> Vec<f64> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = row
-        .iter()
-        .map(|&x| (x as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
-        + max;
-    row.iter().map(|&x| x as f64 - lse).collect()
+    golden_json::read(&format!("tests/golden/smollm2/{name}"))
 }
 
 fn argmax(row: &[f32]) -> usize {

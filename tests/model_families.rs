@@ -21,11 +21,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod golden_json;
 mod gpu_common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use golden_json::{ids, log_softmax};
 use gpu_common::{exact_session, shared_gpu};
 use lanternfish::cpu::CpuModel;
 use lanternfish::cpu::dense::DenseModel;
@@ -74,28 +76,7 @@ fn synth(preset: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn golden(preset: &str) -> Json {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/families")
-        .join(format!("{preset}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn log_softmax(row: &[f32]) -> Vec<f64> {
-    let max = row
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
-    let sum: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum();
-    row.iter().map(|&x| f64::from(x) - max - sum.ln()).collect()
+    golden_json::read(&format!("tests/golden/families/{preset}.json"))
 }
 
 /// How our log-probabilities compare with llama.cpp's over every step of a recording.
