@@ -10,7 +10,7 @@
 //! store anyway).
 
 use super::metadata::{
-    Meta, meta_error, read_gating, read_head_dims, read_rope_scaling, read_temperature,
+    Meta, TypedKeys, meta_error, read_gating, read_head_dims, read_rope_scaling, read_temperature,
 };
 use crate::gguf::{GgufModel, Value};
 use crate::{Error, Result};

@@ -7,7 +7,7 @@
 //! dimension first), as in `weights.rs`.
 
 use super::dense_rope::DenseRope;
-use super::metadata::{ScalingKeys, rope_scaling};
+use super::metadata::{TypedKeys, rope_scaling};
 use crate::gguf::{GgufModel, TensorInfo, Value};
 use crate::{Error, Result};
 
@@ -248,50 +248,17 @@ impl Meta<'_> {
     fn key(&self, name: &str) -> String {
         format!("{}.{name}", self.prefix)
     }
+}
+
+impl<'m> TypedKeys<'m> for Meta<'m> {
+    fn value(&self, name: &str) -> Option<Value<'m>> {
+        self.model.get(&self.key(name))
+    }
 
     fn error(&self, name: &str, what: String) -> Error {
         Error::Metadata {
             key: self.key(name),
             what,
-        }
-    }
-
-    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
-        match self.model.get(&self.key(name)) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    self.error(name, format!("expected a non-negative integer, found {v}"))
-                }),
-        }
-    }
-
-    fn usize(&self, name: &str) -> Result<usize> {
-        self.opt_usize(name)?
-            .ok_or_else(|| self.error(name, "missing".into()))
-    }
-
-    fn opt_str(&self, name: &str) -> Result<Option<String>> {
-        match self.model.get(&self.key(name)) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(|s| Some(s.to_owned()))
-                .ok_or_else(|| self.error(name, format!("expected a string, found {v}"))),
-        }
-    }
-
-    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
-        match self.model.get(&self.key(name)) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .map(|x| Some(x as f32))
-                .ok_or_else(|| self.error(name, format!("expected a finite number, found {v}"))),
         }
     }
 }
@@ -311,21 +278,6 @@ fn read_rope(m: &Meta<'_>, n_ctx_train: usize) -> Result<DenseRope> {
         scaling: rope_scaling(m, n_ctx_train)?,
         attn_factor,
     })
-}
-
-impl ScalingKeys for Meta<'_> {
-    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
-        Meta::opt_usize(self, name)
-    }
-    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
-        Meta::opt_f32(self, name)
-    }
-    fn opt_str(&self, name: &str) -> Result<Option<String>> {
-        Meta::opt_str(self, name)
-    }
-    fn error(&self, name: &str, what: String) -> Error {
-        Meta::error(self, name, what)
-    }
 }
 
 /// Every tensor of a dense model, validated.

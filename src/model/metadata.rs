@@ -17,53 +17,71 @@ pub(super) struct Meta<'f, 'a> {
     pub(super) get: &'f dyn Fn(&str) -> Option<Value<'a>>,
 }
 
-impl Meta<'_, '_> {
-    pub(super) fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
-        match (self.get)(&key(name)) {
+impl<'a> TypedKeys<'a> for Meta<'_, 'a> {
+    fn value(&self, name: &str) -> Option<Value<'a>> {
+        (self.get)(&key(name))
+    }
+
+    fn error(&self, name: &str, what: String) -> Error {
+        meta_error(name, what)
+    }
+}
+
+/// Typed reads of an architecture's keys by short name (`"rope.freq_base"`), shared by the
+/// deepseek2 and the dense metadata readers, whose prefixes differ: a present key of the wrong
+/// type is an error naming it.
+pub(super) trait TypedKeys<'a> {
+    /// The value of `{arch}.{name}`.
+    fn value(&self, name: &str) -> Option<Value<'a>>;
+    /// An error about `{arch}.{name}`.
+    fn error(&self, name: &str, what: String) -> Error;
+
+    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
+        match self.value(name) {
             None => Ok(None),
             Some(v) => v
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
                 .map(Some)
                 .ok_or_else(|| {
-                    meta_error(name, format!("expected a non-negative integer, found {v}"))
+                    self.error(name, format!("expected a non-negative integer, found {v}"))
                 }),
         }
     }
 
-    pub(super) fn usize(&self, name: &str) -> Result<usize> {
+    fn usize(&self, name: &str) -> Result<usize> {
         self.opt_usize(name)?
-            .ok_or_else(|| meta_error(name, "missing"))
+            .ok_or_else(|| self.error(name, "missing".into()))
     }
 
-    pub(super) fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
-        match (self.get)(&key(name)) {
+    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
+        match self.value(name) {
             None => Ok(None),
             Some(v) => v
                 .as_f64()
                 .filter(|x| x.is_finite())
                 .map(|x| Some(x as f32))
-                .ok_or_else(|| meta_error(name, format!("expected a finite number, found {v}"))),
+                .ok_or_else(|| self.error(name, format!("expected a finite number, found {v}"))),
         }
     }
 
-    pub(super) fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
-        match (self.get)(&key(name)) {
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
+        match self.value(name) {
             None => Ok(None),
             Some(v) => v
                 .as_bool()
                 .map(Some)
-                .ok_or_else(|| meta_error(name, format!("expected a bool, found {v}"))),
+                .ok_or_else(|| self.error(name, format!("expected a bool, found {v}"))),
         }
     }
 
-    pub(super) fn opt_str(&self, name: &str) -> Result<Option<String>> {
-        match (self.get)(&key(name)) {
+    fn opt_str(&self, name: &str) -> Result<Option<String>> {
+        match self.value(name) {
             None => Ok(None),
             Some(v) => v
                 .as_str()
                 .map(|s| Some(s.to_owned()))
-                .ok_or_else(|| meta_error(name, format!("expected a string, found {v}"))),
+                .ok_or_else(|| self.error(name, format!("expected a string, found {v}"))),
         }
     }
 }
@@ -153,35 +171,11 @@ pub(super) fn read_gating(m: &Meta<'_, '_>, n_layer: usize, n_vocab: usize) -> R
     }
 }
 
-/// The typed lookups [`rope_scaling`] needs: the deepseek2 and the dense metadata readers (whose
-/// keys have different prefixes) both provide them.
-pub(super) trait ScalingKeys {
-    fn opt_usize(&self, name: &str) -> Result<Option<usize>>;
-    fn opt_f32(&self, name: &str) -> Result<Option<f32>>;
-    fn opt_str(&self, name: &str) -> Result<Option<String>>;
-    fn error(&self, name: &str, what: String) -> Error;
-}
-
-impl ScalingKeys for Meta<'_, '_> {
-    fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
-        Meta::opt_usize(self, name)
-    }
-    fn opt_f32(&self, name: &str) -> Result<Option<f32>> {
-        Meta::opt_f32(self, name)
-    }
-    fn opt_str(&self, name: &str) -> Result<Option<String>> {
-        Meta::opt_str(self, name)
-    }
-    fn error(&self, name: &str, what: String) -> Error {
-        meta_error(name, what)
-    }
-}
-
 /// `rope.scaling.*` (spec §2, §4.4) as llama.cpp reads it for every architecture. Without a type
 /// key llama.cpp uses linear scaling with the factor (none when it is absent, 0 or 1); YaRN takes
 /// its original context (default `context_length`, also for 0), betas, extrapolation factor and
 /// log multiplier; any other type is an error naming it.
-pub(super) fn rope_scaling(m: &dyn ScalingKeys, n_ctx_train: usize) -> Result<RopeScaling> {
+pub(super) fn rope_scaling(m: &dyn TypedKeys<'_>, n_ctx_train: usize) -> Result<RopeScaling> {
     let factor = m.opt_f32("rope.scaling.factor")?;
     if factor.is_some_and(|f| f < 0.0) {
         return Err(m.error("rope.scaling.factor", "must not be negative".into()));
