@@ -26,20 +26,23 @@ pub enum MlaForm {
 
 /// Projections of `n_tok` normalised inputs `a` `[n_tok, d]` at positions `pos0..`: returns the
 /// queries `[n_tok, H, dn + dr]` (q_pe rotated, all of it scaled by the query temperature if the
-/// model has one) and the latent cache rows `[n_tok, r + dr]`
-/// (c_kv normalised, k_pe rotated).
+/// model has one), the latent cache rows `[n_tok, r + dr]` (c_kv normalised, k_pe rotated) and,
+/// with q compression, the normalised q latent `[n_tok, rq]` (which V3.2's indexer reads too).
 pub fn project(
     w: &LayerWeights<'_>,
     c: &DeepSeekConfig,
     freqs: &[f64],
     a: &[f32],
     pos0: usize,
-) -> (Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     let n_tok = a.len() / c.n_embd;
     let (dn, dk, r) = (c.n_embd_head_qk_nope, c.n_embd_head_qk(), c.n_lora_kv);
     let mut q = vec![0f32; n_tok * c.n_head * dk]; // [n_tok, H, dn + dr]
-    match &w.q {
-        QWeights::Plain(attn_q) => matmul(&mut q, attn_q, a),
+    let cq = match &w.q {
+        QWeights::Plain(attn_q) => {
+            matmul(&mut q, attn_q, a);
+            None
+        }
         QWeights::Lora {
             attn_q_a,
             attn_q_a_norm,
@@ -49,8 +52,9 @@ pub fn project(
             matmul(&mut cq, attn_q_a, a);
             rmsnorm_rows(&mut cq, attn_q_a_norm, c.rms_eps);
             matmul(&mut q, attn_q_b, &cq);
+            Some(cq)
         }
-    }
+    };
     let mut kv = vec![0f32; n_tok * (r + c.n_rot)]; // [n_tok, r + dr]
     matmul(&mut kv, &w.attn_kv_a_mqa, a);
     let mut normed = vec![0f32; r];
@@ -73,7 +77,7 @@ pub fn project(
         c_kv.copy_from_slice(&normed);
         rope(k_pe, pos, freqs); // k_pe [dr], one key shared by all heads
     }
-    (q, kv)
+    (q, kv, cq)
 }
 
 /// Absorbed MLA for one query `q` `[H, dn + dr]` over latent rows `[n_ctx, r + dr]`; writes

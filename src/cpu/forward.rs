@@ -8,7 +8,7 @@ use super::indexer;
 use super::kv_cache::LatentCache;
 use super::moe::{Routing, moe_ffn, swiglu};
 use super::ops::{matmul, rmsnorm_rows, rope_freqs};
-use super::weights::{FfnWeights, LayerWeights, QWeights, Weights};
+use super::weights::{FfnWeights, LayerWeights, Weights};
 use crate::gguf::GgufModel;
 use crate::model::DeepSeekConfig;
 use crate::{Error, Result};
@@ -106,33 +106,26 @@ impl Session<'_, '_> {
     }
 
     /// DeepSeek-V3.2: appends the new tokens' index keys of layer `il` and returns, for each new
-    /// token, the positions its MLA attends to (`None` for models without an indexer).
+    /// token, the positions its MLA attends to (`None` for models without an indexer). `qr` is
+    /// the normalised q latent [`project`] computed (the config requires q-LoRA with an indexer).
     fn select(
         &mut self,
         il: usize,
         layer: &LayerWeights<'_>,
         normed: &[f32],
+        qr: Option<&[f32]>,
     ) -> Option<Vec<Vec<usize>>> {
         let (model, c) = (self.model, &self.model.config);
-        let (ix, top_k) = (layer.indexer.as_ref()?, c.indexer?.top_k);
-        let QWeights::Lora {
-            attn_q_a,
-            attn_q_a_norm,
-            ..
-        } = &layer.q
-        else {
-            return None; // the config check requires q-LoRA with an indexer
-        };
+        let (ix, top_k, qr) = (layer.indexer.as_ref()?, c.indexer?.top_k, qr?);
         let keys = indexer::keys(ix, &model.rope_freqs, c.n_rot, normed, self.n_past);
         self.index_keys[il].extend_from_slice(&keys);
-        let qr = indexer::q_latent(attn_q_a, attn_q_a_norm, c.rms_eps, normed);
         let freqs = &model.rope_freqs;
         let keys = &self.index_keys[il];
         Some(indexer::select(
             ix,
             c,
             freqs,
-            &qr,
+            qr,
             normed,
             keys,
             self.n_past,
@@ -155,9 +148,9 @@ impl Session<'_, '_> {
             // Attention block.
             normed.copy_from_slice(&x);
             rmsnorm_rows(&mut normed, &layer.attn_norm, c.rms_eps);
-            let (q, latent) = project(layer, c, &model.rope_freqs, &normed, self.n_past); // [n_tok, H, dn+dr], [n_tok, r+dr]
+            let (q, latent, qr) = project(layer, c, &model.rope_freqs, &normed, self.n_past); // [n_tok, H, dn+dr], [n_tok, r+dr], [n_tok, rq]
             self.cache.push(il, &latent);
-            let selected = self.select(il, layer, &normed); // V3.2: the positions MLA may use
+            let selected = self.select(il, layer, &normed, qr.as_deref()); // V3.2: the positions MLA may use
             let o = attention(
                 layer,
                 c,

@@ -22,7 +22,7 @@
 
 use super::dense::rope_neox;
 use super::matrix::Matrix;
-use super::ops::{dot, matmul, rmsnorm_rows};
+use super::ops::{dot, matmul};
 use crate::model::DeepSeekConfig;
 
 /// LayerNorm ε of the index keys (DeepSeek's `Indexer.k_norm`).
@@ -113,15 +113,6 @@ pub fn select(
             order
         })
         .collect()
-}
-
-/// The normalised q-LoRA latent `qr` `[n_tok, rq]` of attention inputs `a`.
-pub fn q_latent(q_a: &Matrix<'_>, q_a_norm: &[f32], eps: f32, a: &[f32]) -> Vec<f32> {
-    let n_tok = a.len() / q_a.n_cols();
-    let mut qr = vec![0f32; n_tok * q_a.n_rows()];
-    matmul(&mut qr, q_a, a);
-    rmsnorm_rows(&mut qr, q_a_norm, eps);
-    qr
 }
 
 /// `(x − mean) / sqrt(var + ε) · weight + bias`, in place.
